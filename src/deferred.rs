@@ -66,11 +66,14 @@ impl<T> Deferred<T> {
     }
 }
 
+// The value is never pinned in place (it is moved out of the `Option`), and the boxed future
+// is pinned on the heap, so `Deferred` can be moved freely whatever `T` is.
+impl<T> Unpin for Deferred<T> {}
+
 impl<T> Future for Deferred<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        // `Deferred` is `Unpin`: the only pinned data lives behind the `Box`.
         match &mut self.get_mut().inner {
             Inner::Ready(value) => Poll::Ready(
                 value

@@ -1,3 +1,110 @@
-//! tower-mcp-auth (work in progress).
+//! # tower-mcp-auth
+//!
+//! Composable [Tower](https://docs.rs/tower) layers that give any hyper, axum or tonic MCP
+//! (Model Context Protocol) server authentication in-process: API keys, OAuth 2.1 bearer
+//! tokens and per-endpoint policy, in the four auth modes users know from MCP gateways.
+//!
+//! ```text
+//! request ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ your MCP service
+//!            (identify)     (identify)     (decide: 401 / 403)
+//! ```
+//!
+//! Authenticators only *identify*: they verify a presented credential and leave the outcome
+//! in the request extensions. [`EndpointPolicyLayer`] *decides* per endpoint and puts the one
+//! chosen [`Identity`] into the extensions for handlers. [`McpAuth`] composes all three in one
+//! `.layer(...)`.
+//!
+//! ## The four modes (per endpoint)
+//!
+//! | mode | missing credentials | wrong credentials |
+//! |---|---|---|
+//! | [`EndpointPolicy::open`] | pass | not checked, pass |
+//! | [`EndpointPolicy::api_key_only`] | 401 `authentication_required`, **no** `WWW-Authenticate` | 401 `invalid_credentials` |
+//! | [`EndpointPolicy::both`] | 401 `authentication_required` + Bearer challenge | key: 401 `invalid_credentials`; token: 401 `invalid_token` |
+//! | [`EndpointPolicy::oauth_only`] | 401 `authentication_required` + Bearer challenge | 401 `invalid_token` |
+//!
+//! A presented API key that the endpoint accepts wins over a bearer token; a wrong key is an
+//! error even next to a good token; a method the endpoint does not accept is ignored.
+//!
+//! ## Example
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, EndpointPolicy, Identity, McpAuth};
+//!
+//! async fn mcp(identity: Identity) -> String {
+//!     format!("hello {}", identity.name())
+//! }
+//!
+//! let keys = ApiKeyRegistry::builder()
+//!     .key("my-secret-key", ApiKeySpec::new("laptop").user_id("alice"))
+//!     .build();
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(mcp))
+//!     .layer(McpAuth::builder().api_keys(keys).build().unwrap());
+//! # let _ = app;
+//! ```
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `rust-crypto` | yes | jsonwebtoken's RustCrypto backend |
+//! | `aws-lc-rs` | no | jsonwebtoken's aws-lc-rs backend (wins when both are on) |
+//! | `axum` | no | [`Identity`] as an axum extractor |
+//!
+//! ## Error contract
+//!
+//! Every failure is a JSON body with `error`, `error_description` and `timestamp`,
+//! `Cache-Control: no-store`, RFC 6750 / RFC 9728 challenges where OAuth is on, and an
+//! [`AuthFailure`] in the response extensions; see [`AuthError`].
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod api_key;
+mod authenticate;
+mod bearer;
+mod body;
+mod credentials;
 mod deferred;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod identity;
+pub mod metadata;
+mod outcome;
+mod policy;
+mod stack;
+#[cfg(test)]
+mod test_util;
+mod time;
+
+pub use api_key::{
+    generate_api_key, ApiKeyFuture, ApiKeyLayer, ApiKeyRegistry, ApiKeyRegistryBuilder,
+    ApiKeyService, ApiKeySpec, GeneratedApiKey, KeyHash, KeyStore, KeyStoreError, RegistryError,
+    StoredKey, API_KEY_PREFIX, MCP_API_KEYS_ENV,
+};
+pub use authenticate::AuthenticateFuture;
+pub use bearer::{
+    identity_from_claims, install_crypto_provider, Algorithm, BearerFuture, BearerLayer,
+    BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
+    TokenError, TokenVerifier, DEFAULT_LEEWAY,
+};
+pub use body::ResponseBody;
+pub use credentials::API_KEY_HEADER;
 pub use deferred::{BoxFuture, Deferred};
+pub use error::{
+    AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, TokenRejection,
+};
+#[cfg(feature = "axum")]
+pub use extract::MissingIdentity;
+pub use identity::{AuthMethod, Identity, IdentityBuilder};
+pub use metadata::{MetadataService, ProtectedResourceMetadata};
+pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
+pub use policy::EndpointPolicyLayerBuilder;
+pub use policy::{
+    EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern, PolicyError,
+    PolicyFuture,
+};
+pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};

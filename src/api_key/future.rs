@@ -1,0 +1,10 @@
+//! Response future of [`ApiKeyService`](super::ApiKeyService).
+
+use crate::authenticate::AuthenticateFuture;
+use crate::outcome::ApiKeyOutcome;
+
+use super::registry::{KeyStoreError, StoredKey};
+
+/// Response future of [`ApiKeyService`](super::ApiKeyService).
+pub type ApiKeyFuture<S, ReqBody> =
+    AuthenticateFuture<S, ReqBody, Result<Option<StoredKey>, KeyStoreError>, ApiKeyOutcome>;

@@ -1,0 +1,486 @@
+//! Where API keys live: the [`KeyStore`] trait and the in-memory [`ApiKeyRegistry`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::deferred::Deferred;
+use crate::identity::{AuthMethod, Identity};
+
+/// Name of the environment variable [`ApiKeyRegistry::from_env`] reads.
+pub const MCP_API_KEYS_ENV: &str = "MCP_API_KEYS";
+
+/// SHA-256 of an API key: the only form in which keys are stored.
+///
+/// Equality is constant time ([`subtle`]), so comparing a presented key's hash with a stored
+/// one reveals nothing through timing. `Debug` shows only a short prefix.
+///
+/// ```
+/// use tower_mcp_auth::KeyHash;
+///
+/// let h = KeyHash::of("secret");
+/// assert_eq!(h, KeyHash::from_hex(&h.to_hex()).unwrap());
+/// ```
+#[derive(Clone, Copy)]
+pub struct KeyHash([u8; 32]);
+
+impl KeyHash {
+    /// Hashes a plaintext key.
+    pub fn of(key: &str) -> Self {
+        KeyHash(Sha256::digest(key.as_bytes()).into())
+    }
+
+    /// Wraps raw hash bytes (for example read from a database).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        KeyHash(bytes)
+    }
+
+    /// Parses 64 hexadecimal characters.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(KeyHash(out))
+    }
+
+    /// Lower-case hexadecimal form.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for KeyHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for KeyHash {}
+
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The value is already a uniform cryptographic hash: its first 8 bytes are a perfect
+        // bucket index, and an attacker cannot steer them without breaking SHA-256.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(word));
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({}…)", &self.to_hex()[..12])
+    }
+}
+
+/// Passes through the `u64` that [`KeyHash`] writes: no second hash on the hot path.
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than KeyHash is hashed; stay correct anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A stored key: who it identifies and whether it is still usable.
+#[derive(Clone, Debug)]
+pub struct StoredKey {
+    /// The identity a request with this key gets.
+    pub identity: Identity,
+    /// When the key stops working.
+    pub expires_at: Option<SystemTime>,
+    /// Revoked keys are rejected as `invalid_credentials`.
+    pub revoked: bool,
+}
+
+/// A key store failed (database down, timeout). Requests get 503 `temporarily_unavailable`.
+#[derive(Debug, thiserror::Error)]
+#[error("key store unavailable: {0}")]
+pub struct KeyStoreError(pub String);
+
+/// Where [`ApiKeyLayer`](crate::ApiKeyLayer) looks keys up, by hash.
+///
+/// Implementations that answer from memory return [`Deferred::ready`] (no allocation);
+/// database-backed ones return [`Deferred::boxed`], ideally after a small local cache.
+///
+/// ```
+/// use tower_mcp_auth::{Deferred, KeyHash, KeyStore, KeyStoreError, StoredKey};
+///
+/// /// Accepts no key at all (for example while a database is being migrated).
+/// struct NoKeys;
+///
+/// impl KeyStore for NoKeys {
+///     fn find(&self, _hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+///         Deferred::ready(Ok(None))
+///     }
+/// }
+/// ```
+pub trait KeyStore: Send + Sync + 'static {
+    /// Finds the key with this hash, `Ok(None)` if there is none.
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>>;
+}
+
+impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        (**self).find(hash)
+    }
+}
+
+/// One key's description, as in `MCP_API_KEYS`:
+/// `{"name", "userId"?, "role"?, "permissions"?, "expiresAt"?}`.
+///
+/// `userId` absent makes a *public* key, which cannot use private endpoints. `expiresAt` is
+/// an RFC 3339 date-time or Unix seconds.
+///
+/// ```
+/// use tower_mcp_auth::ApiKeySpec;
+///
+/// let spec = ApiKeySpec::new("ChatGPT Connector").user_id("connector-user").permissions(["*"]);
+/// assert_eq!(spec.name, "ChatGPT Connector");
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ApiKeySpec {
+    /// Human-readable name (shown in logs instead of the key).
+    pub name: String,
+    /// Owning user; absent for public keys.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Permissions (`*` grants all).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Expiry.
+    #[serde(default, deserialize_with = "de_expiry")]
+    pub expires_at: Option<SystemTime>,
+}
+
+impl ApiKeySpec {
+    /// A public key called `name` with no permissions.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            user_id: None,
+            role: None,
+            permissions: Vec::new(),
+            expires_at: None,
+        }
+    }
+
+    /// Makes the key private to a user.
+    pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the role.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// Sets the permissions.
+    pub fn permissions<I, P>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the expiry.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    fn into_stored(self) -> StoredKey {
+        let mut b = Identity::builder(AuthMethod::ApiKey, self.name).permissions(self.permissions);
+        if let Some(u) = self.user_id {
+            b = b.user_id(u);
+        }
+        if let Some(r) = self.role {
+            b = b.role(r);
+        }
+        if let Some(at) = self.expires_at {
+            b = b.expires_at(at);
+        }
+        StoredKey {
+            identity: b.build(),
+            expires_at: self.expires_at,
+            revoked: false,
+        }
+    }
+}
+
+fn de_expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Secs(s)) => Ok(Some(UNIX_EPOCH + Duration::from_secs(s))),
+        Some(Raw::Text(t)) => crate::time::parse_rfc3339(&t).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(
+                "expiresAt must be RFC 3339 (2026-01-01T00:00:00Z) or Unix seconds",
+            )
+        }),
+    }
+}
+
+/// Building a registry failed. Messages never contain a key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// `MCP_API_KEYS` is not set.
+    #[error("environment variable {MCP_API_KEYS_ENV} is not set")]
+    NotSet,
+    /// The JSON is not an object of key specs.
+    #[error("{MCP_API_KEYS_ENV} is not valid: {0}")]
+    InvalidJson(String),
+    /// An entry has an empty name or key.
+    #[error("API key entry #{0} has an empty key or name")]
+    EmptyEntry(usize),
+    /// A `sha256:` entry is not 64 hexadecimal characters.
+    #[error("API key entry #{0}: a sha256: key must be 64 hexadecimal characters")]
+    BadHash(usize),
+}
+
+type KeyMap = HashMap<KeyHash, StoredKey, BuildHasherDefault<PrehashedHasher>>;
+
+/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
+///
+/// The registry is immutable once built (lookups take no lock). To add or revoke keys at run
+/// time, implement [`KeyStore`] over a database.
+///
+/// ```
+/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, KeyHash, KeyStore};
+///
+/// let registry = ApiKeyRegistry::from_json(r#"{
+///     "connector-key": {"name": "ChatGPT Connector", "userId": "connector-user",
+///                       "role": "user", "permissions": ["*"]}
+/// }"#).unwrap();
+/// assert_eq!(registry.len(), 1);
+///
+/// let registry = ApiKeyRegistry::builder()
+///     .key("k-123", ApiKeySpec::new("ci").permissions(["tools/list"]))
+///     .build();
+/// assert!(format!("{registry:?}").contains("keys: 1"));
+/// ```
+#[derive(Clone)]
+pub struct ApiKeyRegistry {
+    keys: Arc<KeyMap>,
+}
+
+impl ApiKeyRegistry {
+    /// Starts a registry built in code.
+    pub fn builder() -> ApiKeyRegistryBuilder {
+        ApiKeyRegistryBuilder {
+            keys: KeyMap::default(),
+        }
+    }
+
+    /// Reads `MCP_API_KEYS` (see [`from_json`](Self::from_json)).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotSet`] when the variable is missing, or a parse error.
+    pub fn from_env() -> Result<Self, RegistryError> {
+        let raw = std::env::var(MCP_API_KEYS_ENV).map_err(|_| RegistryError::NotSet)?;
+        Self::from_json(&raw)
+    }
+
+    /// Parses `{"<key>": {"name", "userId"?, "role"?, "permissions"?, "expiresAt"?}}`.
+    ///
+    /// A key written as `sha256:<64 hex>` is taken as an already-hashed key, so the
+    /// configuration need not contain plaintext keys at all.
+    ///
+    /// # Errors
+    ///
+    /// On invalid JSON or entries; the error never quotes a key.
+    pub fn from_json(json: &str) -> Result<Self, RegistryError> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| RegistryError::InvalidJson(describe_json_error(&e)))?;
+        let mut builder = Self::builder();
+        for (index, (key, value)) in map.into_iter().enumerate() {
+            let spec: ApiKeySpec = serde_json::from_value(value).map_err(|e| {
+                RegistryError::InvalidJson(format!("entry #{index}: {}", describe_json_error(&e)))
+            })?;
+            if key.is_empty() || spec.name.is_empty() {
+                return Err(RegistryError::EmptyEntry(index));
+            }
+            let hash = match key.strip_prefix("sha256:") {
+                Some(hex) => KeyHash::from_hex(hex).ok_or(RegistryError::BadHash(index))?,
+                None => KeyHash::of(&key),
+            };
+            builder = builder.hashed_key(hash, spec);
+        }
+        Ok(builder.build())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the registry holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Looks up a hash synchronously.
+    pub fn get(&self, hash: &KeyHash) -> Option<&StoredKey> {
+        self.keys.get(hash)
+    }
+}
+
+/// serde_json errors quote the offending input, which may be a key; keep only the position.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value or missing field",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+impl KeyStore for ApiKeyRegistry {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        Deferred::ready(Ok(self.keys.get(hash).cloned()))
+    }
+}
+
+impl fmt::Debug for ApiKeyRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeyRegistry {{ keys: {} }}", self.keys.len())
+    }
+}
+
+/// Builds an [`ApiKeyRegistry`]; see [`ApiKeyRegistry::builder`].
+#[must_use]
+pub struct ApiKeyRegistryBuilder {
+    keys: KeyMap,
+}
+
+impl fmt::Debug for ApiKeyRegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeyRegistryBuilder {{ keys: {} }}", self.keys.len())
+    }
+}
+
+impl ApiKeyRegistryBuilder {
+    /// Adds a plaintext key (hashed immediately; the plaintext is not kept).
+    pub fn key(self, plaintext: &str, spec: ApiKeySpec) -> Self {
+        self.hashed_key(KeyHash::of(plaintext), spec)
+    }
+
+    /// Adds a key by its hash.
+    pub fn hashed_key(mut self, hash: KeyHash, spec: ApiKeySpec) -> Self {
+        self.keys.insert(hash, spec.into_stored());
+        self
+    }
+
+    /// Adds a key by hash and marks it revoked (it will be rejected).
+    pub fn revoked_key(mut self, hash: KeyHash, spec: ApiKeySpec) -> Self {
+        let mut stored = spec.into_stored();
+        stored.revoked = true;
+        self.keys.insert(hash, stored);
+        self
+    }
+
+    /// Finishes the registry.
+    pub fn build(self) -> ApiKeyRegistry {
+        ApiKeyRegistry {
+            keys: Arc::new(self.keys),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let r = ApiKeyRegistry::from_json(
+            r#"{"k1": {"name": "A", "userId": "alice", "role": "admin", "permissions": ["*"],
+                       "expiresAt": "2030-01-01T00:00:00Z"},
+                "k2": {"name": "B", "expiresAt": 1893456000}}"#,
+        )
+        .unwrap();
+        let a = r.get(&KeyHash::of("k1")).unwrap();
+        assert_eq!(a.identity.user_id(), Some("alice"));
+        assert_eq!(a.identity.role(), Some("admin"));
+        assert!(a.identity.has_permission("anything"));
+        let b = r.get(&KeyHash::of("k2")).unwrap();
+        assert_eq!(b.identity.user_id(), None);
+        assert_eq!(a.expires_at, b.expires_at);
+    }
+
+    #[test]
+    fn hashed_entries_and_errors_never_quote_keys() {
+        let h = KeyHash::of("plain");
+        let r =
+            ApiKeyRegistry::from_json(&format!(r#"{{"sha256:{}": {{"name": "h"}}}}"#, h.to_hex()))
+                .unwrap();
+        assert!(r.get(&h).is_some());
+
+        let err = ApiKeyRegistry::from_json(r#"{"super-secret-key": {"nom": "x"}}"#).unwrap_err();
+        assert!(!err.to_string().contains("super-secret-key"), "{err}");
+        let err = ApiKeyRegistry::from_json(r#"{"super-secret-key": 5"#).unwrap_err();
+        assert!(!err.to_string().contains("super-secret"), "{err}");
+        assert!(matches!(
+            ApiKeyRegistry::from_json(r#"{"sha256:zz": {"name": "x"}}"#),
+            Err(RegistryError::BadHash(0))
+        ));
+        assert!(matches!(
+            ApiKeyRegistry::from_json(r#"{"k": {"name": "x", "expiresAt": "tomorrow"}}"#),
+            Err(RegistryError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn equal_hashes_compare_equal() {
+        assert_eq!(KeyHash::of("a"), KeyHash::of("a"));
+        assert_ne!(KeyHash::of("a"), KeyHash::of("b"));
+        assert!(format!("{:?}", KeyHash::of("a")).len() < 30);
+    }
+}

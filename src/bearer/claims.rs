@@ -1,0 +1,80 @@
+//! Mapping token claims to an [`Identity`].
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::identity::{AuthMethod, Identity};
+
+/// Builds the [`Identity`] of a verified token from its claims.
+///
+/// - `sub` is the user id and the name; without `sub`, `client_id` names a client-credentials
+///   token, which then has no user.
+/// - Scopes come from `scope` (RFC 9068: space-separated string; absent means none) or
+///   `scp` (string or array, as some identity providers send).
+/// - `role` (string) is the role; `exp` the expiry. All claims are kept.
+///
+/// ```
+/// use tower_mcp_auth::identity_from_claims;
+///
+/// let claims = serde_json::json!({"sub": "alice", "scope": "tools:read tools:call", "exp": 2000000000});
+/// let id = identity_from_claims(claims.as_object().unwrap().clone());
+/// assert_eq!(id.user_id(), Some("alice"));
+/// assert!(id.has_permission("tools:call"));
+/// ```
+pub fn identity_from_claims(claims: Map<String, Value>) -> Identity {
+    let sub = claims.get("sub").and_then(Value::as_str);
+    let name = sub
+        .or_else(|| claims.get("client_id").and_then(Value::as_str))
+        .unwrap_or("");
+    let mut builder = Identity::builder(AuthMethod::Bearer, name);
+    if let Some(sub) = sub {
+        builder = builder.user_id(sub);
+    }
+    if let Some(role) = claims.get("role").and_then(Value::as_str) {
+        builder = builder.role(role);
+    }
+    let scopes = claims.get("scope").or_else(|| claims.get("scp"));
+    match scopes {
+        Some(Value::String(s)) => builder = builder.permissions(s.split_ascii_whitespace()),
+        Some(Value::Array(items)) => {
+            builder = builder.permissions(items.iter().filter_map(Value::as_str))
+        }
+        _ => {}
+    }
+    if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+        builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+    }
+    builder.claims(claims).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id(v: Value) -> Identity {
+        identity_from_claims(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn scope_forms() {
+        assert_eq!(
+            id(json!({"sub": "a", "scope": "x  y"})).permissions(),
+            ["x", "y"]
+        );
+        assert_eq!(
+            id(json!({"sub": "a", "scp": ["x", 1, "y"]})).permissions(),
+            ["x", "y"]
+        );
+        assert!(id(json!({"sub": "a"})).permissions().is_empty());
+    }
+
+    #[test]
+    fn client_credentials_token_has_no_user() {
+        let i = id(json!({"client_id": "svc", "role": "bot"}));
+        assert_eq!(i.name(), "svc");
+        assert_eq!(i.user_id(), None);
+        assert_eq!(i.role(), Some("bot"));
+    }
+}

@@ -1,0 +1,238 @@
+//! Reading credentials from a request: the one place that knows where they live.
+//!
+//! API keys come from the `X-API-Key` header, then (if enabled) the `api_key` / `apikey`
+//! query parameters. Bearer tokens come only from `Authorization: Bearer` (scheme
+//! case-insensitive), never from the query string. Every reader borrows from the request and
+//! allocates only when a query value is percent-encoded.
+
+use std::borrow::Cow;
+
+use http::header::{HeaderMap, AUTHORIZATION};
+use http::Uri;
+
+/// Longest API key accepted before hashing; longer values are rejected as malformed.
+pub(crate) const MAX_API_KEY_LEN: usize = 512;
+/// Longest bearer token accepted; real access tokens are a few KiB at most.
+pub(crate) const MAX_BEARER_LEN: usize = 16 * 1024;
+
+/// The `X-API-Key` header name.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// What a request carries for one kind of credential.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Presented<'a> {
+    /// Nothing of this kind was sent.
+    Absent,
+    /// A syntactically acceptable value.
+    Value(Cow<'a, str>),
+    /// Something was sent but it cannot be a credential (empty, too long, not visible ASCII,
+    /// sent more than once). Counts as a wrong credential, never as a missing one.
+    Malformed,
+}
+
+/// Reads the API key: header first, then the query string when `query` is true.
+pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
+    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    if let Some(first) = values.next() {
+        if values.next().is_some() {
+            return Presented::Malformed;
+        }
+        return match first.to_str() {
+            Ok(v) => checked_key(Cow::Borrowed(v.trim())),
+            Err(_) => Presented::Malformed,
+        };
+    }
+    if query {
+        if let Some(q) = uri.query() {
+            return api_key_from_query(q);
+        }
+    }
+    Presented::Absent
+}
+
+fn api_key_from_query(query: &str) -> Presented<'_> {
+    // Cheap pre-check: most requests carry no key, skip the decoder entirely.
+    if !query.contains("api_key=") && !query.contains("apikey=") {
+        return Presented::Absent;
+    }
+    let mut found: Option<Cow<'_, str>> = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "api_key" || name == "apikey" {
+            if found.is_some() {
+                return Presented::Malformed;
+            }
+            found = Some(value);
+        }
+    }
+    match found {
+        Some(v) => checked_key(v),
+        None => Presented::Absent,
+    }
+}
+
+fn checked_key(v: Cow<'_, str>) -> Presented<'_> {
+    let ok = !v.is_empty() && v.len() <= MAX_API_KEY_LEN && v.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Presented::Value(v)
+    } else {
+        Presented::Malformed
+    }
+}
+
+/// Reads the bearer token from `Authorization`. Other schemes (`Basic`, ...) are absent.
+pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
+    let mut found: Option<&str> = None;
+    for value in headers.get_all(AUTHORIZATION) {
+        let bytes = value.as_bytes();
+        // Scheme is case-insensitive (RFC 7235); anything that is not Bearer is not ours.
+        if bytes.len() < 6 || !bytes[..6].eq_ignore_ascii_case(b"bearer") {
+            continue;
+        }
+        if bytes.len() > 6 && bytes[6] != b' ' {
+            continue; // e.g. "BearerX": a different scheme
+        }
+        if found.is_some() {
+            return Presented::Malformed;
+        }
+        let Ok(text) = value.to_str() else {
+            return Presented::Malformed;
+        };
+        found = Some(text[6..].trim_matches(' '));
+    }
+    match found {
+        None => Presented::Absent,
+        Some(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
+            Presented::Value(Cow::Borrowed(token))
+        }
+        Some(_) => Presented::Malformed,
+    }
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn header_wins_over_query() {
+        let h = headers(&[("x-api-key", b"from-header")]);
+        let u = uri("/mcp?api_key=from-query");
+        assert_eq!(
+            api_key(&h, &u, true),
+            Presented::Value("from-header".into())
+        );
+    }
+
+    #[test]
+    fn query_names_and_switch() {
+        let h = HeaderMap::new();
+        assert_eq!(
+            api_key(&h, &uri("/mcp?x=1&apikey=k%2B1"), true),
+            Presented::Value("k+1".into())
+        );
+        assert_eq!(
+            api_key(&h, &uri("/mcp?api_key=k"), false),
+            Presented::Absent
+        );
+        assert_eq!(
+            api_key(&h, &uri("/mcp?api_key=a&apikey=b"), true),
+            Presented::Malformed
+        );
+        assert_eq!(
+            api_key(&h, &uri("/mcp?api_key="), true),
+            Presented::Malformed
+        );
+        assert_eq!(
+            api_key(&h, &uri("/mcp?my_api_key_x=1"), true),
+            Presented::Absent
+        );
+    }
+
+    #[test]
+    fn bad_header_values_are_malformed_not_absent() {
+        let u = uri("/");
+        for h in [
+            headers(&[("x-api-key", b"")]),
+            headers(&[("x-api-key", b"a"), ("x-api-key", b"b")]),
+            headers(&[("x-api-key", b"caf\xc3\xa9")]),
+            headers(&[("x-api-key", "k".repeat(MAX_API_KEY_LEN + 1).as_bytes())]),
+        ] {
+            assert_eq!(api_key(&h, &u, true), Presented::Malformed, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            &b"Bearer abc.def"[..],
+            b"bearer abc.def",
+            b"BEARER  abc.def",
+        ] {
+            assert_eq!(
+                bearer(&headers(&[("authorization", v)])),
+                Presented::Value("abc.def".into())
+            );
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_absent_and_junk_is_malformed() {
+        assert_eq!(
+            bearer(&headers(&[("authorization", b"Basic dXNlcjpwYXNz")])),
+            Presented::Absent
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", b"Bearerx")])),
+            Presented::Absent
+        );
+        for v in [
+            &b"Bearer "[..],
+            b"Bearer",
+            b"Bearer a b",
+            b"Bearer \xff\xfe",
+            b"Bearer ===",
+        ] {
+            assert_eq!(
+                bearer(&headers(&[("authorization", v)])),
+                Presented::Malformed,
+                "{v:?}"
+            );
+        }
+        assert_eq!(
+            bearer(&headers(&[
+                ("authorization", b"Bearer a"),
+                ("authorization", b"Bearer b")
+            ])),
+            Presented::Malformed
+        );
+        let huge = format!("Bearer {}", "a".repeat(MAX_BEARER_LEN + 1));
+        assert_eq!(
+            bearer(&headers(&[("authorization", huge.as_bytes())])),
+            Presented::Malformed
+        );
+    }
+}
