@@ -76,6 +76,7 @@ pub mod metadata;
 mod outcome;
 mod policy;
 mod stack;
+pub mod store;
 #[cfg(test)]
 mod test_util;
 mod time;
@@ -108,3 +109,4 @@ pub use policy::{
     PolicyFuture,
 };
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
+pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
