@@ -3,12 +3,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A monotonic time source, in nanoseconds since an arbitrary fixed origin.
 ///
 /// The memory store only compares and subtracts readings, so the origin does not matter;
-/// what matters is that readings never go backwards.
+/// readings should not go backwards (a reading a little behind the previous one is
+/// tolerated: GCRA takes the later of the stored time and now).
 ///
 /// ```
 /// use tower_mcp_auth::store::{Clock, SystemClock};
@@ -22,7 +23,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now_nanos(&self) -> u64;
 }
 
-/// The process's monotonic clock ([`Instant`]), counted from the first reading in the process.
+/// The process's monotonic clock, counted from the first reading in the process.
+///
+/// Reads the CPU's invariant time-stamp counter through [`quanta`](https://docs.rs/quanta)
+/// (calibrated once against the OS monotonic clock, the same source `governor` uses), about
+/// 10 ns a reading instead of 25 ns for `Instant::now`; where no invariant TSC exists, quanta
+/// falls back to the OS monotonic clock.
 ///
 /// ```
 /// use tower_mcp_auth::store::{MemoryStore, SystemClock};
@@ -33,13 +39,23 @@ pub trait Clock: Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
+struct Origin {
+    clock: quanta::Clock,
+    raw: u64,
+}
+
 impl Clock for SystemClock {
     #[inline]
     fn now_nanos(&self) -> u64 {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        let origin = *ORIGIN.get_or_init(Instant::now);
-        // u64 nanoseconds cover 584 years of uptime.
-        Instant::now().saturating_duration_since(origin).as_nanos() as u64
+        static ORIGIN: OnceLock<Origin> = OnceLock::new();
+        let origin = ORIGIN.get_or_init(|| {
+            let clock = quanta::Clock::new();
+            let raw = clock.raw();
+            Origin { clock, raw }
+        });
+        // Saturates at 0 if another core's counter reads a hair behind the origin; the stores
+        // tolerate readings that step back by that much.
+        origin.clock.delta_as_nanos(origin.raw, origin.clock.raw())
     }
 }
 

@@ -27,7 +27,7 @@
 //! the table), so expired entries are reclaimed steadily without a background thread.
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -330,7 +330,7 @@ impl<C: Clock> MemoryStore<C> {
 
     #[inline]
     fn hash(&self, key: &str) -> u64 {
-        self.inner.hasher.hash_one(key)
+        hash_key(&self.inner.hasher, key)
     }
 
     /// The shard for a hash. Bits 32.. are independent of the bits hashbrown uses (the low
@@ -372,7 +372,7 @@ impl<C: Clock> MemoryStore<C> {
             };
             tables
                 .gcra
-                .insert_unique(hash, entry, |e| self.inner.hasher.hash_one(&*e.key));
+                .insert_unique(hash, entry, |e| hash_key(&self.inner.hasher, &e.key));
         }
         Deferred::ready(Ok(step.decision))
     }
@@ -490,7 +490,7 @@ impl<C: Clock> MemoryStore<C> {
         };
         tables
             .values
-            .insert_unique(hash, entry, |e| self.inner.hasher.hash_one(&*e.key));
+            .insert_unique(hash, entry, |e| hash_key(&self.inner.hasher, &e.key));
     }
 }
 
@@ -503,6 +503,16 @@ impl<C: Clock> fmt::Debug for MemoryStore<C> {
             .field("shards", &self.inner.shards.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The key's bytes in one `write` (`str`'s own `Hash` adds a second call for a terminator,
+/// which only matters for composite keys; equal hashes are always confirmed by comparing the
+/// keys).
+#[inline]
+fn hash_key(hasher: &RandomState, key: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 /// A poisoned shard is still consistent (no operation can panic half-way through a table

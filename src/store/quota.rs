@@ -43,6 +43,8 @@ pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 pub struct Quota {
     burst: u32,
     period_ns: u64,
+    /// `period_ns / burst`, kept to spare a division on every decision.
+    interval_ns: u64,
 }
 
 /// Why a [`Quota`] was rejected.
@@ -97,7 +99,11 @@ impl Quota {
         if period_ns < u64::from(burst) {
             return Err(QuotaError::IntervalTooShort);
         }
-        Ok(Self { burst, period_ns })
+        Ok(Self {
+            burst,
+            period_ns,
+            interval_ns: period_ns / u64::from(burst),
+        })
     }
 
     /// `n` requests per second, all of which may come at once.
@@ -167,8 +173,8 @@ impl Quota {
         if n == 0 {
             return Err(QuotaError::ZeroBurst);
         }
-        let interval = self.period_ns / u64::from(self.burst);
-        let period_ns = interval
+        let period_ns = self
+            .interval_ns
             .checked_mul(u64::from(n))
             .ok_or(QuotaError::PeriodTooLong)?;
         Self::new(n, Duration::from_nanos(period_ns))
@@ -206,13 +212,14 @@ impl Quota {
     /// # Ok::<(), tower_mcp_auth::store::QuotaError>(())
     /// ```
     pub fn emission_interval(&self) -> Duration {
-        Duration::from_nanos(self.period_ns / u64::from(self.burst))
+        Duration::from_nanos(self.interval_ns)
     }
 
     /// GCRA parameters in nanoseconds (memory store).
+    #[inline]
     pub(crate) fn gcra_nanos(&self) -> Gcra {
         Gcra {
-            interval: self.period_ns / u64::from(self.burst),
+            interval: self.interval_ns,
             tau: self.period_ns,
             burst: self.burst,
             tick_ns: 1,
@@ -223,7 +230,7 @@ impl Quota {
     /// under 1 µs (quotas above a million per second) is rounded up to 1 µs.
     #[allow(dead_code)] // used by the optional backends only
     pub(crate) fn gcra_micros(&self) -> Gcra {
-        let interval = (self.period_ns / u64::from(self.burst) / 1_000).max(1);
+        let interval = (self.interval_ns / 1_000).max(1);
         Gcra {
             interval,
             tau: (self.period_ns / 1_000).max(interval * u64::from(self.burst)),
@@ -233,6 +240,7 @@ impl Quota {
     }
 
     /// Rejects a cost that can never fit, before any backend is asked.
+    #[inline]
     pub(crate) fn check_cost(&self, cost: u32) -> Result<(), StoreError> {
         if cost > self.burst {
             Err(StoreError::CostExceedsBurst {
@@ -297,6 +305,7 @@ impl Gcra {
     /// Decides a request of `cost` cells at `now`, given the stored TAT (if any).
     ///
     /// Saturating arithmetic: a corrupt or foreign TAT must never panic or wrap around.
+    #[inline]
     pub(crate) fn step(&self, tat: Option<u64>, now: u64, cost: u32) -> Step {
         let base = tat.unwrap_or(0).max(now);
         let used = base - now;
@@ -327,6 +336,7 @@ impl Gcra {
         }
     }
 
+    #[inline]
     fn duration(&self, ticks: u64) -> Duration {
         Duration::from_nanos(ticks.saturating_mul(self.tick_ns))
     }
