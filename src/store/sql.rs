@@ -17,6 +17,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+use std::future::Future;
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
@@ -25,6 +26,23 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 use super::StoreError;
+
+/// Default deadline for one store operation, pool wait included.
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one store operation with a deadline, so a hung database fails the request with
+/// [`StoreError::Timeout`] instead of holding it. Dropping a sqlx future mid-query is safe:
+/// the connection is reset (or an open transaction rolled back) before it is reused.
+async fn timed<T>(
+    backend: &'static str,
+    limit: Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Timeout { backend }),
+    }
+}
 
 /// A schema change shipped with the crate.
 struct Migration {

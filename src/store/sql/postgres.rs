@@ -1,12 +1,13 @@
 //! [`PostgresStore`] (feature `postgres`).
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{map_sqlx, stored_tat, ttl_micros, Class, Migration};
+use super::{map_sqlx, stored_tat, timed, ttl_micros, Class, Migration, DEFAULT_OPERATION_TIMEOUT};
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::Deferred;
@@ -41,6 +42,7 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    timeout: Duration,
 }
 
 /// Configures a [`PostgresStore`]; [`build`](Self::build) connects and migrates.
@@ -64,6 +66,7 @@ pub struct PostgresStoreBuilder {
     schema: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
+    operation_timeout: Duration,
     migrate: bool,
 }
 
@@ -93,6 +96,7 @@ impl PostgresStore {
             schema: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             migrate: true,
         }
     }
@@ -109,7 +113,34 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// Sets the deadline of every operation, pool wait included (default 5 s); past it the
+    /// operation fails with [`StoreError::Timeout`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// let store = PostgresStore::from_pool(pool).with_operation_timeout(Duration::from_secs(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Boxes one operation under the store's deadline.
+    fn run<T: Send + 'static>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> StoreResult<T> {
+        Deferred::boxed(timed(BACKEND, self.timeout, operation))
     }
 
     /// The underlying pool.
@@ -173,7 +204,7 @@ impl PostgresStore {
         let gcra = quota.gcra_micros();
         let pool = self.pool.clone();
         let key = key.to_owned();
-        Deferred::boxed(async move {
+        self.run(async move {
             // Both fit in i64: bounded by MAX_PERIOD in microseconds.
             let row =
                 sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
@@ -236,6 +267,20 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Deadline of every operation, pool wait included (default 5 s); past it the operation
+    /// fails with [`StoreError::Timeout`], even when the database stopped answering.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test")
+    ///     .operation_timeout(Duration::from_secs(1));
+    /// ```
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Whether [`build`](Self::build) applies the migrations (default `true`). Turn off when
     /// a deployment step owns schema changes.
     ///
@@ -282,7 +327,10 @@ impl PostgresStoreBuilder {
         if self.migrate {
             migrate(&pool, self.schema.as_deref()).await?;
         }
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            timeout: self.operation_timeout,
+        })
     }
 }
 
@@ -300,7 +348,7 @@ impl StateStore for PostgresStore {
             return Deferred::ready(Err(e));
         }
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             // An expired row counts as absent: overwrite it in the same statement.
             let done = sqlx::query(
                 "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
@@ -319,7 +367,7 @@ impl StateStore for PostgresStore {
 
     fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             let row = sqlx::query(
                 "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING value, expires_at > mcp_auth_now_us()",
             )
@@ -333,7 +381,7 @@ impl StateStore for PostgresStore {
 
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             sqlx::query_scalar(
                 "SELECT value FROM mcp_auth_kv WHERE key = $1 AND expires_at > mcp_auth_now_us()",
             )
@@ -349,7 +397,7 @@ impl StateStore for PostgresStore {
             return Deferred::ready(Err(e));
         }
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             sqlx::query(
                 "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
@@ -366,7 +414,7 @@ impl StateStore for PostgresStore {
 
     fn delete(&self, key: &str) -> StoreResult<bool> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             let live: Option<bool> = sqlx::query_scalar(
                 "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING expires_at > mcp_auth_now_us()",
             )
@@ -394,6 +442,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .field("migrate", &self.migrate)
             .finish_non_exhaustive()
     }

@@ -1,6 +1,7 @@
 //! [`SqliteStore`] (feature `sqlite`).
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{map_sqlx, stored_tat, tat_to_i64, ttl_micros, Class, Migration};
+use super::{
+    map_sqlx, stored_tat, tat_to_i64, timed, ttl_micros, Class, Migration,
+    DEFAULT_OPERATION_TIMEOUT,
+};
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::Deferred;
@@ -41,6 +45,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    timeout: Duration,
 }
 
 /// Configures a [`SqliteStore`]; [`build`](Self::build) opens (creating the file if needed)
@@ -64,6 +69,7 @@ pub struct SqliteStoreBuilder {
     path: PathBuf,
     busy_timeout: Duration,
     max_connections: u32,
+    operation_timeout: Duration,
     migrate: bool,
 }
 
@@ -92,6 +98,7 @@ impl SqliteStore {
             path: path.into(),
             busy_timeout: Duration::from_secs(5),
             max_connections: 4,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             migrate: true,
         }
     }
@@ -108,7 +115,34 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// Sets the deadline of every operation, pool wait included (default 5 s); past it the
+    /// operation fails with [`StoreError::Timeout`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::SqlitePool::connect("sqlite://auth-state.db?mode=rwc").await?;
+    /// let store = SqliteStore::from_pool(pool).with_operation_timeout(Duration::from_secs(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Boxes one operation under the store's deadline.
+    fn run<T: Send + 'static>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> StoreResult<T> {
+        Deferred::boxed(timed(BACKEND, self.timeout, operation))
     }
 
     /// The underlying pool.
@@ -180,7 +214,7 @@ impl SqliteStore {
         }
         let gcra = quota.gcra_micros();
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             if !consume || cost == 0 {
                 let tat: Option<i64> =
                     sqlx::query_scalar("SELECT tat FROM mcp_auth_gcra WHERE key = ?1")
@@ -248,6 +282,19 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// Deadline of every operation, pool wait included (default 5 s); past it the operation
+    /// fails with [`StoreError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// let builder = SqliteStore::builder("a.db").operation_timeout(Duration::from_secs(1));
+    /// ```
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Whether [`build`](Self::build) applies the migrations (default `true`).
     ///
     /// ```
@@ -288,7 +335,10 @@ impl SqliteStoreBuilder {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            timeout: self.operation_timeout,
+        };
         if self.migrate {
             store.migrate().await?;
         }
@@ -310,7 +360,7 @@ impl StateStore for SqliteStore {
             return Deferred::ready(Err(e));
         }
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             let now = now_micros()?;
             // An expired row counts as absent: overwrite it in the same statement.
             let done = sqlx::query(
@@ -331,7 +381,7 @@ impl StateStore for SqliteStore {
 
     fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             let now = now_micros()?;
             let row =
                 sqlx::query("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING value, expires_at")
@@ -351,7 +401,7 @@ impl StateStore for SqliteStore {
 
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             sqlx::query_scalar("SELECT value FROM mcp_auth_kv WHERE key = ?1 AND expires_at > ?2")
                 .bind(&key)
                 .bind(now_micros()?)
@@ -366,7 +416,7 @@ impl StateStore for SqliteStore {
             return Deferred::ready(Err(e));
         }
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             sqlx::query(
                 "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
@@ -383,7 +433,7 @@ impl StateStore for SqliteStore {
 
     fn delete(&self, key: &str) -> StoreResult<bool> {
         let (pool, key) = (self.pool.clone(), key.to_owned());
-        Deferred::boxed(async move {
+        self.run(async move {
             let now = now_micros()?;
             let expires_at: Option<i64> =
                 sqlx::query_scalar("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING expires_at")
