@@ -498,6 +498,58 @@ mod redis_only {
         assert!(matches!(hash, Err(StoreError::Corrupt { .. })), "{hash:?}");
     }
 
+    /// Spawns a private `redis-server`, kills it and starts it again: the store fails fast
+    /// with `Unavailable` while it is down and recovers on its own. Needs `redis-server` in
+    /// PATH, hence ignored by default: `cargo test --features redis -- --ignored restart`.
+    #[tokio::test]
+    #[ignore = "spawns its own redis-server"]
+    async fn reconnects_after_a_redis_restart() {
+        use std::process::{Command, Stdio};
+        let port = 6391;
+        let spawn = || {
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server in PATH")
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut server = spawn();
+        let store = loop {
+            tokio::time::sleep(ms(100)).await;
+            if let Ok(store) = RedisStore::connect(&url).await {
+                break store;
+            }
+        };
+        let q = Quota::per_hour(100).unwrap();
+        assert!(store.gcra("k", q, 1).await.unwrap().allowed);
+
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let down = store.gcra("k", q, 1).await.unwrap_err();
+        assert!(down.is_unavailable(), "{down:?}");
+
+        let mut server = spawn();
+        let mut recovered = false;
+        for _ in 0..50 {
+            tokio::time::sleep(ms(100)).await;
+            if store.gcra("k", q, 1).await.is_ok() {
+                recovered = true;
+                break;
+            }
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert!(recovered, "no reconnection within 5 s");
+    }
+
     #[tokio::test]
     async fn unreachable_server_is_unavailable() {
         let err = RedisStore::builder("redis://127.0.0.1:1")
@@ -561,6 +613,37 @@ mod postgres_only {
         first.unwrap();
         second.unwrap();
         assert_eq!(versions.unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_blocked_database_times_out() {
+        let Some((store, schema)) = postgres_store().await else {
+            return;
+        };
+        let q = Quota::per_hour(100).unwrap();
+        store.gcra("locked", q, 1).await.unwrap();
+        let impatient =
+            PostgresStore::from_pool(store.pool().clone()).with_operation_timeout(ms(300));
+        // Another session holds the key's row lock.
+        let mut tx = store.pool().begin().await.unwrap();
+        sqlx::query("SELECT tat FROM mcp_auth_gcra WHERE key = 'locked' FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let blocked = impatient.gcra("locked", q, 1).await;
+        tx.rollback().await.unwrap();
+        let after = store.gcra("locked", q, 1).await;
+        drop_schema(&store.pool().clone(), &schema).await;
+        assert!(
+            matches!(
+                blocked,
+                Err(StoreError::Timeout {
+                    backend: "postgres"
+                })
+            ),
+            "{blocked:?}"
+        );
+        assert!(after.unwrap().allowed);
     }
 
     #[tokio::test]
