@@ -4,6 +4,15 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 
 /// A boxed error from a backend driver, kept as the `source` of a [`StoreError`].
+///
+/// ```
+/// use std::error::Error;
+/// use tower_mcp_auth::store::{BoxError, StoreError};
+///
+/// let io: BoxError = std::io::Error::other("connection reset").into();
+/// let err = StoreError::Unavailable { backend: "redis", source: io };
+/// assert_eq!(err.source().unwrap().to_string(), "connection reset");
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An error from a [`StateStore`](super::StateStore).

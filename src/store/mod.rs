@@ -66,7 +66,17 @@ pub use sql::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sql::{SqliteStore, SqliteStoreBuilder};
 
-/// The result of every [`StateStore`] method.
+/// The result of every [`StateStore`] method: ready at once for the memory store, a boxed
+/// future for network stores; `.await` it either way.
+///
+/// ```
+/// use tower_mcp_auth::store::{MemoryStore, StateStore, StoreResult};
+///
+/// let store = MemoryStore::new();
+/// let pending: StoreResult<Option<Vec<u8>>> = store.get("k");
+/// // The memory store never needs a runtime:
+/// assert_eq!(pending.try_into_ready().ok().unwrap().unwrap(), None);
+/// ```
 pub type StoreResult<T> = Deferred<Result<T, StoreError>>;
 
 /// Shared state for rate limiting, single-use values and TTL'd key/value data.

@@ -15,6 +15,13 @@ use super::StoreError;
 
 /// Longest accepted quota period. Longer windows are almost certainly a unit mistake, and the
 /// bound keeps every TAT exact in Redis' Lua numbers (doubles) and in `i64` SQL columns.
+///
+/// ```
+/// use tower_mcp_auth::store::{Quota, QuotaError, MAX_PERIOD};
+///
+/// assert!(Quota::new(1, MAX_PERIOD).is_ok());
+/// assert_eq!(Quota::new(1, MAX_PERIOD * 2), Err(QuotaError::PeriodTooLong));
+/// ```
 pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 /// A rate limit: at most `burst` requests at once, refilled evenly over `period`.
