@@ -69,9 +69,9 @@ impl fmt::Debug for GeneratedApiKey {
 /// # Errors
 ///
 /// Fails only if the operating system's random number generator is unavailable.
-pub fn generate_api_key() -> Result<GeneratedApiKey, getrandom::Error> {
+pub fn generate_api_key() -> Result<GeneratedApiKey, std::io::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut plaintext = String::with_capacity(GENERATED_LEN);
     plaintext.push_str(API_KEY_PREFIX);
     URL_SAFE_NO_PAD.encode_string(bytes, &mut plaintext);
