@@ -53,7 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // resource (RFC 8707 audience).
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)?;
-    let verifier = JwtVerifier::hs256(&secret).audience(resource.clone()).build()?;
+    let verifier = JwtVerifier::hs256(&secret)
+        .audience(resource.clone())
+        .build()?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
@@ -81,7 +83,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = request_log::with_auth_and_logging(app, auth);
 
     let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     });
 
     if self_test {
@@ -95,10 +101,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("tower-mcp-auth quickstart listening on {base} (mode: both)\n");
     println!("# 1. health, no auth:\ncurl -s {base}/health\n");
     println!("# 2. no credentials -> 401 with a Bearer challenge:\ncurl -si -X POST {base}/mcp {json} -d {body}\n");
-    println!("# 3. API key:\ncurl -s -X POST {base}/mcp {json} -H 'X-API-Key: {}' -d {body}\n", key.plaintext());
+    println!(
+        "# 3. API key:\ncurl -s -X POST {base}/mcp {json} -H 'X-API-Key: {}' -d {body}\n",
+        key.plaintext()
+    );
     println!("# 4. bearer token:\ncurl -s -X POST {base}/mcp {json} -H 'Authorization: Bearer {token}' -d {body}\n");
     println!("# 5. a wrong key -> 401 invalid_credentials:\ncurl -s -X POST {base}/mcp {json} -H 'X-API-Key: wrong' -d {body}\n");
-    println!("# 6. protected resource metadata (RFC 9728):\ncurl -s {base}{}\n", metadata_path("/mcp"));
+    println!(
+        "# 6. protected resource metadata (RFC 9728):\ncurl -s {base}{}\n",
+        metadata_path("/mcp")
+    );
     println!("Press Ctrl-C to stop.");
     server.await??;
     Ok(())
@@ -120,32 +132,53 @@ async fn bind(ephemeral: bool) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 /// Sends the printed requests and checks each answer, so CI proves the quickstart works.
-async fn run_self_test(base: &str, key: &str, token: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_self_test(
+    base: &str,
+    key: &str,
+    token: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let client = reqwest::Client::new();
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
     let mcp = || client.post(format!("{base}/mcp")).json(&call);
 
     let health = client.get(format!("{base}/health")).send().await?;
     check("health is open", health.status() == 200)?;
 
     let res = mcp().send().await?;
-    let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_owned());
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
     check("no credentials -> 401", res.status() == 401)?;
     check(
         "challenge names the metadata",
-        challenge.is_some_and(|c| c.contains(&format!("resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""))),
+        challenge.is_some_and(|c| {
+            c.contains(&format!(
+                "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+            ))
+        }),
     )?;
 
     let res: serde_json::Value = mcp().header("x-api-key", key).send().await?.json().await?;
-    check("API key -> demo-user", res["caller"]["user_id"] == "demo-user" && res["caller"]["method"] == "api_key")?;
+    check(
+        "API key -> demo-user",
+        res["caller"]["user_id"] == "demo-user" && res["caller"]["method"] == "api_key",
+    )?;
 
     let res: serde_json::Value = mcp().bearer_auth(token).send().await?.json().await?;
-    check("bearer token -> demo-user", res["caller"]["user_id"] == "demo-user" && res["caller"]["method"] == "bearer")?;
+    check(
+        "bearer token -> demo-user",
+        res["caller"]["user_id"] == "demo-user" && res["caller"]["method"] == "bearer",
+    )?;
 
     let res = mcp().header("x-api-key", "wrong").send().await?;
     check("wrong key -> 401", res.status() == 401)?;
     let body: serde_json::Value = res.json().await?;
-    check("wrong key -> invalid_credentials", body["error"] == "invalid_credentials")?;
+    check(
+        "wrong key -> invalid_credentials",
+        body["error"] == "invalid_credentials",
+    )?;
 
     let meta: serde_json::Value = client
         .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
@@ -153,7 +186,10 @@ async fn run_self_test(base: &str, key: &str, token: &str) -> Result<(), Box<dyn
         .await?
         .json()
         .await?;
-    check("metadata resource is the exact URL", meta["resource"] == format!("{base}/mcp"))?;
+    check(
+        "metadata resource is the exact URL",
+        meta["resource"] == format!("{base}/mcp"),
+    )?;
     println!("quickstart self-test: all checks passed");
     Ok(())
 }

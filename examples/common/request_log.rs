@@ -11,11 +11,20 @@ use axum::response::Response;
 use axum::Router;
 use tower_mcp_auth::{AuthFailure, Identity, McpAuthLayer};
 
-/// Wraps `app` as `outer log → auth → inner log → app`.
-pub fn with_auth_and_logging(app: Router, auth: McpAuthLayer) -> Router {
+/// Logs requests that got through authentication; apply *inside* the auth layer.
+pub fn inner(app: Router) -> Router {
     app.layer(middleware::from_fn(log_passed))
-        .layer(auth)
-        .layer(middleware::from_fn(log_refused))
+}
+
+/// Logs requests refused by the auth stack (or a lockout); apply *outside* of it.
+pub fn outer(app: Router) -> Router {
+    app.layer(middleware::from_fn(log_refused))
+}
+
+/// `outer log → auth → inner log → app`.
+#[allow(dead_code)]
+pub fn with_auth_and_logging(app: Router, auth: McpAuthLayer) -> Router {
+    outer(inner(app).layer(auth))
 }
 
 async fn log_passed(req: Request, next: Next) -> Response {
