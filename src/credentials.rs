@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use http::header::{HeaderMap, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use http::Uri;
 
 /// Longest API key accepted before hashing; longer values are rejected as malformed.
@@ -16,7 +16,7 @@ pub(crate) const MAX_API_KEY_LEN: usize = 512;
 pub(crate) const MAX_BEARER_LEN: usize = 16 * 1024;
 
 /// The `X-API-Key` header name.
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// What a request carries for one kind of credential.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub(crate) enum Presented<'a> {
 
 /// Reads the API key: header first, then the query string when `query` is true.
 pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
-    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let mut values = headers.get_all(&API_KEY_HEADER).iter();
     if let Some(first) = values.next() {
         if values.next().is_some() {
             return Presented::Malformed;

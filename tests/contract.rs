@@ -125,7 +125,8 @@ async fn too_many_requests_contract() {
 
 #[tokio::test]
 async fn outer_layers_see_the_auth_failure_marker() {
-    let seen: Arc<Mutex<Vec<(u16, Option<AuthFailure>)>>> = Arc::default();
+    type Seen = Vec<(u16, Option<AuthFailure>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let record = seen.clone();
     let base = serve(move |_| {
         routes()

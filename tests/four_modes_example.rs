@@ -42,7 +42,11 @@ async fn start(vars: &[(&str, &str)]) -> Option<Server> {
         eprintln!("skipping: build the examples first (cargo test builds them)");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(bin);
     cmd.env_clear()
@@ -59,7 +63,10 @@ async fn start(vars: &[(&str, &str)]) -> Option<Server> {
         base: format!("http://{addr}"),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/health", server.base)).await.is_err() {
+    while reqwest::get(format!("{}/health", server.base))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "four_modes did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -91,24 +98,49 @@ async fn api_key_only_mode_from_the_environment() {
     let res = post(&s.base, "/mcp").send().await.unwrap();
     assert!(res.headers().get("www-authenticate").is_none());
     assert_error(res, 401, "authentication_required").await;
-    let res = post(&s.base, "/mcp").header("x-api-key", "k-alice").send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let res = post(&s.base, "/users/alice/mcp?api_key=k-pub").send().await.unwrap();
-    let body = assert_error(res, 403, "access_denied").await;
-    assert_eq!(body["error_description"], "Public API keys cannot access private endpoints");
-    // No metadata route without OAuth.
-    let res = reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp", s.base))
+    let res = post(&s.base, "/mcp")
+        .header("x-api-key", "k-alice")
+        .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = post(&s.base, "/users/alice/mcp?api_key=k-pub")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(res, 403, "access_denied").await;
+    assert_eq!(
+        body["error_description"],
+        "Public API keys cannot access private endpoints"
+    );
+    // No metadata route without OAuth.
+    let res = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        s.base
+    ))
+    .await
+    .unwrap();
     assert_eq!(res.status(), 404);
 
     // Failed-auth lockout: three wrong keys, then credentialed requests get 429 ...
     for _ in 0..3 {
-        let res = post(&s.base, "/mcp").header("x-api-key", "wrong").send().await.unwrap();
+        let res = post(&s.base, "/mcp")
+            .header("x-api-key", "wrong")
+            .send()
+            .await
+            .unwrap();
         assert_error(res, 401, "invalid_credentials").await;
     }
-    let res = post(&s.base, "/mcp").header("x-api-key", "k-alice").send().await.unwrap();
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let res = post(&s.base, "/mcp")
+        .header("x-api-key", "k-alice")
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry));
     assert_error(res, 429, "too_many_requests").await;
     // ... while requests without credentials (discovery probes) are never locked out.
@@ -135,10 +167,19 @@ async fn oauth_only_mode_from_the_environment() {
         .contains(&format!("resource_metadata=\"{metadata_url}\"")));
     assert_error(res, 401, "authentication_required").await;
 
-    let meta: serde_json::Value = reqwest::get(&metadata_url).await.unwrap().json().await.unwrap();
+    let meta: serde_json::Value = reqwest::get(&metadata_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta["resource"], format!("{}/mcp", s.base));
 
-    let res = post(&s.base, "/mcp").bearer_auth(token(&s.base, "alice")).send().await.unwrap();
+    let res = post(&s.base, "/mcp")
+        .bearer_auth(token(&s.base, "alice"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let res = post(&s.base, "/users/alice/mcp")
         .bearer_auth(token(&s.base, "mallory"))
@@ -160,10 +201,21 @@ async fn both_mode_checks_issuer_and_audience_when_set() {
     else {
         return;
     };
-    let res = post(&s.base, "/mcp").bearer_auth(token(&s.base, "alice")).send().await.unwrap();
+    let res = post(&s.base, "/mcp")
+        .bearer_auth(token(&s.base, "alice"))
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(res, 401, "invalid_token").await;
-    assert_eq!(body["error_description"], "The access token audience is not accepted");
-    let res = post(&s.base, "/mcp").header("x-api-key", "k-alice").send().await.unwrap();
+    assert_eq!(
+        body["error_description"],
+        "The access token audience is not accepted"
+    );
+    let res = post(&s.base, "/mcp")
+        .header("x-api-key", "k-alice")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 }
 
@@ -172,6 +224,10 @@ async fn open_mode_from_the_environment() {
     let Some(s) = start(&[("ENABLE_API_KEY_AUTH", "false")]).await else {
         return;
     };
-    let res = post(&s.base, "/mcp").header("x-api-key", "anything").send().await.unwrap();
+    let res = post(&s.base, "/mcp")
+        .header("x-api-key", "anything")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 }
