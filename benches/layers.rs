@@ -81,6 +81,18 @@ fn keyed_request(key: &str) -> Request<()> {
         .unwrap()
 }
 
+/// What a server hands the stack: axum's `into_make_service_with_connect_info` (needed for
+/// per-IP limits) has already put the peer address in the extensions, so their map exists.
+fn served_request(key: &str) -> Request<()> {
+    let mut req = keyed_request(key);
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    req
+}
+
 fn bench_api_key(c: &mut Criterion) {
     let key = generate_api_key().unwrap();
     let registry = ApiKeyRegistry::builder()
@@ -102,6 +114,12 @@ fn bench_api_key(c: &mut Criterion) {
     let mut layered = ApiKeyLayer::new(registry).layer(Bare);
     g.bench_function("api_key_layer_valid_key", |b| {
         b.iter(|| call(&mut layered, keyed_request(&plaintext)))
+    });
+    g.bench_function("bare_service_served_request", |b| {
+        b.iter(|| call(&mut bare, served_request(&plaintext)))
+    });
+    g.bench_function("api_key_layer_valid_key_served_request", |b| {
+        b.iter(|| call(&mut layered, served_request(&plaintext)))
     });
     g.finish();
 }
@@ -179,6 +197,12 @@ fn bench_stack(c: &mut Criterion) {
     let mut full = stack(registry.clone()).layer(Bare);
     g.bench_function("full_stack_valid_key", |b| {
         b.iter(|| call(&mut full, keyed_request(&plaintext)))
+    });
+    g.bench_function("bare_service_served_request", |b| {
+        b.iter(|| call(&mut bare, served_request(&plaintext)))
+    });
+    g.bench_function("full_stack_valid_key_served_request", |b| {
+        b.iter(|| call(&mut full, served_request(&plaintext)))
     });
     let mut policy_only = EndpointPolicyLayer::new(EndpointPolicy::open()).layer(Bare);
     g.bench_function("policy_layer_open", |b| {
