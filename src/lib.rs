@@ -77,6 +77,7 @@ pub mod metadata;
 mod outcome;
 mod policy;
 mod stack;
+pub mod store;
 #[cfg(test)]
 mod test_util;
 mod time;
@@ -109,3 +110,4 @@ pub use policy::{
     PolicyFuture,
 };
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
+pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};

@@ -1,0 +1,116 @@
+//! SQL stores (features `postgres` and `sqlite`), on sqlx.
+//!
+//! Both use the same two tables, created by the migrations shipped in `migrations/`:
+//! `mcp_auth_gcra (key, tat)` and `mcp_auth_kv (key, value, expires_at)`, all times in
+//! microseconds since the Unix epoch. Migrations are embedded with `include_str!` and applied
+//! by the store itself (recorded in `tower_mcp_auth_migrations`), so they never mix with the
+//! application's own `_sqlx_migrations` and need none of sqlx's macros.
+//!
+//! * Single use is one `DELETE ... RETURNING` statement: of concurrent takers, one gets the row.
+//! * GCRA is atomic: PostgreSQL locks the key's row inside a function (one round trip, server
+//!   clock); SQLite takes the write lock up front with `BEGIN IMMEDIATE`.
+//! * Expired rows are invisible to reads and reclaimed by `purge_expired()`, which an
+//!   application calls from time to time (a cron job, a periodic task).
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::time::Duration;
+
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+
+use super::StoreError;
+
+/// A schema change shipped with the crate.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// A TTL in whole microseconds, rounded up so a value never expires early.
+fn ttl_micros(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_nanos().div_ceil(1_000)).unwrap_or(i64::MAX)
+}
+
+/// A TAT read back from a table. Negative values were not written by this crate.
+fn stored_tat(backend: &'static str, tat: i64) -> Result<u64, StoreError> {
+    u64::try_from(tat).map_err(|_| StoreError::Corrupt {
+        backend,
+        detail: "negative GCRA timestamp",
+    })
+}
+
+/// A TAT to write. Cannot fail for TATs derived from a real clock and a valid quota.
+fn tat_to_i64(backend: &'static str, tat: u64) -> Result<i64, StoreError> {
+    i64::try_from(tat).map_err(|_| StoreError::Corrupt {
+        backend,
+        detail: "GCRA timestamp out of range",
+    })
+}
+
+/// How a database error code should be reported.
+enum Class {
+    Unavailable,
+    Timeout,
+}
+
+/// Maps a sqlx error; `classify` recognises the backend's own error codes.
+fn map_sqlx(
+    backend: &'static str,
+    err: sqlx::Error,
+    classify: fn(&str) -> Option<Class>,
+) -> StoreError {
+    match err {
+        sqlx::Error::PoolTimedOut => StoreError::Timeout { backend },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::BeginFailed => StoreError::unavailable(backend, err),
+        sqlx::Error::Database(ref db) => {
+            match db.code().as_deref().and_then(classify) {
+                Some(Class::Timeout) => StoreError::Timeout { backend },
+                Some(Class::Unavailable) => StoreError::unavailable(backend, err),
+                None => StoreError::backend(backend, err),
+            }
+        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt {
+            backend,
+            detail: "unexpected column type",
+        },
+        // Configuration errors can quote the connection string: drop the source.
+        sqlx::Error::Configuration(_) => StoreError::Config("invalid database configuration".into()),
+        other => StoreError::backend(backend, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_microseconds() {
+        assert_eq!(ttl_micros(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_micros(Duration::from_millis(2)), 2_000);
+        assert_eq!(ttl_micros(Duration::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn negative_tat_is_corrupt() {
+        assert!(matches!(
+            stored_tat("sqlite", -1),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(stored_tat("sqlite", 5).unwrap(), 5);
+    }
+}

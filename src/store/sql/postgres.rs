@@ -1,0 +1,485 @@
+//! [`PostgresStore`] (feature `postgres`).
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{map_sqlx, stored_tat, ttl_micros, Class, Migration};
+use crate::store::error::check_ttl;
+use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
+use crate::Deferred;
+
+const BACKEND: &str = "postgres";
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "state store tables and GCRA function",
+    sql: include_str!("../../../migrations/postgres/0001_state_store.sql"),
+}];
+
+/// Serialises concurrent `migrate()` calls across processes (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
+
+/// A [`StateStore`] in PostgreSQL: durable OAuth state, tokens and sessions, and rate limits
+/// shared by every instance, timed by the database server's clock.
+///
+/// Cloning is cheap; clones share the pool.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_mcp_auth::store::{PostgresStore, StateStore};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::connect("postgres://app@db.internal/app").await?;
+/// store.put("session:1", b"data".to_vec(), Duration::from_secs(3600)).await?;
+/// // From a periodic task:
+/// let purged = store.purge_expired().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Configures a [`PostgresStore`]; [`build`](Self::build) connects and migrates.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_mcp_auth::store::PostgresStore;
+///
+/// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+/// let store = PostgresStore::builder("postgres://app@db.internal/app")
+///     .schema("mcp_auth")
+///     .max_connections(20)
+///     .acquire_timeout(Duration::from_secs(1))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct PostgresStoreBuilder {
+    url: String,
+    schema: Option<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    migrate: bool,
+}
+
+impl PostgresStore {
+    /// Connects with the defaults (10 connections, 5 s acquire timeout, the connection's
+    /// default schema) and applies the migrations.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).build().await
+    }
+
+    /// Starts configuring a store for a `postgres://` URL.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").schema("auth");
+    /// ```
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.into(),
+            schema: None,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
+
+    /// Uses a pool you already have. Call [`migrate`](Self::migrate) once unless the tables
+    /// exist already.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// let store = PostgresStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// let size = store.pool().size();
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the shipped migrations that are not applied yet, in one transaction under an
+    /// advisory lock (safe to run from several instances at once). Idempotent.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// store.migrate().await?; // nothing left to do
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate(&self.pool, None).await
+    }
+
+    /// Deletes expired values and full-again rate-limit rows; returns how many rows went.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1/test").await?;
+    /// let removed: u64 = store.purge_expired().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let removed: i64 = sqlx::query_scalar(
+            "WITH kv AS (DELETE FROM mcp_auth_kv WHERE expires_at <= mcp_auth_now_us() RETURNING 1), \
+                  g AS (DELETE FROM mcp_auth_gcra WHERE tat <= mcp_auth_now_us() RETURNING 1) \
+             SELECT (SELECT count(*) FROM kv) + (SELECT count(*) FROM g)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u64::try_from(removed).unwrap_or(0))
+    }
+
+    fn decide(&self, key: &str, quota: Quota, cost: u32, consume: bool) -> StoreResult<RateDecision> {
+        if let Err(e) = quota.check_cost(cost) {
+            return Deferred::ready(Err(e));
+        }
+        let gcra = quota.gcra_micros();
+        let pool = self.pool.clone();
+        let key = key.to_owned();
+        Deferred::boxed(async move {
+            // Both fit in i64: bounded by MAX_PERIOD in microseconds.
+            let row = sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
+                .bind(&key)
+                .bind(gcra.interval as i64)
+                .bind(gcra.tau as i64)
+                .bind(i64::from(cost))
+                .bind(consume && cost > 0)
+                .fetch_one(&pool)
+                .await
+                .map_err(map_err)?;
+            let now: i64 = row.try_get(0).map_err(map_err)?;
+            let tat: i64 = row.try_get(1).map_err(map_err)?;
+            let step = gcra.step(Some(stored_tat(BACKEND, tat)?), stored_tat(BACKEND, now)?, cost);
+            Ok(step.decision)
+        })
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// Keeps every table and function in this schema (created if missing) by setting the
+    /// connections' `search_path`. Lowercase letters, digits and `_`, at most 63 bytes,
+    /// not starting with a digit.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").schema("mcp_auth");
+    /// ```
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Pool size (default 10).
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").max_connections(4);
+    /// ```
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a call may wait for a pooled connection before failing with
+    /// [`StoreError::Timeout`] (default 5 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test")
+    ///     .acquire_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether [`build`](Self::build) applies the migrations (default `true`). Turn off when
+    /// a deployment step owns schema changes.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").migrate(false);
+    /// ```
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Validates, connects and (by default) migrates.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = PostgresStore::builder("postgres://postgres@127.0.0.1/test").build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<PostgresStore, StoreError> {
+        if self.max_connections == 0 {
+            return Err(StoreError::Config("max_connections must be at least 1".into()));
+        }
+        if let Some(schema) = &self.schema {
+            check_schema(schema)?;
+        }
+        // The URL may carry a password: report the parse failure without it.
+        let mut options: PgConnectOptions = self
+            .url
+            .parse()
+            .map_err(|_| StoreError::Config("invalid PostgreSQL URL".into()))?;
+        if let Some(schema) = &self.schema {
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        if self.migrate {
+            migrate(&pool, self.schema.as_deref()).await?;
+        }
+        Ok(PostgresStore { pool })
+    }
+}
+
+impl StateStore for PostgresStore {
+    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
+        self.decide(key, quota, cost, true)
+    }
+
+    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
+        self.decide(key, quota, cost, false)
+    }
+
+    fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
+        if let Err(e) = check_ttl(ttl) {
+            return Deferred::ready(Err(e));
+        }
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        Deferred::boxed(async move {
+            // An expired row counts as absent: overwrite it in the same statement.
+            let done = sqlx::query(
+                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at \
+                 WHERE mcp_auth_kv.expires_at <= mcp_auth_now_us()",
+            )
+            .bind(&key)
+            .bind(value)
+            .bind(ttl_micros(ttl))
+            .execute(&pool)
+            .await
+            .map_err(map_err)?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        Deferred::boxed(async move {
+            let row = sqlx::query(
+                "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING value, expires_at > mcp_auth_now_us()",
+            )
+            .bind(&key)
+            .fetch_optional(&pool)
+            .await
+            .map_err(map_err)?;
+            live_value(row)
+        })
+    }
+
+    fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        Deferred::boxed(async move {
+            sqlx::query_scalar(
+                "SELECT value FROM mcp_auth_kv WHERE key = $1 AND expires_at > mcp_auth_now_us()",
+            )
+            .bind(&key)
+            .fetch_optional(&pool)
+            .await
+            .map_err(map_err)
+        })
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
+        if let Err(e) = check_ttl(ttl) {
+            return Deferred::ready(Err(e));
+        }
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        Deferred::boxed(async move {
+            sqlx::query(
+                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+            )
+            .bind(&key)
+            .bind(value)
+            .bind(ttl_micros(ttl))
+            .execute(&pool)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn delete(&self, key: &str) -> StoreResult<bool> {
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        Deferred::boxed(async move {
+            let live: Option<bool> = sqlx::query_scalar(
+                "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING expires_at > mcp_auth_now_us()",
+            )
+            .bind(&key)
+            .fetch_optional(&pool)
+            .await
+            .map_err(map_err)?;
+            Ok(live.unwrap_or(false))
+        })
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    // Never print the URL: it may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("migrate", &self.migrate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `(value, live)` from a `DELETE ... RETURNING`: an expired row is deleted but not returned.
+fn live_value(row: Option<sqlx::postgres::PgRow>) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(row) = row else { return Ok(None) };
+    let live: bool = row.try_get(1).map_err(map_err)?;
+    if live {
+        Ok(Some(row.try_get(0).map_err(map_err)?))
+    } else {
+        Ok(None)
+    }
+}
+
+async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if let Some(schema) = schema {
+        // `schema` was validated by `check_schema`: a plain lowercase identifier.
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS tower_mcp_auth_migrations (\
+             version BIGINT PRIMARY KEY, \
+             description TEXT NOT NULL, \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM tower_mcp_auth_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("INSERT INTO tower_mcp_auth_migrations (version, description) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(m.description)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+fn check_schema(schema: &str) -> Result<(), StoreError> {
+    let mut bytes = schema.bytes();
+    let valid = schema.len() <= 63
+        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Config(
+            "PostgreSQL schema must be a lowercase identifier ([a-z_][a-z0-9_]*, at most 63 bytes)"
+                .into(),
+        ))
+    }
+}
+
+fn map_err(err: sqlx::Error) -> StoreError {
+    map_sqlx(BACKEND, err, classify)
+}
+
+/// SQLSTATE classes that mean "the database is not usable right now".
+fn classify(code: &str) -> Option<Class> {
+    match code {
+        // query_canceled (statement_timeout), lock_not_available (lock_timeout)
+        "57014" | "55P03" => Some(Class::Timeout),
+        // admin / crash shutdown, cannot connect now, read-only standby
+        "57P01" | "57P02" | "57P03" | "25006" => Some(Class::Unavailable),
+        // connection exceptions, insufficient resources
+        c if c.starts_with("08") || c.starts_with("53") => Some(Class::Unavailable),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(check_schema("mcp_auth_1").is_ok());
+        assert!(check_schema("_x").is_ok());
+        assert!(check_schema("").is_err());
+        assert!(check_schema("1abc").is_err());
+        assert!(check_schema("Auth").is_err());
+        assert!(check_schema("a; DROP TABLE x").is_err());
+        assert!(check_schema(&"a".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! One StateStore conformance suite, written once, run against every backend:
+//! memory (always), Redis (`--features redis`), PostgreSQL (`--features postgres`) and a
+//! SQLite temp file (`--features sqlite`).
+//!
+//! Redis and PostgreSQL come from `REDIS_URL` / `DATABASE_URL` (defaults: local servers). An
+//! unreachable server skips its tests locally and fails them when `CI=true`.
+
+mod store_common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store_common::{run, Backend};
+use tower_mcp_auth::store::{Quota, RateDecision, StateStore, StoreError};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `actual` is at most `expected` and at most `slack` below it (time only moves forward).
+#[track_caller]
+fn assert_near(actual: Duration, expected: Duration, slack: Duration, what: &str) {
+    assert!(
+        actual <= expected && actual + slack >= expected,
+        "{what}: {actual:?} not within {slack:?} below {expected:?}"
+    );
+}
+
+#[track_caller]
+fn allowed(d: &RateDecision) {
+    assert!(d.allowed, "expected allowed, got {d:?}");
+    assert_eq!(d.retry_after, Duration::ZERO, "{d:?}");
+}
+
+/// The cases, each a plain async function over any backend.
+mod cases {
+    use super::*;
+
+    pub async fn gcra_burst_then_deny(b: Arc<Backend>) {
+        let s = &b.store;
+        // 5 at once, one back every 2 s.
+        let q = Quota::new(5, Duration::from_secs(10)).unwrap();
+        for i in 0..5u32 {
+            let d = s.gcra("burst", q, 1).await.unwrap();
+            allowed(&d);
+            assert_eq!((d.limit, d.remaining), (5, 4 - i), "{}: {d:?}", b.name);
+            let full = Duration::from_secs(2) * (i + 1);
+            assert_near(d.reset_after, full, b.slack(), "reset_after");
+        }
+        let d = s.gcra("burst", q, 1).await.unwrap();
+        assert!(!d.allowed, "{}: {d:?}", b.name);
+        assert_eq!((d.limit, d.remaining), (5, 0));
+        assert_near(d.retry_after, Duration::from_secs(2), b.slack(), "retry_after");
+        assert_near(d.reset_after, Duration::from_secs(10), b.slack(), "reset_after");
+        // A denial consumes nothing: the next one says the same.
+        let again = s.gcra("burst", q, 1).await.unwrap();
+        assert!(!again.allowed);
+        assert_near(again.reset_after, Duration::from_secs(10), b.slack(), "reset_after");
+    }
+
+    pub async fn gcra_replenishes_over_time(b: Arc<Backend>) {
+        let s = &b.store;
+        // 2 at once, one back every 200 ms.
+        let q = Quota::new(2, ms(400)).unwrap();
+        allowed(&s.gcra("refill", q, 1).await.unwrap());
+        allowed(&s.gcra("refill", q, 1).await.unwrap());
+        let d = s.gcra("refill", q, 1).await.unwrap();
+        assert!(!d.allowed, "{}: {d:?}", b.name);
+        assert!(d.retry_after <= ms(200), "{d:?}");
+
+        b.advance(ms(250)).await;
+        let d = s.gcra("refill", q, 1).await.unwrap();
+        allowed(&d);
+        assert_eq!(d.remaining, 0, "{}: {d:?}", b.name);
+        assert!(!s.gcra("refill", q, 1).await.unwrap().allowed);
+
+        // Long enough for the whole bucket.
+        b.advance(ms(450)).await;
+        let d = s.gcra("refill", q, 1).await.unwrap();
+        allowed(&d);
+        assert_eq!(d.remaining, 1, "{}: {d:?}", b.name);
+    }
+
+    pub async fn gcra_peek_does_not_consume(b: Arc<Backend>) {
+        let s = &b.store;
+        let q = Quota::new(3, Duration::from_secs(60)).unwrap();
+        for _ in 0..3 {
+            let d = s.gcra_peek("peek", q, 1).await.unwrap();
+            allowed(&d);
+            // The decision gcra would make: one consumed, two left.
+            assert_eq!(d.remaining, 2, "{}: {d:?}", b.name);
+        }
+        assert_eq!(s.gcra("peek", q, 1).await.unwrap().remaining, 2);
+        assert_eq!(s.gcra("peek", q, 2).await.unwrap().remaining, 0);
+        let peeked = s.gcra_peek("peek", q, 1).await.unwrap();
+        assert!(!peeked.allowed);
+        assert_near(peeked.retry_after, Duration::from_secs(20), b.slack(), "retry_after");
+        let real = s.gcra("peek", q, 1).await.unwrap();
+        assert!(!real.allowed);
+        assert_near(real.retry_after, peeked.retry_after, b.slack(), "retry_after");
+    }
+
+    pub async fn gcra_cost_above_burst_is_never_allowed(b: Arc<Backend>) {
+        let s = &b.store;
+        let q = Quota::new(3, Duration::from_secs(60)).unwrap();
+        for result in [s.gcra("cost", q, 4).await, s.gcra_peek("cost", q, 4).await] {
+            assert!(
+                matches!(result, Err(StoreError::CostExceedsBurst { cost: 4, burst: 3 })),
+                "{}: {result:?}",
+                b.name
+            );
+        }
+        // Nothing was consumed: the whole burst is still there.
+        let d = s.gcra("cost", q, 3).await.unwrap();
+        allowed(&d);
+        assert_eq!(d.remaining, 0);
+
+        // A cost that fits the burst but not what is left waits for the missing cells.
+        assert_eq!(s.gcra("cost2", q, 2).await.unwrap().remaining, 1);
+        let d = s.gcra("cost2", q, 2).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 1);
+        assert_near(d.retry_after, Duration::from_secs(20), b.slack(), "retry_after");
+    }
+
+    pub async fn gcra_and_values_are_separate(b: Arc<Backend>) {
+        let s = &b.store;
+        let q = Quota::new(1, Duration::from_secs(60)).unwrap();
+        s.put("shared", b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        allowed(&s.gcra("shared", q, 1).await.unwrap());
+        assert_eq!(s.get("shared").await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.take("shared").await.unwrap(), Some(b"v".to_vec()));
+        assert!(!s.gcra("shared", q, 1).await.unwrap().allowed);
+    }
+
+    pub async fn insert_if_absent_only_once(b: Arc<Backend>) {
+        let s = &b.store;
+        let ttl = Duration::from_secs(60);
+        assert!(s.insert_if_absent("once", b"first".to_vec(), ttl).await.unwrap());
+        assert!(!s.insert_if_absent("once", b"second".to_vec(), ttl).await.unwrap());
+        assert_eq!(s.get("once").await.unwrap(), Some(b"first".to_vec()));
+    }
+
+    pub async fn take_returns_once(b: Arc<Backend>) {
+        let s = &b.store;
+        assert!(s
+            .insert_if_absent("take", b"state".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap());
+        assert_eq!(s.take("take").await.unwrap(), Some(b"state".to_vec()));
+        assert_eq!(s.take("take").await.unwrap(), None);
+        assert_eq!(s.get("take").await.unwrap(), None);
+        assert_eq!(s.take("never-there").await.unwrap(), None);
+    }
+
+    pub async fn values_expire(b: Arc<Backend>) {
+        let s = &b.store;
+        let ttl = ms(150);
+        assert!(s.insert_if_absent("exp-a", b"a".to_vec(), ttl).await.unwrap());
+        s.put("exp-b", b"b".to_vec(), ttl).await.unwrap();
+        s.put("exp-c", b"c".to_vec(), ttl).await.unwrap();
+        s.put("exp-long", b"l".to_vec(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.get("exp-b").await.unwrap(), Some(b"b".to_vec()));
+
+        b.advance(ms(300)).await;
+        assert_eq!(s.get("exp-b").await.unwrap(), None, "{}", b.name);
+        assert_eq!(s.take("exp-a").await.unwrap(), None, "{}", b.name);
+        assert!(!s.delete("exp-c").await.unwrap(), "{}", b.name);
+        // An expired value is absent: it can be inserted again.
+        assert!(s.insert_if_absent("exp-b", b"b2".to_vec(), ttl).await.unwrap());
+        assert_eq!(s.get("exp-b").await.unwrap(), Some(b"b2".to_vec()));
+        assert_eq!(s.get("exp-long").await.unwrap(), Some(b"l".to_vec()));
+    }
+
+    pub async fn put_overwrites_and_delete_removes(b: Arc<Backend>) {
+        let s = &b.store;
+        let ttl = Duration::from_secs(60);
+        s.put("kv", b"v1".to_vec(), ttl).await.unwrap();
+        s.put("kv", b"v2".to_vec(), ttl).await.unwrap();
+        assert_eq!(s.get("kv").await.unwrap(), Some(b"v2".to_vec()));
+        assert!(!s.insert_if_absent("kv", b"v3".to_vec(), ttl).await.unwrap());
+        assert!(s.delete("kv").await.unwrap());
+        assert_eq!(s.get("kv").await.unwrap(), None);
+        assert!(!s.delete("kv").await.unwrap());
+        assert!(!s.delete("never-there").await.unwrap());
+        // Empty values and odd keys round-trip (braces matter to Redis hash tags).
+        for key in ["", "{tag}", "a}b{c", "ключ 🔑", "x:y:z"] {
+            s.put(key, Vec::new(), ttl).await.unwrap();
+            assert_eq!(s.get(key).await.unwrap(), Some(Vec::new()), "{}: {key:?}", b.name);
+            assert!(s.delete(key).await.unwrap());
+        }
+    }
+
+    pub async fn zero_ttl_is_rejected(b: Arc<Backend>) {
+        let s = &b.store;
+        let put = s.put("z", b"v".to_vec(), Duration::ZERO).await;
+        assert!(matches!(put, Err(StoreError::InvalidArgument(_))), "{put:?}");
+        let ins = s.insert_if_absent("z", b"v".to_vec(), Duration::ZERO).await;
+        assert!(matches!(ins, Err(StoreError::InvalidArgument(_))), "{ins:?}");
+        assert_eq!(s.get("z").await.unwrap(), None);
+    }
+
+    pub async fn concurrent_take_has_one_winner(b: Arc<Backend>) {
+        let s = &b.store;
+        s.put("race", b"prize".to_vec(), Duration::from_secs(60)).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, barrier) = (Arc::clone(s), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    s.take("race").await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if let Some(v) = task.await.unwrap() {
+                assert_eq!(v, b"prize");
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "{}", b.name);
+    }
+
+    pub async fn concurrent_gcra_admits_exactly_the_burst(b: Arc<Backend>) {
+        let s = &b.store;
+        let q = Quota::new(10, Duration::from_secs(3600)).unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, barrier) = (Arc::clone(s), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    s.gcra("stampede", q, 1).await.unwrap().allowed
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += usize::from(task.await.unwrap());
+        }
+        assert_eq!(admitted, 10, "{}", b.name);
+    }
+}
+
+/// Generates one `#[tokio::test]` per case for a backend fixture.
+macro_rules! conformance_suite {
+    ($backend:ident) => {
+        conformance_suite!(@cases $backend:
+            gcra_burst_then_deny,
+            gcra_replenishes_over_time,
+            gcra_peek_does_not_consume,
+            gcra_cost_above_burst_is_never_allowed,
+            gcra_and_values_are_separate,
+            insert_if_absent_only_once,
+            take_returns_once,
+            values_expire,
+            put_overwrites_and_delete_removes,
+            zero_ttl_is_rejected,
+            concurrent_take_has_one_winner,
+            concurrent_gcra_admits_exactly_the_burst,
+        );
+    };
+    (@cases $backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    run(store_common::$backend().await, cases::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_suite!(memory);
+#[cfg(feature = "redis")]
+conformance_suite!(redis);
+#[cfg(feature = "postgres")]
+conformance_suite!(postgres);
+#[cfg(feature = "sqlite")]
+conformance_suite!(sqlite);
+
+/// Memory-only: the cap holds under a flood of distinct keys.
+mod memory_only {
+    use super::*;
+    use tower_mcp_auth::store::{ManualClock, MemoryStore};
+
+    #[tokio::test]
+    async fn cap_bounds_len_under_a_flood_of_keys() {
+        let cap = 1_000;
+        let store = MemoryStore::builder()
+            .max_entries(cap)
+            .clock(ManualClock::new())
+            .build()
+            .unwrap();
+        let q = Quota::per_minute(10).unwrap();
+        for i in 0..10 * cap {
+            assert!(store.gcra(&format!("ip:{i}"), q, 1).await.unwrap().allowed);
+            store
+                .put(&format!("v:{i}"), vec![0; 16], Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(store.len() <= cap, "len {} > cap {cap} after {i}", store.len());
+        }
+        // The newest keys survive: eviction drops the soonest to expire.
+        assert_eq!(store.get(&format!("v:{}", 10 * cap - 1)).await.unwrap(), Some(vec![0; 16]));
+    }
+
+    #[test]
+    fn answers_without_a_runtime_or_allocation_of_a_future() {
+        let store = MemoryStore::new();
+        let q = Quota::per_second(5).unwrap();
+        let d = store.gcra("k", q, 1).try_into_ready().ok().unwrap().unwrap();
+        assert!(d.allowed);
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_only {
+    use super::*;
+    use store_common::{random_id, redis_cleanup, redis_url, unreachable};
+    use tower_mcp_auth::store::RedisStore;
+
+    async fn client(prefix: &str) -> Option<RedisStore> {
+        match RedisStore::builder(redis_url()).prefix(prefix).build().await {
+            Ok(store) => Some(store),
+            Err(err) => {
+                unreachable("Redis", "REDIS_URL", &err);
+                None
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn two_clients_on_one_prefix_share_a_quota() {
+        let prefix = format!("tma-test:{}:", random_id());
+        let (Some(a), Some(b)) = (client(&prefix).await, client(&prefix).await) else {
+            return;
+        };
+        let q = Quota::new(3, Duration::from_secs(3600)).unwrap();
+        let mut admitted = 0;
+        for i in 0..8 {
+            let store = if i % 2 == 0 { &a } else { &b };
+            admitted += usize::from(store.gcra("shared", q, 1).await.unwrap().allowed);
+        }
+        // A different prefix is a different quota.
+        let other_prefix = format!("tma-test:{}:", random_id());
+        let other = client(&other_prefix).await.unwrap();
+        let fresh = other.gcra("shared", q, 1).await.unwrap();
+        redis_cleanup(prefix).await;
+        redis_cleanup(other_prefix).await;
+        assert_eq!(admitted, 3);
+        assert!(fresh.allowed);
+    }
+
+    #[tokio::test]
+    async fn keys_use_the_prefix_and_a_hash_tag() {
+        let prefix = format!("tma-test:{}:", random_id());
+        let Some(store) = client(&prefix).await else { return };
+        let q = Quota::per_minute(5).unwrap();
+        store.gcra("user:1", q, 1).await.unwrap();
+        store.put("user:1", b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        let client = ::redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let gcra_key = format!("{prefix}gcra:{{user:1}}");
+        let kv_key = format!("{prefix}kv:{{user:1}}");
+        let exists: (bool, bool) = ::redis::pipe()
+            .cmd("EXISTS")
+            .arg(&gcra_key)
+            .cmd("EXISTS")
+            .arg(&kv_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // GCRA keys carry a TTL: they vanish once the bucket is full again.
+        let pttl: i64 = ::redis::cmd("PTTL").arg(&gcra_key).query_async(&mut conn).await.unwrap();
+        redis_cleanup(prefix).await;
+        assert_eq!(exists, (true, true));
+        assert!(pttl > 0 && pttl <= 12_000, "pttl {pttl}");
+    }
+
+    #[tokio::test]
+    async fn foreign_data_in_a_gcra_key_is_corrupt_not_a_panic() {
+        let prefix = format!("tma-test:{}:", random_id());
+        let Some(store) = client(&prefix).await else { return };
+        let client = ::redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = ::redis::cmd("SET")
+            .arg(format!("{prefix}gcra:{{bad}}"))
+            .arg("not a number")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = ::redis::cmd("HSET")
+            .arg(format!("{prefix}gcra:{{hash}}"))
+            .arg("f")
+            .arg("v")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let q = Quota::per_minute(5).unwrap();
+        let bad = store.gcra("bad", q, 1).await;
+        let hash = store.gcra("hash", q, 1).await;
+        redis_cleanup(prefix).await;
+        assert!(matches!(bad, Err(StoreError::Corrupt { .. })), "{bad:?}");
+        assert!(matches!(hash, Err(StoreError::Corrupt { .. })), "{hash:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_unavailable() {
+        let err = RedisStore::builder("redis://127.0.0.1:1")
+            .connection_timeout(Duration::from_millis(500))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        let err = RedisStore::connect("not a url").await.unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+        assert!(!err.to_string().contains("not a url"));
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_only {
+    use super::*;
+    use store_common::{drop_schema, postgres_store};
+    use tower_mcp_auth::store::PostgresStore;
+
+    #[tokio::test]
+    async fn purge_expired_removes_dead_rows_only() {
+        let Some((store, schema)) = postgres_store().await else { return };
+        store.put("short", b"s".to_vec(), ms(50)).await.unwrap();
+        store.put("long", b"l".to_vec(), Duration::from_secs(60)).await.unwrap();
+        store.gcra("rate", Quota::new(10, ms(100)).unwrap(), 1).await.unwrap();
+        store.gcra("rate-long", Quota::per_hour(10).unwrap(), 1).await.unwrap();
+        tokio::time::sleep(ms(150)).await;
+        let purged = store.purge_expired().await;
+        let long = store.get("long").await;
+        let again = store.purge_expired().await;
+        drop_schema(&store.pool().clone(), &schema).await;
+        assert_eq!(purged.unwrap(), 2);
+        assert_eq!(long.unwrap(), Some(b"l".to_vec()));
+        assert_eq!(again.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn migrate_is_idempotent() {
+        let Some((store, schema)) = postgres_store().await else { return };
+        let first = store.migrate().await;
+        let second = store.migrate().await;
+        let versions: Result<Vec<i64>, _> =
+            sqlx::query_scalar("SELECT version FROM tower_mcp_auth_migrations")
+                .fetch_all(store.pool())
+                .await;
+        drop_schema(&store.pool().clone(), &schema).await;
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(versions.unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn bad_configuration_never_echoes_the_url() {
+        let err = PostgresStore::connect("postgres://user:hunter2@[::1").await.unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
+        let err = PostgresStore::builder("postgres://postgres@127.0.0.1/test")
+            .schema("Robert'); DROP TABLE students;--")
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_unavailable() {
+        let err = PostgresStore::builder("postgres://postgres@127.0.0.1:1/test")
+            .acquire_timeout(Duration::from_secs(2))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite_only {
+    use super::*;
+    use store_common::{remove_sqlite_files, sqlite_path};
+    use tower_mcp_auth::store::SqliteStore;
+
+    #[tokio::test]
+    async fn wal_mode_purge_and_shared_file() {
+        let path = sqlite_path();
+        let a = SqliteStore::open(&path).await.unwrap();
+        let b = SqliteStore::open(&path).await.unwrap(); // migrates again: a no-op
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+
+        // Two stores on one file share quotas and values.
+        let q = Quota::new(2, Duration::from_secs(3600)).unwrap();
+        assert!(a.gcra("k", q, 1).await.unwrap().allowed);
+        assert!(b.gcra("k", q, 1).await.unwrap().allowed);
+        assert!(!a.gcra("k", q, 1).await.unwrap().allowed);
+        a.put("v", b"x".to_vec(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(b.take("v").await.unwrap(), Some(b"x".to_vec()));
+
+        a.put("short", b"s".to_vec(), ms(20)).await.unwrap();
+        a.gcra("rate", Quota::new(10, ms(50)).unwrap(), 1).await.unwrap();
+        tokio::time::sleep(ms(100)).await;
+        assert_eq!(a.purge_expired().await.unwrap(), 2);
+        assert_eq!(a.purge_expired().await.unwrap(), 0);
+
+        a.pool().close().await;
+        b.pool().close().await;
+        remove_sqlite_files(&path);
+    }
+}
