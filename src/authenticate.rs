@@ -35,15 +35,20 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        Verifying {
-            lookup: Deferred<T>,
-            to_outcome: fn(T) -> O,
-            request: Option<Request<ReqBody>>,
-            // A clone of the inner service that was made ready by `poll_ready`.
-            service: S,
-        },
+        // Boxed: this state exists only when the lookup itself is a boxed future (network
+        // stores), and keeping the request inline would make every response future - the
+        // in-memory fast path included - several hundred bytes to move around.
+        Verifying { pending: Box<Pending<S, ReqBody, T, O>> },
         Calling { #[pin] future: S::Future },
     }
+}
+
+struct Pending<S, ReqBody, T, O> {
+    lookup: Deferred<T>,
+    to_outcome: fn(T) -> O,
+    request: Option<Request<ReqBody>>,
+    // A clone of the inner service that was made ready by `poll_ready`.
+    service: S,
 }
 
 impl<S, ReqBody, T, O> AuthenticateFuture<S, ReqBody, T, O>
@@ -64,10 +69,12 @@ where
     ) -> Self {
         Self {
             state: State::Verifying {
-                lookup,
-                to_outcome,
-                request: Some(request),
-                service,
+                pending: Box::new(Pending {
+                    lookup,
+                    to_outcome,
+                    request: Some(request),
+                    service,
+                }),
             },
         }
     }
@@ -84,18 +91,14 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Verifying {
-                    lookup,
-                    to_outcome,
-                    request,
-                    service,
-                } => {
-                    let found = ready!(Pin::new(lookup).poll(cx));
-                    let mut request = request
+                StateProj::Verifying { pending } => {
+                    let found = ready!(Pin::new(&mut pending.lookup).poll(cx));
+                    let mut request = pending
+                        .request
                         .take()
                         .expect("AuthenticateFuture polled after completion");
-                    request.extensions_mut().insert(to_outcome(found));
-                    let future = service.call(request);
+                    request.extensions_mut().insert((pending.to_outcome)(found));
+                    let future = pending.service.call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => return future.poll(cx),

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use http::header::{HeaderMap, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use http::Uri;
 
 /// Longest API key accepted before hashing; longer values are rejected as malformed.
@@ -16,7 +16,7 @@ pub(crate) const MAX_API_KEY_LEN: usize = 512;
 pub(crate) const MAX_BEARER_LEN: usize = 16 * 1024;
 
 /// The `X-API-Key` header name.
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// What a request carries for one kind of credential.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,15 +32,12 @@ pub(crate) enum Presented<'a> {
 
 /// Reads the API key: header first, then the query string when `query` is true.
 pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
-    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let mut values = headers.get_all(&API_KEY_HEADER).iter();
     if let Some(first) = values.next() {
         if values.next().is_some() {
             return Presented::Malformed;
         }
-        return match first.to_str() {
-            Ok(v) => checked_key(Cow::Borrowed(v.trim())),
-            Err(_) => Presented::Malformed,
-        };
+        return checked_key_bytes(first.as_bytes());
     }
     if query {
         if let Some(q) = uri.query() {
@@ -67,6 +64,22 @@ fn api_key_from_query(query: &str) -> Presented<'_> {
     match found {
         Some(v) => checked_key(v),
         None => Presented::Absent,
+    }
+}
+
+/// One pass over a header value: surrounding blanks trimmed, then visible ASCII only (which
+/// also makes it valid UTF-8, so no second validation is needed).
+fn checked_key_bytes(raw: &[u8]) -> Presented<'_> {
+    let trimmed = raw.trim_ascii();
+    if trimmed.is_empty()
+        || trimmed.len() > MAX_API_KEY_LEN
+        || !trimmed.iter().all(u8::is_ascii_graphic)
+    {
+        return Presented::Malformed;
+    }
+    match std::str::from_utf8(trimmed) {
+        Ok(key) => Presented::Value(Cow::Borrowed(key)),
+        Err(_) => Presented::Malformed,
     }
 }
 

@@ -29,10 +29,11 @@
 //! ## Example
 //!
 //! ```
-//! use axum::{routing::post, Router};
-//! use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, EndpointPolicy, Identity, McpAuth};
+//! use axum::{routing::post, Extension, Router};
+//! use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, Identity, McpAuth};
 //!
-//! async fn mcp(identity: Identity) -> String {
+//! // With the `axum` feature, `identity: Identity` works as an extractor directly.
+//! async fn mcp(Extension(identity): Extension<Identity>) -> String {
 //!     format!("hello {}", identity.name())
 //! }
 //!

@@ -1,0 +1,129 @@
+//! A server configured only by environment variables, for trying the four auth modes from a
+//! shell.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `MCP_AUTH_ADDR` | `127.0.0.1:8080` | bind address |
+//! | `ENABLE_API_KEY_AUTH` | `true` | accept API keys on `/mcp` and `/users/alice/mcp` |
+//! | `ENABLE_OAUTH` | `false` | accept bearer tokens there (Bearer challenge on 401) |
+//! | `MCP_API_KEYS` | — | `{"<key>": {"name", "userId"?, "role"?, "permissions"?, "expiresAt"?}}` |
+//! | `USE_QUERY_PARAM_AUTH` | `true` | also read `api_key` / `apikey` from the query |
+//! | `JWT_SECRET` | — | HS256 secret (32+ bytes) for bearer tokens |
+//! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | checked when set |
+//! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//!
+//! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to user id
+//! `alice`), `GET /health` (always open) and, with OAuth on,
+//! `GET /.well-known/oauth-protected-resource/mcp` (RFC 9728).
+//!
+//! ```sh
+//! MCP_API_KEYS='{"k-alice":{"name":"Alice","userId":"alice","permissions":["*"]},"k-pub":{"name":"Shared"}}' \
+//!   cargo run --example four_modes
+//! curl -si -X POST localhost:8080/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+//! curl -s  -X POST localhost:8080/users/alice/mcp -H 'X-API-Key: k-pub' -H 'content-type: application/json' -d '{}'
+//! ```
+
+#[path = "common/lockout.rs"]
+mod lockout;
+#[path = "common/mcp.rs"]
+mod mcp;
+#[path = "common/request_log.rs"]
+mod request_log;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::routing::{get, get_service, post};
+use axum::Router;
+use tower_mcp_auth::metadata::{metadata_path, resource_url};
+use tower_mcp_auth::{
+    ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, ProtectedResourceMetadata,
+};
+
+type Error = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    request_log::init_tracing();
+    if let Err(e) = run().await {
+        eprintln!("four_modes: {e}");
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+async fn run() -> Result<(), Error> {
+    let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
+    let api_keys = env_bool("ENABLE_API_KEY_AUTH", true)?;
+    let oauth = env_bool("ENABLE_OAUTH", false)?;
+    let query = env_bool("USE_QUERY_PARAM_AUTH", true)?;
+    let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
+    let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
+
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let private_path = "/users/alice/mcp";
+
+    let mode = EndpointPolicy::new(api_keys, oauth);
+    let mut auth = McpAuth::builder()
+        .public_base_url(base.clone())
+        .query_param_auth(query)
+        .endpoint("/health", EndpointPolicy::open())
+        .endpoint("/.well-known/{*path}", EndpointPolicy::open())
+        .endpoint("/mcp", mode.clone())
+        .endpoint(private_path, mode.clone().private_to("alice"))
+        .default_policy(EndpointPolicy::open());
+    if api_keys {
+        let keys = ApiKeyRegistry::from_env()
+            .map_err(|e| format!("{e} (ENABLE_API_KEY_AUTH=true needs MCP_API_KEYS)"))?;
+        tracing::info!(keys = keys.len(), "API keys loaded");
+        auth = auth.api_keys(keys);
+    }
+    let mut app = Router::new()
+        .route("/mcp", post(mcp::handle))
+        .route(private_path, post(mcp::handle))
+        .route("/health", get(|| async { "ok" }));
+    if oauth {
+        let secret = std::env::var("JWT_SECRET")
+            .map_err(|_| "ENABLE_OAUTH=true needs JWT_SECRET (an HS256 secret of 32+ bytes)")?;
+        let mut verifier = JwtVerifier::hs256(secret.as_bytes());
+        if let Ok(issuer) = std::env::var("JWT_ISSUER") {
+            verifier = verifier.issuer(issuer);
+        }
+        if let Ok(audience) = std::env::var("JWT_AUDIENCE") {
+            verifier = verifier.audience(audience);
+        }
+        auth = auth.bearer(verifier.build()?);
+        for path in ["/mcp", private_path] {
+            let doc = ProtectedResourceMetadata::new(resource_url(&base, path));
+            app = app.route(&metadata_path(path), get_service(doc.into_service()));
+        }
+    }
+    // outer log → lockout → auth → inner log → handlers: the lockout sees each refusal's
+    // `AuthFailure`, and its own 429s are logged too.
+    let app = request_log::inner(app).layer(auth.build()?);
+    let app = request_log::outer(lockout::FailedAuthLockout::wrap(app, limit, window));
+
+    tracing::info!(%base, api_keys, oauth, query, "four_modes listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn env_bool(name: &str, default: bool) -> Result<bool, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(format!("{name} must be true or false, got {v:?}").into()),
+        },
+    }
+}
