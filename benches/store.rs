@@ -3,6 +3,7 @@
 //! * `memory_gcra/*`: one GCRA decision in `MemoryStore` on one key and spread over 100k keys,
 //!   against the `governor` crate's keyed limiter (`DefaultKeyedRateLimiter<String>`, dashmap +
 //!   quanta) in the same run.
+//! * `memory_flood/*`: a decision for a never-seen key in a full store (insert + eviction).
 //! * `redis_gcra/*` (feature `redis`, Redis at `REDIS_URL`): decisions per second from 32
 //!   concurrent tokio tasks through `RedisStore`, against raw `EVALSHA` of the same script on
 //!   a plain multiplexed connection. Skipped with a message if Redis is unreachable.
@@ -140,6 +141,36 @@ fn memory_gcra(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The cost of a decision for a never-seen key when the store is full: every call inserts,
+/// and eviction (batched, 1/16 of a shard at a time) runs on the way. governor has no cap,
+/// so there is nothing to compare against; the key formatting is included in the figure.
+fn memory_flood(c: &mut Criterion) {
+    let cap = 100_000;
+    let store = MemoryStore::builder()
+        .max_entries(cap)
+        .build()
+        .expect("valid store");
+    let (q, _) = per_hour_quota();
+    for i in 0..cap {
+        let _ = store.gcra(&format!("warm:{i}"), q, 1).try_into_ready();
+    }
+    let mut group = c.benchmark_group("memory_flood");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    let mut key = String::with_capacity(32);
+    group.bench_function("new_key_at_cap/tower_mcp_auth", |b| {
+        b.iter(|| {
+            use std::fmt::Write;
+            i += 1;
+            key.clear();
+            let _ = write!(key, "flood:{i}");
+            black_box(allowed(store.gcra(&key, q, 1)))
+        })
+    });
+    group.finish();
+    assert!(store.len() <= cap);
 }
 
 #[cfg(feature = "redis")]
@@ -329,7 +360,7 @@ fn rss_bytes() -> usize {
         .map_or(0, |pages| pages * 4096)
 }
 
-criterion_group!(benches, memory_gcra, redis_gcra);
+criterion_group!(benches, memory_gcra, memory_flood, redis_gcra);
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: keep that run short.

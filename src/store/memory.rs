@@ -573,25 +573,30 @@ impl Tables {
     /// 1/16 of the shard, drop the soonest-to-expire until the shard is 1/16 below its cap.
     #[cold]
     fn evict(&mut self, now: u64, cap: usize) {
-        self.purge(now);
         let target = cap - (cap / 16).max(1);
-        let len = self.len();
-        if len <= target {
-            return;
-        }
-        let excess = len - target;
-        let mut expiries: Vec<u64> = self
+        // One read pass: the expiries of the live entries (expired ones go regardless).
+        let live: Vec<u64> = self
             .gcra
             .iter()
             .map(|e| e.tat)
             .chain(self.values.iter().map(|e| e.expires_at))
+            .filter(|&expiry| expiry > now)
             .collect();
-        let (below, &mut threshold, _) = expiries.select_nth_unstable(excess - 1);
-        // Everything strictly before the threshold goes; ties at the threshold go until
-        // `excess` entries are gone in total.
-        let mut ties = excess - below.iter().filter(|&&e| e < threshold).count();
+        let excess = live.len().saturating_sub(target);
+        let (threshold, mut ties) = match excess {
+            0 => (0, 0),
+            _ => {
+                let mut live = live;
+                let (below, &mut threshold, _) = live.select_nth_unstable(excess - 1);
+                // Everything strictly before the threshold goes; ties at the threshold go
+                // until `excess` live entries are gone in total.
+                let before = below.iter().filter(|&&e| e < threshold).count();
+                (threshold, excess - before)
+            }
+        };
+        // One write pass per table.
         let mut keep = |expiry: u64| {
-            if expiry < threshold {
+            if expiry <= now || expiry < threshold {
                 false
             } else if expiry == threshold && ties > 0 {
                 ties -= 1;
