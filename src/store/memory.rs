@@ -1,4 +1,5 @@
-//! [`MemoryStore`]: the embedded, bounded, sharded store (always available).
+//! [`MemoryStore`]: the embedded, bounded, sharded store (always available). The behaviour
+//! users rely on (bounds, eviction) is documented on the type.
 //!
 //! # Why `Mutex` shards over a `hashbrown::HashTable` (and not `dashmap`)
 //!
@@ -10,21 +11,6 @@
 //! * Eviction needs a whole-shard view under one lock (find the soonest-to-expire entries),
 //!   which a plain `Mutex` gives directly. Critical sections are a few dozen nanoseconds and
 //!   never await, so an uncontended futex mutex costs less than a reader-writer lock.
-//!
-//! # Bounds and eviction
-//!
-//! The cap (`max_entries`, default 1,000,000) is split evenly between shards: each holds at
-//! most `max_entries / shards` entries (GCRA keys and values together), so the store never
-//! holds more than `max_entries`. When an insert finds its shard full:
-//!
-//! 1. every expired entry in the shard is dropped;
-//! 2. if that did not free 1/16 of the shard, the entries closest to expiry (a GCRA key's
-//!    expiry is its TAT: the moment its bucket is full again) are dropped until the shard is
-//!    1/16 below its share. Batching keeps eviction amortised O(1) per insert under a flood of
-//!    new keys.
-//!
-//! Besides, every insert of a new key sweeps a few hash buckets of its shard (a cursor walks
-//! the table), so expired entries are reclaimed steadily without a background thread.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -49,8 +35,26 @@ const SWEEP_STEP: usize = 8;
 
 /// An in-process [`StateStore`]: sharded, bounded, swept on writes, with an injectable clock.
 ///
-/// Cloning is cheap and clones share the same data. See the [module docs](self) for the
-/// eviction rule.
+/// Cloning is cheap and clones share the same data. Every answer is ready at once (no
+/// allocation, no boxed future); a tracked GCRA key costs about 65 bytes of heap plus its
+/// string at a million keys.
+///
+/// # Bounds and eviction
+///
+/// The cap ([`max_entries`](MemoryStoreBuilder::max_entries), default 1,000,000) is split
+/// evenly between shards: each holds at most `max_entries / shards` entries (GCRA keys and
+/// values together), so the store never holds more than `max_entries`, whatever the traffic.
+/// When an insert finds its shard full:
+///
+/// 1. every expired entry in the shard is dropped;
+/// 2. if that did not free 1/16 of the shard, the live entries closest to expiry are dropped
+///    until the shard is 1/16 below its share. A GCRA key's expiry is its TAT, the moment its
+///    bucket is full again (evicting it loses the least information); a value's is its TTL.
+///    Batching keeps eviction amortised O(1) per insert under a flood of new keys.
+///
+/// Besides, every insert of a new key sweeps a few hash buckets of its shard (a cursor walks
+/// the table), so expired entries are reclaimed steadily without a background thread.
+/// [`purge_expired`](Self::purge_expired) drops them all at once.
 ///
 /// ```
 /// use std::time::Duration;

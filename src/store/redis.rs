@@ -1,13 +1,4 @@
-//! [`RedisStore`] (feature `redis`): the distributed store.
-//!
-//! * One [`ConnectionManager`]: a multiplexed connection that reconnects by itself after a
-//!   Redis restart or a dropped socket; calls made while it is down fail fast with
-//!   [`StoreError::Unavailable`] / [`StoreError::Timeout`] instead of hanging.
-//! * GCRA is one Lua script (`EVALSHA`, loaded again on `NOSCRIPT`) timed by the server's
-//!   `TIME`, so instances with skewed clocks still share one quota.
-//! * Single use is `SET NX PX` and `GETDEL` (Redis 6.2+).
-//! * Keys are `<prefix>gcra:{<key>}` and `<prefix>kv:{<key>}`: the braces are a Cluster hash
-//!   tag, so both records of one key live in the same slot and every script touches one slot.
+//! [`RedisStore`] (feature `redis`): the distributed store. See the type's docs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +16,18 @@ const DEFAULT_PREFIX: &str = "mcp-auth:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const GCRA_LUA: &str = include_str!("redis/gcra.lua");
 
-/// A [`StateStore`] in Redis (or Valkey, or a Redis Cluster node behind one endpoint).
+/// A [`StateStore`] in Redis 6.2+ (or Valkey): the distributed engine once one process is not
+/// enough.
+///
+/// * One [`ConnectionManager`]: a multiplexed connection that reconnects by itself after a
+///   Redis restart or a dropped socket; calls made while it is down fail fast with
+///   [`StoreError::Unavailable`] / [`StoreError::Timeout`] instead of hanging.
+/// * GCRA is one Lua script (`EVALSHA`, loaded again on `NOSCRIPT`) timed by the server's
+///   `TIME`, so instances with skewed clocks still share one quota. A rate-limit key expires
+///   (`PX`) when its bucket is full again, so idle clients cost no memory.
+/// * Single use is `SET NX PX` and `GETDEL`; TTLs are rounded up to whole milliseconds.
+/// * Keys are `<prefix>gcra:{<key>}` and `<prefix>kv:{<key>}`: the braces are a Cluster hash
+///   tag, so both records of one key live in the same slot and every script touches one slot.
 ///
 /// Cloning is cheap; clones share the connection.
 ///

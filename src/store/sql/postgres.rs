@@ -26,6 +26,15 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 /// A [`StateStore`] in PostgreSQL: durable OAuth state, tokens and sessions, and rate limits
 /// shared by every instance, timed by the database server's clock.
 ///
+/// * Tables `mcp_auth_kv` and (unlogged) `mcp_auth_gcra`, plus two functions, created by the
+///   migrations shipped in `migrations/postgres/` and applied by [`migrate`](Self::migrate)
+///   (recorded in `tower_mcp_auth_migrations`, never in the application's `_sqlx_migrations`).
+/// * GCRA is one round trip: a function locks the key's row, reads `clock_timestamp()` and
+///   stores the new TAT only when allowed. `take` is one `DELETE ... RETURNING`.
+/// * Expired rows are invisible to reads; call [`purge_expired`](Self::purge_expired) from a
+///   periodic task to reclaim them.
+/// * Every operation has a deadline ([`PostgresStoreBuilder::operation_timeout`]).
+///
 /// Cloning is cheap; clones share the pool.
 ///
 /// ```no_run

@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// for each other instead of failing); GCRA runs in `BEGIN IMMEDIATE` transactions. Time is
 /// the host's wall clock.
 ///
+/// Tables `mcp_auth_kv` and `mcp_auth_gcra` come from the migrations shipped in
+/// `migrations/sqlite/`, applied by [`migrate`](Self::migrate). `take` is one
+/// `DELETE ... RETURNING`; expired rows are invisible to reads and reclaimed by
+/// [`purge_expired`](Self::purge_expired).
+///
 /// Cloning is cheap; clones share the pool.
 ///
 /// ```no_run
