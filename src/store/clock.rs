@@ -28,7 +28,11 @@ pub trait Clock: Send + Sync + 'static {
 /// Reads the CPU's invariant time-stamp counter through [`quanta`](https://docs.rs/quanta)
 /// (calibrated once against the OS monotonic clock, the same source `governor` uses), about
 /// 10 ns a reading instead of 25 ns for `Instant::now`; where no invariant TSC exists, quanta
-/// falls back to the OS monotonic clock.
+/// falls back to the OS monotonic clock. The first reading in the process calibrates the
+/// counter (typically about a millisecond, at most 200 ms); [`MemoryStore`] takes that
+/// reading when it is built, not on the first request.
+///
+/// [`MemoryStore`]: super::MemoryStore
 ///
 /// ```
 /// use tower_mcp_auth::store::{MemoryStore, SystemClock};

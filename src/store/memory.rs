@@ -244,6 +244,8 @@ impl<C: Clock> MemoryStoreBuilder<C> {
             // Largest power of two <= max_entries, so every shard can hold at least one entry.
             None => DEFAULT_SHARDS.min(1 << max_entries.ilog2()),
         };
+        // Pay the clock's one-time set-up (SystemClock calibrates) now, not on a request.
+        self.clock.now_nanos();
         let shards_vec: Vec<Shard> = (0..shards)
             .map(|_| Shard(Mutex::new(Tables::default())))
             .collect();
