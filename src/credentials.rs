@@ -30,6 +30,13 @@ pub(crate) enum Presented<'a> {
     Malformed,
 }
 
+impl Presented<'_> {
+    /// Whether anything was sent (a value or something malformed).
+    pub(crate) fn is_present(&self) -> bool {
+        !matches!(self, Presented::Absent)
+    }
+}
+
 /// Reads the API key: header first, then the query string when `query` is true.
 pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
     let mut values = headers.get_all(&API_KEY_HEADER).iter();

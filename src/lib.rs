@@ -76,6 +76,7 @@ mod identity;
 pub mod metadata;
 mod outcome;
 mod policy;
+mod rate_limit;
 mod stack;
 pub mod store;
 #[cfg(test)]
@@ -108,6 +109,11 @@ pub use policy::EndpointPolicyLayerBuilder;
 pub use policy::{
     EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern, PolicyError,
     PolicyFuture,
+};
+pub use rate_limit::{
+    ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,
+    FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
+    RateLimitService,
 };
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};

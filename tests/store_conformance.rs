@@ -50,12 +50,27 @@ mod cases {
         let d = s.gcra("burst", q, 1).await.unwrap();
         assert!(!d.allowed, "{}: {d:?}", b.name);
         assert_eq!((d.limit, d.remaining), (5, 0));
-        assert_near(d.retry_after, Duration::from_secs(2), b.slack(), "retry_after");
-        assert_near(d.reset_after, Duration::from_secs(10), b.slack(), "reset_after");
+        assert_near(
+            d.retry_after,
+            Duration::from_secs(2),
+            b.slack(),
+            "retry_after",
+        );
+        assert_near(
+            d.reset_after,
+            Duration::from_secs(10),
+            b.slack(),
+            "reset_after",
+        );
         // A denial consumes nothing: the next one says the same.
         let again = s.gcra("burst", q, 1).await.unwrap();
         assert!(!again.allowed);
-        assert_near(again.reset_after, Duration::from_secs(10), b.slack(), "reset_after");
+        assert_near(
+            again.reset_after,
+            Duration::from_secs(10),
+            b.slack(),
+            "reset_after",
+        );
     }
 
     pub async fn gcra_replenishes_over_time(b: Arc<Backend>) {
@@ -94,10 +109,20 @@ mod cases {
         assert_eq!(s.gcra("peek", q, 2).await.unwrap().remaining, 0);
         let peeked = s.gcra_peek("peek", q, 1).await.unwrap();
         assert!(!peeked.allowed);
-        assert_near(peeked.retry_after, Duration::from_secs(20), b.slack(), "retry_after");
+        assert_near(
+            peeked.retry_after,
+            Duration::from_secs(20),
+            b.slack(),
+            "retry_after",
+        );
         let real = s.gcra("peek", q, 1).await.unwrap();
         assert!(!real.allowed);
-        assert_near(real.retry_after, peeked.retry_after, b.slack(), "retry_after");
+        assert_near(
+            real.retry_after,
+            peeked.retry_after,
+            b.slack(),
+            "retry_after",
+        );
     }
 
     pub async fn gcra_cost_above_burst_is_never_allowed(b: Arc<Backend>) {
@@ -105,7 +130,10 @@ mod cases {
         let q = Quota::new(3, Duration::from_secs(60)).unwrap();
         for result in [s.gcra("cost", q, 4).await, s.gcra_peek("cost", q, 4).await] {
             assert!(
-                matches!(result, Err(StoreError::CostExceedsBurst { cost: 4, burst: 3 })),
+                matches!(
+                    result,
+                    Err(StoreError::CostExceedsBurst { cost: 4, burst: 3 })
+                ),
                 "{}: {result:?}",
                 b.name
             );
@@ -120,13 +148,20 @@ mod cases {
         let d = s.gcra("cost2", q, 2).await.unwrap();
         assert!(!d.allowed);
         assert_eq!(d.remaining, 1);
-        assert_near(d.retry_after, Duration::from_secs(20), b.slack(), "retry_after");
+        assert_near(
+            d.retry_after,
+            Duration::from_secs(20),
+            b.slack(),
+            "retry_after",
+        );
     }
 
     pub async fn gcra_and_values_are_separate(b: Arc<Backend>) {
         let s = &b.store;
         let q = Quota::new(1, Duration::from_secs(60)).unwrap();
-        s.put("shared", b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        s.put("shared", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
         allowed(&s.gcra("shared", q, 1).await.unwrap());
         assert_eq!(s.get("shared").await.unwrap(), Some(b"v".to_vec()));
         assert_eq!(s.take("shared").await.unwrap(), Some(b"v".to_vec()));
@@ -136,8 +171,14 @@ mod cases {
     pub async fn insert_if_absent_only_once(b: Arc<Backend>) {
         let s = &b.store;
         let ttl = Duration::from_secs(60);
-        assert!(s.insert_if_absent("once", b"first".to_vec(), ttl).await.unwrap());
-        assert!(!s.insert_if_absent("once", b"second".to_vec(), ttl).await.unwrap());
+        assert!(s
+            .insert_if_absent("once", b"first".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert!(!s
+            .insert_if_absent("once", b"second".to_vec(), ttl)
+            .await
+            .unwrap());
         assert_eq!(s.get("once").await.unwrap(), Some(b"first".to_vec()));
     }
 
@@ -156,10 +197,15 @@ mod cases {
     pub async fn values_expire(b: Arc<Backend>) {
         let s = &b.store;
         let ttl = ms(150);
-        assert!(s.insert_if_absent("exp-a", b"a".to_vec(), ttl).await.unwrap());
+        assert!(s
+            .insert_if_absent("exp-a", b"a".to_vec(), ttl)
+            .await
+            .unwrap());
         s.put("exp-b", b"b".to_vec(), ttl).await.unwrap();
         s.put("exp-c", b"c".to_vec(), ttl).await.unwrap();
-        s.put("exp-long", b"l".to_vec(), Duration::from_secs(60)).await.unwrap();
+        s.put("exp-long", b"l".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(s.get("exp-b").await.unwrap(), Some(b"b".to_vec()));
 
         b.advance(ms(300)).await;
@@ -167,7 +213,10 @@ mod cases {
         assert_eq!(s.take("exp-a").await.unwrap(), None, "{}", b.name);
         assert!(!s.delete("exp-c").await.unwrap(), "{}", b.name);
         // An expired value is absent: it can be inserted again.
-        assert!(s.insert_if_absent("exp-b", b"b2".to_vec(), ttl).await.unwrap());
+        assert!(s
+            .insert_if_absent("exp-b", b"b2".to_vec(), ttl)
+            .await
+            .unwrap());
         assert_eq!(s.get("exp-b").await.unwrap(), Some(b"b2".to_vec()));
         assert_eq!(s.get("exp-long").await.unwrap(), Some(b"l".to_vec()));
     }
@@ -186,7 +235,12 @@ mod cases {
         // Empty values and odd keys round-trip (braces matter to Redis hash tags).
         for key in ["", "{tag}", "a}b{c", "ключ 🔑", "x:y:z"] {
             s.put(key, Vec::new(), ttl).await.unwrap();
-            assert_eq!(s.get(key).await.unwrap(), Some(Vec::new()), "{}: {key:?}", b.name);
+            assert_eq!(
+                s.get(key).await.unwrap(),
+                Some(Vec::new()),
+                "{}: {key:?}",
+                b.name
+            );
             assert!(s.delete(key).await.unwrap());
         }
     }
@@ -194,15 +248,23 @@ mod cases {
     pub async fn zero_ttl_is_rejected(b: Arc<Backend>) {
         let s = &b.store;
         let put = s.put("z", b"v".to_vec(), Duration::ZERO).await;
-        assert!(matches!(put, Err(StoreError::InvalidArgument(_))), "{put:?}");
+        assert!(
+            matches!(put, Err(StoreError::InvalidArgument(_))),
+            "{put:?}"
+        );
         let ins = s.insert_if_absent("z", b"v".to_vec(), Duration::ZERO).await;
-        assert!(matches!(ins, Err(StoreError::InvalidArgument(_))), "{ins:?}");
+        assert!(
+            matches!(ins, Err(StoreError::InvalidArgument(_))),
+            "{ins:?}"
+        );
         assert_eq!(s.get("z").await.unwrap(), None);
     }
 
     pub async fn concurrent_take_has_one_winner(b: Arc<Backend>) {
         let s = &b.store;
-        s.put("race", b"prize".to_vec(), Duration::from_secs(60)).await.unwrap();
+        s.put("race", b"prize".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let tasks: Vec<_> = (0..64)
             .map(|_| {
@@ -303,17 +365,29 @@ mod memory_only {
                 .put(&format!("v:{i}"), vec![0; 16], Duration::from_secs(60))
                 .await
                 .unwrap();
-            assert!(store.len() <= cap, "len {} > cap {cap} after {i}", store.len());
+            assert!(
+                store.len() <= cap,
+                "len {} > cap {cap} after {i}",
+                store.len()
+            );
         }
         // The newest keys survive: eviction drops the soonest to expire.
-        assert_eq!(store.get(&format!("v:{}", 10 * cap - 1)).await.unwrap(), Some(vec![0; 16]));
+        assert_eq!(
+            store.get(&format!("v:{}", 10 * cap - 1)).await.unwrap(),
+            Some(vec![0; 16])
+        );
     }
 
     #[test]
     fn answers_without_a_runtime_or_allocation_of_a_future() {
         let store = MemoryStore::new();
         let q = Quota::per_second(5).unwrap();
-        let d = store.gcra("k", q, 1).try_into_ready().ok().unwrap().unwrap();
+        let d = store
+            .gcra("k", q, 1)
+            .try_into_ready()
+            .ok()
+            .unwrap()
+            .unwrap();
         assert!(d.allowed);
     }
 }
@@ -325,7 +399,11 @@ mod redis_only {
     use tower_mcp_auth::store::RedisStore;
 
     async fn client(prefix: &str) -> Option<RedisStore> {
-        match RedisStore::builder(redis_url()).prefix(prefix).build().await {
+        match RedisStore::builder(redis_url())
+            .prefix(prefix)
+            .build()
+            .await
+        {
             Ok(store) => Some(store),
             Err(err) => {
                 unreachable("Redis", "REDIS_URL", &err);
@@ -359,10 +437,15 @@ mod redis_only {
     #[tokio::test]
     async fn keys_use_the_prefix_and_a_hash_tag() {
         let prefix = format!("tma-test:{}:", random_id());
-        let Some(store) = client(&prefix).await else { return };
+        let Some(store) = client(&prefix).await else {
+            return;
+        };
         let q = Quota::per_minute(5).unwrap();
         store.gcra("user:1", q, 1).await.unwrap();
-        store.put("user:1", b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+        store
+            .put("user:1", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
         let client = ::redis::Client::open(redis_url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let gcra_key = format!("{prefix}gcra:{{user:1}}");
@@ -376,7 +459,11 @@ mod redis_only {
             .await
             .unwrap();
         // GCRA keys carry a TTL: they vanish once the bucket is full again.
-        let pttl: i64 = ::redis::cmd("PTTL").arg(&gcra_key).query_async(&mut conn).await.unwrap();
+        let pttl: i64 = ::redis::cmd("PTTL")
+            .arg(&gcra_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         redis_cleanup(prefix).await;
         assert_eq!(exists, (true, true));
         assert!(pttl > 0 && pttl <= 12_000, "pttl {pttl}");
@@ -385,7 +472,9 @@ mod redis_only {
     #[tokio::test]
     async fn foreign_data_in_a_gcra_key_is_corrupt_not_a_panic() {
         let prefix = format!("tma-test:{}:", random_id());
-        let Some(store) = client(&prefix).await else { return };
+        let Some(store) = client(&prefix).await else {
+            return;
+        };
         let client = ::redis::Client::open(redis_url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let _: () = ::redis::cmd("SET")
@@ -431,11 +520,22 @@ mod postgres_only {
 
     #[tokio::test]
     async fn purge_expired_removes_dead_rows_only() {
-        let Some((store, schema)) = postgres_store().await else { return };
+        let Some((store, schema)) = postgres_store().await else {
+            return;
+        };
         store.put("short", b"s".to_vec(), ms(50)).await.unwrap();
-        store.put("long", b"l".to_vec(), Duration::from_secs(60)).await.unwrap();
-        store.gcra("rate", Quota::new(10, ms(100)).unwrap(), 1).await.unwrap();
-        store.gcra("rate-long", Quota::per_hour(10).unwrap(), 1).await.unwrap();
+        store
+            .put("long", b"l".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .gcra("rate", Quota::new(10, ms(100)).unwrap(), 1)
+            .await
+            .unwrap();
+        store
+            .gcra("rate-long", Quota::per_hour(10).unwrap(), 1)
+            .await
+            .unwrap();
         tokio::time::sleep(ms(150)).await;
         let purged = store.purge_expired().await;
         let long = store.get("long").await;
@@ -448,7 +548,9 @@ mod postgres_only {
 
     #[tokio::test]
     async fn migrate_is_idempotent() {
-        let Some((store, schema)) = postgres_store().await else { return };
+        let Some((store, schema)) = postgres_store().await else {
+            return;
+        };
         let first = store.migrate().await;
         let second = store.migrate().await;
         let versions: Result<Vec<i64>, _> =
@@ -463,7 +565,9 @@ mod postgres_only {
 
     #[tokio::test]
     async fn bad_configuration_never_echoes_the_url() {
-        let err = PostgresStore::connect("postgres://user:hunter2@[::1").await.unwrap_err();
+        let err = PostgresStore::connect("postgres://user:hunter2@[::1")
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Config(_)), "{err:?}");
         assert!(!format!("{err} {err:?}").contains("hunter2"));
         let err = PostgresStore::builder("postgres://postgres@127.0.0.1/test")
@@ -507,11 +611,15 @@ mod sqlite_only {
         assert!(a.gcra("k", q, 1).await.unwrap().allowed);
         assert!(b.gcra("k", q, 1).await.unwrap().allowed);
         assert!(!a.gcra("k", q, 1).await.unwrap().allowed);
-        a.put("v", b"x".to_vec(), Duration::from_secs(60)).await.unwrap();
+        a.put("v", b"x".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(b.take("v").await.unwrap(), Some(b"x".to_vec()));
 
         a.put("short", b"s".to_vec(), ms(20)).await.unwrap();
-        a.gcra("rate", Quota::new(10, ms(50)).unwrap(), 1).await.unwrap();
+        a.gcra("rate", Quota::new(10, ms(50)).unwrap(), 1)
+            .await
+            .unwrap();
         tokio::time::sleep(ms(100)).await;
         assert_eq!(a.purge_expired().await.unwrap(), 2);
         assert_eq!(a.purge_expired().await.unwrap(), 0);

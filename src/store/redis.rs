@@ -373,7 +373,10 @@ fn map_err(err: RedisError) -> StoreError {
         return StoreError::unavailable(BACKEND, err);
     }
     if err.code() == Some("WRONGTYPE")
-        || matches!(err.kind(), ErrorKind::UnexpectedReturnType | ErrorKind::Parse)
+        || matches!(
+            err.kind(),
+            ErrorKind::UnexpectedReturnType | ErrorKind::Parse
+        )
     {
         return StoreError::Corrupt {
             backend: BACKEND,

@@ -74,13 +74,11 @@ fn map_sqlx(
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_)
         | sqlx::Error::BeginFailed => StoreError::unavailable(backend, err),
-        sqlx::Error::Database(ref db) => {
-            match db.code().as_deref().and_then(classify) {
-                Some(Class::Timeout) => StoreError::Timeout { backend },
-                Some(Class::Unavailable) => StoreError::unavailable(backend, err),
-                None => StoreError::backend(backend, err),
-            }
-        }
+        sqlx::Error::Database(ref db) => match db.code().as_deref().and_then(classify) {
+            Some(Class::Timeout) => StoreError::Timeout { backend },
+            Some(Class::Unavailable) => StoreError::unavailable(backend, err),
+            None => StoreError::backend(backend, err),
+        },
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_)
@@ -89,7 +87,9 @@ fn map_sqlx(
             detail: "unexpected column type",
         },
         // Configuration errors can quote the connection string: drop the source.
-        sqlx::Error::Configuration(_) => StoreError::Config("invalid database configuration".into()),
+        sqlx::Error::Configuration(_) => {
+            StoreError::Config("invalid database configuration".into())
+        }
         other => StoreError::backend(backend, other),
     }
 }

@@ -117,7 +117,11 @@ pub fn redis_url() -> String {
 pub async fn redis() -> Option<Backend> {
     use tower_mcp_auth::store::RedisStore;
     let prefix = format!("tma-test:{}:", random_id());
-    let store = match RedisStore::builder(redis_url()).prefix(&prefix).build().await {
+    let store = match RedisStore::builder(redis_url())
+        .prefix(&prefix)
+        .build()
+        .await
+    {
         Ok(store) => store,
         Err(err) => return unreachable("Redis", "REDIS_URL", &err),
     };
@@ -132,8 +136,12 @@ pub async fn redis() -> Option<Backend> {
 /// Deletes every key under `prefix`.
 #[cfg(feature = "redis")]
 pub async fn redis_cleanup(prefix: String) {
-    let Ok(client) = ::redis::Client::open(redis_url()) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = ::redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     let mut cursor: u64 = 0;
     loop {
         let page: Result<(u64, Vec<String>), _> = ::redis::cmd("SCAN")

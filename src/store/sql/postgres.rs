@@ -160,7 +160,13 @@ impl PostgresStore {
         Ok(u64::try_from(removed).unwrap_or(0))
     }
 
-    fn decide(&self, key: &str, quota: Quota, cost: u32, consume: bool) -> StoreResult<RateDecision> {
+    fn decide(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        consume: bool,
+    ) -> StoreResult<RateDecision> {
         if let Err(e) = quota.check_cost(cost) {
             return Deferred::ready(Err(e));
         }
@@ -169,18 +175,23 @@ impl PostgresStore {
         let key = key.to_owned();
         Deferred::boxed(async move {
             // Both fit in i64: bounded by MAX_PERIOD in microseconds.
-            let row = sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
-                .bind(&key)
-                .bind(gcra.interval as i64)
-                .bind(gcra.tau as i64)
-                .bind(i64::from(cost))
-                .bind(consume && cost > 0)
-                .fetch_one(&pool)
-                .await
-                .map_err(map_err)?;
+            let row =
+                sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
+                    .bind(&key)
+                    .bind(gcra.interval as i64)
+                    .bind(gcra.tau as i64)
+                    .bind(i64::from(cost))
+                    .bind(consume && cost > 0)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(map_err)?;
             let now: i64 = row.try_get(0).map_err(map_err)?;
             let tat: i64 = row.try_get(1).map_err(map_err)?;
-            let step = gcra.step(Some(stored_tat(BACKEND, tat)?), stored_tat(BACKEND, now)?, cost);
+            let step = gcra.step(
+                Some(stored_tat(BACKEND, tat)?),
+                stored_tat(BACKEND, now)?,
+                cost,
+            );
             Ok(step.decision)
         })
     }
@@ -247,7 +258,9 @@ impl PostgresStoreBuilder {
     /// ```
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
         if self.max_connections == 0 {
-            return Err(StoreError::Config("max_connections must be at least 1".into()));
+            return Err(StoreError::Config(
+                "max_connections must be at least 1".into(),
+            ));
         }
         if let Some(schema) = &self.schema {
             check_schema(schema)?;
@@ -406,10 +419,12 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> 
         .map_err(map_err)?;
     if let Some(schema) = schema {
         // `schema` was validated by `check_schema`: a plain lowercase identifier.
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
     }
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS tower_mcp_auth_migrations (\
@@ -425,7 +440,10 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> 
         .await
         .map_err(map_err)?;
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         sqlx::query("INSERT INTO tower_mcp_auth_migrations (version, description) VALUES ($1, $2)")
             .bind(m.version)
             .bind(m.description)
@@ -439,7 +457,9 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), StoreError> 
 fn check_schema(schema: &str) -> Result<(), StoreError> {
     let mut bytes = schema.bytes();
     let valid = schema.len() <= 63
-        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if valid {
         Ok(())

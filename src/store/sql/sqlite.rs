@@ -194,11 +194,12 @@ impl SqliteStore {
             // Take the write lock first: a deferred transaction would read, then fail to
             // upgrade (SQLITE_BUSY) when another writer got there in between.
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-            let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM mcp_auth_gcra WHERE key = ?1")
-                .bind(&key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            let tat: Option<i64> =
+                sqlx::query_scalar("SELECT tat FROM mcp_auth_gcra WHERE key = ?1")
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
             let tat = tat.map(|t| stored_tat(BACKEND, t)).transpose()?;
             // Read the clock under the lock, so TATs are written in clock order.
             let step = gcra.step(tat, now_micros_u64()?, cost);
@@ -332,11 +333,12 @@ impl StateStore for SqliteStore {
         let (pool, key) = (self.pool.clone(), key.to_owned());
         Deferred::boxed(async move {
             let now = now_micros()?;
-            let row = sqlx::query("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING value, expires_at")
-                .bind(&key)
-                .fetch_optional(&pool)
-                .await
-                .map_err(map_err)?;
+            let row =
+                sqlx::query("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING value, expires_at")
+                    .bind(&key)
+                    .fetch_optional(&pool)
+                    .await
+                    .map_err(map_err)?;
             let Some(row) = row else { return Ok(None) };
             let expires_at: i64 = row.try_get(1).map_err(map_err)?;
             if expires_at > now {
