@@ -117,3 +117,8 @@ pub use rate_limit::{
 };
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
+
+/// The README's code blocks, compiled as doctests (they use the `axum` extractor).
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
