@@ -107,6 +107,18 @@ fn bench_api_key(c: &mut Criterion) {
     g.bench_function("sha256_of_key", |b| {
         b.iter(|| Sha256::digest(black_box(plaintext.as_bytes())))
     });
+    // The floor under any authenticator: putting its outcome into an empty `http::Extensions`
+    // (which allocates the map, its table and the boxed value) and dropping it again.
+    let outcome = tower_mcp_auth::ApiKeyOutcome::Verified(
+        tower_mcp_auth::Identity::builder(tower_mcp_auth::AuthMethod::ApiKey, "bench").build(),
+    );
+    g.bench_function("extensions_insert_and_drop", |b| {
+        b.iter(|| {
+            let mut ext = http::Extensions::new();
+            ext.insert(black_box(outcome.clone()));
+            black_box(ext)
+        })
+    });
     let mut bare = Bare;
     g.bench_function("bare_service", |b| {
         b.iter(|| call(&mut bare, keyed_request(&plaintext)))
@@ -120,6 +132,22 @@ fn bench_api_key(c: &mut Criterion) {
     });
     g.bench_function("api_key_layer_valid_key_served_request", |b| {
         b.iter(|| call(&mut layered, served_request(&plaintext)))
+    });
+    // The same pair with request construction outside the timed section (one call per
+    // timing sample, so both include the same timer overhead).
+    g.bench_function("bare_service_prebuilt_request", |b| {
+        b.iter_batched(
+            || served_request(&plaintext),
+            |r| call(&mut bare, r),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("api_key_layer_valid_key_prebuilt_request", |b| {
+        b.iter_batched(
+            || served_request(&plaintext),
+            |r| call(&mut layered, r),
+            criterion::BatchSize::PerIteration,
+        )
     });
     g.finish();
 }

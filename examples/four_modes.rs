@@ -11,6 +11,7 @@
 //! | `JWT_SECRET` | — | HS256 secret (32+ bytes) for bearer tokens |
 //! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | checked when set |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //!
 //! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to user id
 //! `alice`), `GET /health` (always open) and, with OAuth on,
@@ -23,8 +24,8 @@
 //! curl -s  -X POST localhost:8080/users/alice/mcp -H 'X-API-Key: k-pub' -H 'content-type: application/json' -d '{}'
 //! ```
 
-#[path = "common/lockout.rs"]
-mod lockout;
+#[path = "common/client_addr.rs"]
+mod client_addr;
 #[path = "common/mcp.rs"]
 mod mcp;
 #[path = "common/request_log.rs"]
@@ -36,8 +37,10 @@ use std::time::Duration;
 use axum::routing::{get, get_service, post};
 use axum::Router;
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
+use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
-    ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, ProtectedResourceMetadata,
+    ApiKeyRegistry, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier, McpAuth,
+    ProtectedResourceMetadata,
 };
 
 type Error = Box<dyn std::error::Error>;
@@ -59,6 +62,13 @@ async fn run() -> Result<(), Error> {
     let query = env_bool("USE_QUERY_PARAM_AUTH", true)?;
     let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
     let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
+    // `limit` failures per `window`, as one GCRA bucket per client IP.
+    let lockout_quota = Quota::new(limit, window)
+        .map_err(|e| format!("FAILED_AUTH_LIMIT / FAILED_AUTH_WINDOW_SECS: {e}"))?;
+    let store_url = env_or("STATE_STORE", "memory");
+    let store = tower_mcp_auth::store::connect(&store_url)
+        .await
+        .map_err(|e| format!("STATE_STORE: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -99,12 +109,15 @@ async fn run() -> Result<(), Error> {
             app = app.route(&metadata_path(path), get_service(doc.into_service()));
         }
     }
-    // outer log → lockout → auth → inner log → handlers: the lockout sees each refusal's
-    // `AuthFailure`, and its own 429s are logged too.
-    let app = request_log::inner(app).layer(auth.build()?);
-    let app = request_log::outer(lockout::FailedAuthLockout::wrap(app, limit, window));
+    // client address → outer log → lockout → auth → inner log → handlers: the lockout sees
+    // each refusal's `AuthFailure`, and its own 429s are logged too.
+    let app = request_log::inner(app)
+        .layer(auth.build()?)
+        .layer(FailedAuthLimitLayer::from_shared(store, lockout_quota));
+    let app = client_addr::with_client_addr(request_log::outer(app));
 
-    tracing::info!(%base, api_keys, oauth, query, "four_modes listening");
+    let state_store = store_url.split("://").next().unwrap_or("memory");
+    tracing::info!(%base, api_keys, oauth, query, state_store, "four_modes listening");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

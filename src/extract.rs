@@ -1,7 +1,7 @@
 //! axum extractors for [`Identity`] (feature `axum`).
 
-use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum_core::response::{IntoResponse, Response};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
 use crate::error::{AuthError, ErrorContext};
@@ -15,7 +15,7 @@ pub struct MissingIdentity;
 impl IntoResponse for MissingIdentity {
     fn into_response(self) -> Response {
         let res = AuthError::AuthenticationRequired.to_response(&ErrorContext::new(false, false));
-        res.map(axum_core::body::Body::new)
+        res.map(axum::body::Body::new)
     }
 }
 

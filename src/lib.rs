@@ -76,6 +76,7 @@ mod identity;
 pub mod metadata;
 mod outcome;
 mod policy;
+mod rate_limit;
 mod stack;
 pub mod store;
 #[cfg(test)]
@@ -109,5 +110,15 @@ pub use policy::{
     EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern, PolicyError,
     PolicyFuture,
 };
+pub use rate_limit::{
+    ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,
+    FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
+    RateLimitService,
+};
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
+
+/// The README's code blocks, compiled as doctests (they use the `axum` extractor).
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

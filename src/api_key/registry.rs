@@ -69,7 +69,15 @@ impl KeyHash {
 
 impl PartialEq for KeyHash {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // Constant time, a word at a time: OR the XOR of the four 64-bit words, then one
+        // `subtle` comparison with zero (no data-dependent branch anywhere).
+        let mut diff = 0u64;
+        for (a, b) in self.0.chunks_exact(8).zip(other.0.chunks_exact(8)) {
+            let a = u64::from_le_bytes(a.try_into().expect("8-byte chunk"));
+            let b = u64::from_le_bytes(b.try_into().expect("8-byte chunk"));
+            diff |= a ^ b;
+        }
+        diff.ct_eq(&0).into()
     }
 }
 

@@ -42,6 +42,7 @@
 //! ```
 
 mod clock;
+mod connect;
 mod error;
 mod memory;
 mod quota;
@@ -56,6 +57,7 @@ use std::time::Duration;
 use crate::Deferred;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use connect::connect;
 pub use error::{BoxError, StoreError};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use quota::{Quota, QuotaError, RateDecision, MAX_PERIOD};

@@ -111,7 +111,7 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let app = make(&base);
+    let app = with_client_addr(make(&base));
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -121,6 +121,23 @@ where
         .unwrap();
     });
     base
+}
+
+/// Without the `axum` feature the crate cannot read axum's `ConnectInfo`; copy it into the
+/// crate's own `ClientAddr`, as a hyper or tonic server would. With the feature, the crate
+/// reads `ConnectInfo` itself and this is a no-op.
+fn with_client_addr(app: Router) -> Router {
+    #[cfg(not(feature = "axum"))]
+    let app = app.layer(axum::middleware::from_fn(
+        |axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<SocketAddr>,
+         mut req: axum::extract::Request,
+         next: axum::middleware::Next| async move {
+            req.extensions_mut()
+                .insert(tower_mcp_auth::ClientAddr(addr));
+            next.run(req).await
+        },
+    ));
+    app
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,0 +1,292 @@
+//! Which client a request comes from: the socket peer, or - only behind configured trusted
+//! proxies - the address they forwarded.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use http::{Extensions, HeaderMap};
+use ipnet::IpNet;
+
+/// The peer address of the connection, for servers that are not axum.
+///
+/// axum's `ConnectInfo<SocketAddr>` (from `into_make_service_with_connect_info`) is read
+/// automatically with the `axum` feature; hyper or tonic servers insert `ClientAddr` into each
+/// request's extensions in their accept loop.
+///
+/// ```
+/// use tower_mcp_auth::ClientAddr;
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(ClientAddr("203.0.113.7:51234".parse().unwrap()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Error from [`ClientIpResolver::trust_proxies`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid trusted proxy network {0:?}: expected an address or CIDR like 10.0.0.0/8")]
+pub struct InvalidProxyNetwork(pub String);
+
+/// Resolves the client IP of a request and groups it into a rate-limit bucket.
+///
+/// - The peer address comes from [`ClientAddr`] or (feature `axum`) `ConnectInfo<SocketAddr>`.
+/// - Only when that peer is inside a trusted proxy network are `Forwarded` (RFC 7239) and
+///   `X-Forwarded-For` read, walked from the right, skipping trusted proxies: the first
+///   untrusted hop is the client. Headers from untrusted peers are ignored, so a client
+///   cannot spoof its way out of a lockout.
+/// - IPv6 clients are grouped by prefix (default /64): one end site, one bucket.
+///
+/// ```
+/// use tower_mcp_auth::{ClientAddr, ClientIpResolver};
+///
+/// let resolver = ClientIpResolver::new().trust_proxies(["10.0.0.0/8"]).unwrap();
+/// let mut req = http::Request::builder()
+///     .header("x-forwarded-for", "198.51.100.9, 10.0.0.5")
+///     .body(())
+///     .unwrap();
+/// req.extensions_mut().insert(ClientAddr("10.0.0.1:443".parse().unwrap()));
+/// assert_eq!(resolver.resolve(req.headers(), req.extensions()), Some("198.51.100.9".parse().unwrap()));
+/// ```
+#[derive(Clone)]
+pub struct ClientIpResolver {
+    trusted: Vec<IpNet>,
+    ipv6_prefix: u8,
+}
+
+impl Default for ClientIpResolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientIpResolver {
+    /// Trusts no proxy; IPv6 grouped by /64.
+    pub fn new() -> Self {
+        Self {
+            trusted: Vec::new(),
+            ipv6_prefix: 64,
+        }
+    }
+
+    /// Trusts these proxy networks (addresses or CIDRs) to report the client address.
+    ///
+    /// # Errors
+    ///
+    /// When an entry is neither an IP address nor a CIDR network.
+    pub fn trust_proxies<I, S>(mut self, networks: I) -> Result<Self, InvalidProxyNetwork>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for n in networks {
+            let n = n.as_ref().trim();
+            let net = n
+                .parse::<IpNet>()
+                .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| InvalidProxyNetwork(n.to_owned()))?;
+            self.trusted.push(net);
+        }
+        Ok(self)
+    }
+
+    /// Groups IPv6 clients by this prefix length (default 64; 128 = per address).
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits.min(128);
+        self
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client IP, or `None` when the server provided no peer address.
+    pub fn resolve(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+        let peer = peer_addr(extensions)?.ip();
+        if self.trusted.is_empty() || !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        // Hops as appended by each proxy, left to right; walk from the right.
+        let mut hops: Vec<IpAddr> = forwarded_for(headers);
+        if hops.is_empty() {
+            hops = x_forwarded_for(headers);
+        }
+        for hop in hops.iter().rev() {
+            if !self.is_trusted(*hop) {
+                return Some(*hop);
+            }
+        }
+        // Every hop is a trusted proxy (or a header was unparsable): the leftmost known hop.
+        Some(hops.first().copied().unwrap_or(peer))
+    }
+
+    /// The bucket name for an IP: the address itself for IPv4, the masked prefix for IPv6
+    /// (`2001:db8:1:2::/64`). IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn bucket(&self, ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None if self.ipv6_prefix >= 128 => v6.to_string(),
+                None => {
+                    let bits = u128::from(v6);
+                    let mask = if self.ipv6_prefix == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - u32::from(self.ipv6_prefix))
+                    };
+                    format!("{}/{}", Ipv6Addr::from(bits & mask), self.ipv6_prefix)
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Debug for ClientIpResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIpResolver")
+            .field("trusted", &self.trusted)
+            .field("ipv6_prefix", &self.ipv6_prefix)
+            .finish()
+    }
+}
+
+fn peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    if let Some(ClientAddr(addr)) = extensions.get::<ClientAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    None
+}
+
+/// `Forwarded: for=...` values (RFC 7239), every header in order.
+fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for value in headers.get_all(http::header::FORWARDED) {
+        let Ok(value) = value.to_str() else { continue };
+        for element in value.split(',') {
+            for pair in element.split(';') {
+                let Some((name, raw)) = pair.trim().split_once('=') else {
+                    continue;
+                };
+                if name.trim().eq_ignore_ascii_case("for") {
+                    if let Some(ip) = parse_node(raw.trim().trim_matches('"')) {
+                        out.push(ip);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else { continue };
+        out.extend(value.split(',').filter_map(|v| parse_node(v.trim())));
+    }
+    out
+}
+
+/// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]`, `[2001:db8::1]:443` or a bare IPv6.
+fn parse_node(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    s.strip_prefix('[')
+        .and_then(|r| r.split(']').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(peer: &str, headers: &[(&str, &str)]) -> (HeaderMap, Extensions) {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let mut e = Extensions::new();
+        e.insert(ClientAddr(peer.parse().unwrap()));
+        (h, e)
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof() {
+        let r = ClientIpResolver::new()
+            .trust_proxies(["10.0.0.0/8"])
+            .unwrap();
+        let (h, e) = req("203.0.113.5:1000", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(r.resolve(&h, &e), ip("203.0.113.5"));
+        let r = ClientIpResolver::new();
+        let (h, e) = req("10.0.0.1:1000", &[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(r.resolve(&h, &e), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn walks_from_the_right_past_trusted_hops() {
+        let r = ClientIpResolver::new()
+            .trust_proxies(["10.0.0.0/8", "192.168.1.1"])
+            .unwrap();
+        // A client that prepends a fake address is still identified by the real hop.
+        let (h, e) = req(
+            "10.0.0.1:1000",
+            &[
+                ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+                ("x-forwarded-for", "192.168.1.1"),
+            ],
+        );
+        assert_eq!(r.resolve(&h, &e), ip("198.51.100.7"));
+        let (h, e) = req(
+            "10.0.0.1:1000",
+            &[(
+                "forwarded",
+                r#"for=198.51.100.8;proto=https, for="[2001:db8::1]:443""#,
+            )],
+        );
+        assert_eq!(r.resolve(&h, &e), ip("2001:db8::1"));
+        let (h, e) = req("10.0.0.1:1000", &[]);
+        assert_eq!(r.resolve(&h, &e), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_grouping() {
+        let r = ClientIpResolver::new();
+        assert_eq!(
+            r.bucket("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(r.bucket("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(
+            r.clone()
+                .ipv6_prefix(48)
+                .bucket("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+        assert_eq!(
+            r.ipv6_prefix(128).bucket("2001:db8::9".parse().unwrap()),
+            "2001:db8::9"
+        );
+    }
+
+    #[test]
+    fn no_peer_no_ip_and_bad_networks() {
+        let r = ClientIpResolver::new();
+        assert_eq!(r.resolve(&HeaderMap::new(), &Extensions::new()), None);
+        assert!(ClientIpResolver::new().trust_proxies(["nope"]).is_err());
+    }
+}

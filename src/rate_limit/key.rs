@@ -1,0 +1,93 @@
+//! [`RateLimitKey`]: what a quota is counted per.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use crate::identity::Identity;
+
+use super::client_ip::ClientIpResolver;
+
+type CustomKey = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
+
+/// What a [`RateLimitLayer`](crate::RateLimitLayer) quota is counted per.
+///
+/// Requests for which the key is `None` (for example an open endpoint, where no
+/// [`Identity`] was decided) are not limited and get no `RateLimit-*` headers.
+///
+/// ```
+/// use tower_mcp_auth::RateLimitKey;
+///
+/// let per_tenant = RateLimitKey::custom(|parts| {
+///     parts.headers.get("x-tenant").and_then(|v| v.to_str().ok()).map(str::to_owned)
+/// });
+/// # let _ = per_tenant;
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum RateLimitKey {
+    /// Per credential: the API key's name, or the token's subject.
+    Identity,
+    /// Per user id, falling back to the credential for public keys.
+    User,
+    /// Per role (identities without a role share one bucket).
+    Role,
+    /// Per request path.
+    Endpoint,
+    /// Per client IP (IPv6 grouped by prefix).
+    ClientIp(ClientIpResolver),
+    /// Per whatever the closure returns.
+    Custom(CustomKey),
+}
+
+impl RateLimitKey {
+    /// A key computed from the request.
+    pub fn custom<F>(f: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        RateLimitKey::Custom(Arc::new(f))
+    }
+
+    /// The store key for this request, namespaced by kind (`rl:user:alice`).
+    pub(crate) fn key_for(&self, parts: &Parts) -> Option<String> {
+        let identity = || parts.extensions.get::<Identity>();
+        match self {
+            RateLimitKey::Identity => {
+                let id = identity()?;
+                Some(format!("rl:cred:{}:{}", id.method(), id.name()))
+            }
+            RateLimitKey::User => {
+                let id = identity()?;
+                Some(match id.user_id() {
+                    Some(user) => format!("rl:user:{user}"),
+                    None => format!("rl:cred:{}:{}", id.method(), id.name()),
+                })
+            }
+            RateLimitKey::Role => {
+                let id = identity()?;
+                Some(format!("rl:role:{}", id.role().unwrap_or("")))
+            }
+            RateLimitKey::Endpoint => Some(format!("rl:path:{}", parts.uri.path())),
+            RateLimitKey::ClientIp(resolver) => {
+                let ip = resolver.resolve(&parts.headers, &parts.extensions)?;
+                Some(format!("rl:ip:{}", resolver.bucket(ip)))
+            }
+            RateLimitKey::Custom(f) => f(parts).map(|k| format!("rl:custom:{k}")),
+        }
+    }
+}
+
+impl fmt::Debug for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitKey::Identity => f.write_str("Identity"),
+            RateLimitKey::User => f.write_str("User"),
+            RateLimitKey::Role => f.write_str("Role"),
+            RateLimitKey::Endpoint => f.write_str("Endpoint"),
+            RateLimitKey::ClientIp(r) => f.debug_tuple("ClientIp").field(r).finish(),
+            RateLimitKey::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Rate limiting on the [`StateStore`](crate::store::StateStore):
+//! [`RateLimitLayer`] (per-identity quotas) and [`FailedAuthLimitLayer`] (failed-auth lockout
+//! per client IP).
+
+mod client_ip;
+mod future;
+mod headers;
+mod key;
+mod layer;
+mod lockout;
+mod service;
+
+pub use client_ip::{ClientAddr, ClientIpResolver, InvalidProxyNetwork};
+pub use future::RateLimitFuture;
+pub use key::RateLimitKey;
+pub use layer::{FailMode, RateLimitLayer};
+pub use lockout::{FailedAuthLimitFuture, FailedAuthLimitLayer, FailedAuthLimitService};
+pub use service::RateLimitService;

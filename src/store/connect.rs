@@ -1,0 +1,77 @@
+//! [`connect`]: a store from a URL, for configuration by environment variable.
+
+use std::sync::Arc;
+
+use super::{MemoryStore, StateStore, StoreError};
+
+/// Opens the store a URL names, so deployments switch backends with one setting
+/// (`STATE_STORE` in the examples):
+///
+/// | URL | store | feature |
+/// |---|---|---|
+/// | `memory` (or empty) | [`MemoryStore`] | — |
+/// | `redis://…`, `rediss://…` | `RedisStore` | `redis` |
+/// | `postgres://…`, `postgresql://…` | `PostgresStore` (migrations run) | `postgres` |
+/// | `sqlite:path` | `SqliteStore` (WAL, migrations run) | `sqlite` |
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = tower_mcp_auth::store::connect("memory").await.unwrap();
+/// # let _ = store;
+/// assert!(tower_mcp_auth::store::connect("ftp://nope").await.is_err());
+/// # });
+/// ```
+///
+/// # Errors
+///
+/// [`StoreError::Config`] for an unknown scheme or one whose feature is not enabled, or the
+/// backend's connection error.
+pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    let url = url.trim();
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "" | "memory" => Ok(Arc::new(MemoryStore::new())),
+        "redis" | "rediss" => redis(url).await,
+        "postgres" | "postgresql" => postgres(url).await,
+        "sqlite" => sqlite(url).await,
+        _ => Err(StoreError::Config(
+            "unknown state store URL: use memory, redis://, postgres:// or sqlite:".into(),
+        )),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    Ok(Arc::new(super::RedisStore::connect(url).await?))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(_: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    Err(missing_feature("redis"))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    Ok(Arc::new(super::PostgresStore::connect(url).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    Err(missing_feature("postgres"))
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite(url: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    Ok(Arc::new(super::SqliteStore::open(path).await?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite(_: &str) -> Result<Arc<dyn StateStore>, StoreError> {
+    Err(missing_feature("sqlite"))
+}
+
+#[allow(dead_code)] // unused when every backend feature is on
+fn missing_feature(feature: &'static str) -> StoreError {
+    StoreError::Config(format!("this state store needs the `{feature}` cargo feature").into())
+}

@@ -1,0 +1,383 @@
+//! RateLimitLayer (per-identity quotas) and FailedAuthLimitLayer (failed-auth lockout per
+//! client IP) through real axum routers; the Redis case runs two routers, each with its own
+//! RedisStore client, against one Redis.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use common::*;
+use tower_mcp_auth::store::{
+    MemoryStore, Quota, RateDecision, StateStore, StoreError, StoreResult,
+};
+use tower_mcp_auth::{
+    ClientIpResolver, Deferred, EndpointPolicy, FailMode, FailedAuthLimitLayer, McpAuth,
+    RateLimitKey, RateLimitLayer,
+};
+
+fn auth() -> tower_mcp_auth::McpAuthLayer {
+    McpAuth::builder()
+        .api_keys(registry())
+        .endpoint("/open", EndpointPolicy::open())
+        .default_policy(EndpointPolicy::api_key_only())
+        .build()
+        .unwrap()
+}
+
+/// lockout → auth → quota → routes, all on `store`.
+fn app(
+    store: Arc<dyn StateStore>,
+    quota: Quota,
+    lockout: Quota,
+    resolver: ClientIpResolver,
+) -> Router {
+    routes()
+        .layer(RateLimitLayer::from_shared(store.clone(), quota).key(RateLimitKey::User))
+        .layer(auth())
+        .layer(FailedAuthLimitLayer::from_shared(store, lockout).client_ip(resolver))
+}
+
+async fn post(base: &str, path: &str, key: Option<&str>) -> reqwest::Response {
+    let mut req = client().post(format!("{base}{path}"));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    req.send().await.unwrap()
+}
+
+fn header(res: &reqwest::Response, name: &str) -> Option<u64> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn quota_per_user_with_headers_and_429() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let base = serve(|_| {
+        app(
+            store,
+            Quota::per_minute(3).unwrap(),
+            Quota::per_minute(100).unwrap(),
+            ClientIpResolver::new(),
+        )
+    })
+    .await;
+    for remaining in [2, 1, 0] {
+        let res = post(&base, "/mcp", Some(ALICE_KEY)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(header(&res, "ratelimit-limit"), Some(3));
+        assert_eq!(header(&res, "ratelimit-remaining"), Some(remaining));
+        assert!(header(&res, "ratelimit-reset").unwrap() <= 60);
+    }
+    let res = post(&base, "/mcp", Some(ALICE_KEY)).await;
+    let retry = header(&res, "retry-after").unwrap();
+    assert!((19..=20).contains(&retry), "one cell every 20 s: {retry}");
+    assert_eq!(header(&res, "ratelimit-remaining"), Some(0));
+    assert!(res.headers().get("www-authenticate").is_none());
+    let body = assert_error(res, 429, "too_many_requests").await;
+    assert_eq!(body["retry_after"], retry);
+
+    // Another user has their own bucket; open endpoints are not limited.
+    assert_eq!(post(&base, "/mcp", Some(BOB_KEY)).await.status(), 200);
+    let res = post(&base, "/open", None).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("ratelimit-limit").is_none());
+}
+
+#[tokio::test]
+async fn quota_per_role() {
+    let store = MemoryStore::new();
+    let base = serve(|_| {
+        routes()
+            .layer(
+                RateLimitLayer::new(store, Quota::per_minute(1).unwrap()).quota_for(|id| {
+                    (id.role() == Some("admin")).then(|| Quota::per_minute(5).unwrap())
+                }),
+            )
+            .layer(auth())
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            post(&base, "/mcp", Some(ALICE_KEY)).await.status(),
+            200,
+            "admin"
+        );
+    }
+    assert_eq!(post(&base, "/mcp", Some(ALICE_KEY)).await.status(), 429);
+    assert_eq!(post(&base, "/mcp", Some(BOB_KEY)).await.status(), 200);
+    assert_eq!(post(&base, "/mcp", Some(BOB_KEY)).await.status(), 429);
+}
+
+async fn lockout_scenario(base: &str, other_base: &str) {
+    // Missing credentials never count, however many (OAuth discovery probes).
+    for _ in 0..10 {
+        assert_error(
+            post(base, "/mcp", None).await,
+            401,
+            "authentication_required",
+        )
+        .await;
+    }
+    // Successes never count.
+    for _ in 0..10 {
+        assert_eq!(post(base, "/mcp", Some(ALICE_KEY)).await.status(), 200);
+    }
+    // Three wrong keys (the budget)...
+    for _ in 0..3 {
+        assert_error(
+            post(base, "/mcp", Some("wrong")).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    // ... then every credentialed request from that IP is refused, on every instance,
+    let res = post(other_base, "/mcp", Some(ALICE_KEY)).await;
+    assert!(header(&res, "retry-after").unwrap() >= 1);
+    assert_error(res, 429, "too_many_requests").await;
+    assert_error(
+        post(base, "/mcp", Some("wrong")).await,
+        429,
+        "too_many_requests",
+    )
+    .await;
+    // ... while requests without credentials still get their normal answer.
+    assert_error(
+        post(other_base, "/mcp", None).await,
+        401,
+        "authentication_required",
+    )
+    .await;
+    assert_eq!(post(base, "/open", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn failed_auth_lockout_counts_only_invalid_credentials() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let s2 = store.clone();
+    let quota = Quota::per_minute(1000).unwrap();
+    let lockout = Quota::per_minute(3).unwrap();
+    let base = serve(|_| app(store, quota, lockout, ClientIpResolver::new())).await;
+    let other = serve(|_| app(s2, quota, lockout, ClientIpResolver::new())).await;
+    lockout_scenario(&base, &other).await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_only_from_trusted_proxies() {
+    let lockout = Quota::per_minute(2).unwrap();
+    let quota = Quota::per_minute(1000).unwrap();
+    // Untrusted peer: a spoofed X-Forwarded-For does not give a fresh bucket.
+    let untrusted = serve(|_| {
+        app(
+            Arc::new(MemoryStore::new()),
+            quota,
+            lockout,
+            ClientIpResolver::new(),
+        )
+    })
+    .await;
+    for ip in ["1.1.1.1", "2.2.2.2"] {
+        let res = client()
+            .post(format!("{untrusted}/mcp"))
+            .header("x-api-key", "wrong")
+            .header("x-forwarded-for", ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = client()
+        .post(format!("{untrusted}/mcp"))
+        .header("x-api-key", ALICE_KEY)
+        .header("x-forwarded-for", "3.3.3.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "spoofed header ignored");
+
+    // Loopback trusted as a proxy: each forwarded client has its own bucket.
+    let trusted = ClientIpResolver::new()
+        .trust_proxies(["127.0.0.0/8"])
+        .unwrap();
+    let behind_proxy = serve(|_| app(Arc::new(MemoryStore::new()), quota, lockout, trusted)).await;
+    for _ in 0..2 {
+        let res = client()
+            .post(format!("{behind_proxy}/mcp"))
+            .header("x-api-key", "wrong")
+            .header("x-forwarded-for", "198.51.100.1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let send = |ip: &'static str| {
+        client()
+            .post(format!("{behind_proxy}/mcp"))
+            .header("x-api-key", ALICE_KEY)
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    assert_eq!(send("198.51.100.1").await.unwrap().status(), 429);
+    assert_eq!(send("198.51.100.2").await.unwrap().status(), 200);
+}
+
+/// A store whose every call fails, as Redis does while it is down.
+struct DownStore;
+impl StateStore for DownStore {
+    fn gcra(&self, _: &str, _: Quota, _: u32) -> StoreResult<RateDecision> {
+        Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
+    }
+    fn gcra_peek(&self, k: &str, q: Quota, c: u32) -> StoreResult<RateDecision> {
+        self.gcra(k, q, c)
+    }
+    fn insert_if_absent(&self, _: &str, _: Vec<u8>, _: Duration) -> StoreResult<bool> {
+        Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))
+    }
+    fn take(&self, _: &str) -> StoreResult<Option<Vec<u8>>> {
+        Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))
+    }
+    fn get(&self, _: &str) -> StoreResult<Option<Vec<u8>>> {
+        Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))
+    }
+    fn put(&self, _: &str, _: Vec<u8>, _: Duration) -> StoreResult<()> {
+        Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))
+    }
+    fn delete(&self, _: &str) -> StoreResult<bool> {
+        Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))
+    }
+}
+
+#[tokio::test]
+async fn store_outage_fails_open_or_closed_as_configured() {
+    let q = Quota::per_minute(1).unwrap();
+    let open = serve(|_| {
+        routes()
+            .layer(RateLimitLayer::new(DownStore, q))
+            .layer(auth())
+            .layer(FailedAuthLimitLayer::new(DownStore, q))
+    })
+    .await;
+    for _ in 0..3 {
+        let res = post(&open, "/mcp", Some(ALICE_KEY)).await;
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("ratelimit-limit").is_none());
+    }
+    assert_eq!(post(&open, "/mcp", Some("wrong")).await.status(), 401);
+
+    let closed = serve(|_| {
+        routes()
+            .layer(RateLimitLayer::new(DownStore, q).fail_mode(FailMode::Closed))
+            .layer(auth())
+    })
+    .await;
+    let res = post(&closed, "/mcp", Some(ALICE_KEY)).await;
+    assert_error(res, 503, "temporarily_unavailable").await;
+    let closed_lockout = serve(|_| {
+        routes()
+            .layer(auth())
+            .layer(FailedAuthLimitLayer::new(DownStore, q).fail_mode(FailMode::Closed))
+    })
+    .await;
+    assert_error(
+        post(&closed_lockout, "/mcp", Some(ALICE_KEY)).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    // No credential: the lockout has nothing to check, so the store is not needed.
+    assert_error(
+        post(&closed_lockout, "/mcp", None).await,
+        401,
+        "authentication_required",
+    )
+    .await;
+}
+
+#[cfg(feature = "redis")]
+mod redis_shared {
+    use super::*;
+    use tower_mcp_auth::store::RedisStore;
+
+    fn url() -> String {
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    }
+
+    async fn store(prefix: &str) -> Option<Arc<dyn StateStore>> {
+        match RedisStore::builder(url()).prefix(prefix).build().await {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "Redis unreachable at {} (CI=true): {e}",
+                    url()
+                );
+                eprintln!("SKIPPED: Redis unreachable: {e}");
+                None
+            }
+        }
+    }
+
+    fn prefix() -> String {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        format!(
+            "tma-rl-test:{}:",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )
+    }
+
+    #[tokio::test]
+    async fn two_instances_share_one_quota() {
+        let p = prefix();
+        let (Some(a), Some(b)) = (store(&p).await, store(&p).await) else {
+            return;
+        };
+        let quota = Quota::per_minute(4).unwrap();
+        let lockout = Quota::per_minute(100).unwrap();
+        let one = serve(|_| app(a, quota, lockout, ClientIpResolver::new())).await;
+        let two = serve(|_| app(b, quota, lockout, ClientIpResolver::new())).await;
+        // Exactly four requests across both instances, then 429 on both.
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let base = if i % 2 == 0 { &one } else { &two };
+            statuses.push(post(base, "/mcp", Some(BOB_KEY)).await.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+        cleanup(&p).await;
+    }
+
+    #[tokio::test]
+    async fn two_instances_share_one_lockout() {
+        let p = prefix();
+        let (Some(a), Some(b)) = (store(&p).await, store(&p).await) else {
+            return;
+        };
+        let quota = Quota::per_minute(1000).unwrap();
+        let lockout = Quota::per_minute(3).unwrap();
+        let one = serve(|_| app(a, quota, lockout, ClientIpResolver::new())).await;
+        let two = serve(|_| app(b, quota, lockout, ClientIpResolver::new())).await;
+        lockout_scenario(&one, &two).await;
+        cleanup(&p).await;
+    }
+
+    async fn cleanup(prefix: &str) {
+        let client = ::redis::Client::open(url()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = ::redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
+    }
+}
