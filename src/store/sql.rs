@@ -65,6 +65,7 @@ fn stored_tat(backend: &'static str, tat: i64) -> Result<u64, StoreError> {
 }
 
 /// A TAT to write. Cannot fail for TATs derived from a real clock and a valid quota.
+#[cfg(feature = "sqlite")] // PostgreSQL computes and writes TATs server-side
 fn tat_to_i64(backend: &'static str, tat: u64) -> Result<i64, StoreError> {
     i64::try_from(tat).map_err(|_| StoreError::Corrupt {
         backend,
