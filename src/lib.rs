@@ -5,8 +5,8 @@
 //! tokens and per-endpoint policy, in the four auth modes users know from MCP gateways.
 //!
 //! ```text
-//! request ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ your MCP service
-//!            (identify)     (identify)     (decide: 401 / 403)
+//! request ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ your MCP service
+//!            (per client IP)          (identify)     (identify)     (decide: 401 / 403)      (per identity)
 //! ```
 //!
 //! Authenticators only *identify*: they verify a presented credential and leave the outcome
@@ -52,7 +52,10 @@
 //! |---|---|---|
 //! | `rust-crypto` | yes | jsonwebtoken's RustCrypto backend |
 //! | `aws-lc-rs` | no | jsonwebtoken's aws-lc-rs backend (wins when both are on) |
-//! | `axum` | no | [`Identity`] as an axum extractor |
+//! | `axum` | no | [`Identity`] as an axum extractor; client IPs from axum's `ConnectInfo` |
+//! | `redis` | no | `store::RedisStore` (Lua GCRA on server time, Cluster-ready keys; Redis 6.2+) |
+//! | `postgres` | no | `store::PostgresStore` (sqlx; Rust 1.94+) |
+//! | `sqlite` | no | `store::SqliteStore` (sqlx, bundled SQLite; Rust 1.94+) |
 //!
 //! ## Error contract
 //!
