@@ -73,6 +73,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+pub mod mcp;
 pub mod metadata;
 mod outcome;
 mod policy;
@@ -103,6 +104,10 @@ pub use error::{
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
+pub use mcp::{
+    McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
+    McpResponseBody, McpRules,
+};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
 pub use policy::EndpointPolicyLayerBuilder;
