@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// JSON-RPC code of a request refused because the credential lacks a permission (403
 /// `insufficient_scope`). Implementation-defined server error range; not used by MCP itself.
@@ -281,18 +281,43 @@ impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
     }
 }
 
-/// A JSON-RPC error response: `{"jsonrpc":"2.0","id":…,"error":{"code","message","data"}}`.
-pub(crate) fn error_envelope(id: Value, code: i64, message: &str, data: &Value) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": code, "message": message, "data": data},
-    })
+/// A JSON-RPC error response: `{"jsonrpc":"2.0","id":…,"error":{"code","message","data"}}`,
+/// its members in that order.
+#[derive(Debug, Serialize)]
+pub(crate) struct Envelope {
+    jsonrpc: &'static str,
+    id: Value,
+    error: ErrorObject,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorObject {
+    code: i64,
+    message: String,
+    data: Value,
+}
+
+pub(crate) fn error_envelope(id: Value, code: i64, message: &str, data: Value) -> Envelope {
+    Envelope {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject {
+            code,
+            message: message.to_owned(),
+            data,
+        },
+    }
+}
+
+/// Serializes an envelope or a batch of them; this cannot fail for these types.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|_| br#"{"jsonrpc":"2.0","id":null}"#.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn one(body: &str) -> Call<'_> {
         let mut p = parse(body.as_bytes()).unwrap();

@@ -15,8 +15,8 @@ use crate::error::{AuthError, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
 
 use super::jsonrpc::{
-    error_envelope, BadMessage, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE,
-    PARSE_ERROR_CODE,
+    error_envelope, to_json, BadMessage, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE,
+    INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
 };
 use super::layer::McpConfig;
 
@@ -57,7 +57,7 @@ pub(crate) fn insufficient_scope(
     };
 
     let batch_scope = all_missing.join(" ");
-    let mut envelopes: Vec<Value> = verdicts
+    let mut envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
             let mut body = error.body(&ctx);
@@ -84,16 +84,18 @@ pub(crate) fn insufficient_scope(
                 map.insert("permission".into(), Value::String(verdict.permission));
                 map.insert("scope".into(), Value::String(scope));
             }
-            error_envelope(verdict.id, INSUFFICIENT_SCOPE_CODE, &message, &data)
+            error_envelope(verdict.id, INSUFFICIENT_SCOPE_CODE, &message, data)
         })
         .collect();
 
-    let json = if batch {
-        Value::Array(envelopes)
-    } else {
-        envelopes.pop().unwrap_or(Value::Null)
+    let json = match envelopes.pop() {
+        Some(only) if !batch => to_json(&only),
+        last => {
+            envelopes.extend(last);
+            to_json(&envelopes)
+        }
     };
-    error.response_with_body(&ctx, Some(identity.method()), json.to_string().into_bytes())
+    error.response_with_body(&ctx, Some(identity.method()), json)
 }
 
 fn describe(permission: &str, missing: &[String]) -> String {
@@ -168,7 +170,7 @@ fn protocol_error(
         "error_description": description,
         "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
     });
-    let body = error_envelope(Value::Null, code, message, &data).to_string();
+    let body = to_json(&error_envelope(Value::Null, code, message, data));
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
     let headers = res.headers_mut();

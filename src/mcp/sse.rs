@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use super::filter::{Applied, ToolsFilter};
-use super::jsonrpc::{error_envelope, INTERNAL_ERROR_CODE};
+use super::jsonrpc::{error_envelope, to_json, INTERNAL_ERROR_CODE};
 
 pub(crate) struct SseRewriter {
     filter: ToolsFilter,
@@ -127,10 +127,10 @@ impl SseRewriter {
                 id,
                 INTERNAL_ERROR_CODE,
                 "tools/list response too large to filter",
-                &data,
+                data.clone(),
             );
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(message.to_string().as_bytes());
+            out.extend_from_slice(&to_json(&message));
             out.extend_from_slice(b"\n\n");
         }
     }
