@@ -3,13 +3,12 @@
 //! `X-API-Key` header and with a bearer token.
 
 mod common;
+mod example_process;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use example_process::Example;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::{RoleClient, RunningService};
@@ -22,63 +21,8 @@ const KEYS: &str = r#"{"k-alice":{"name":"Alice","userId":"alice","permissions":
 const SECRET: &str = "rmcp-example-test-secret-of-32-bytes!";
 const ISSUER: &str = "https://issuer.example";
 
-/// `cargo test` builds examples next to the test binaries' `deps` folder.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
-    let path = dir.join(format!("rmcp_server{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(vars: &[(&str, &str)]) -> Option<Server> {
-    let Some(bin) = example_binary() else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "rmcp_server example binary not found next to the test binary"
-        );
-        eprintln!("skipping: build the examples first (cargo test builds them)");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .env("MCP_AUTH_ADDR", &addr)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let server = Server {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/health", server.base))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "rmcp_server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Some(server)
+async fn start(vars: &[(&str, &str)]) -> Option<Example> {
+    example_process::start("rmcp_server", vars).await
 }
 
 enum Cred<'a> {
