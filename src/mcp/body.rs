@@ -47,6 +47,11 @@ pin_project! {
 
 impl<B> McpRequestBody<B> {
     /// A body read into memory.
+    ///
+    /// ```
+    /// let body = tower_mcp_auth::McpRequestBody::<String>::buffered("{}".into());
+    /// assert!(body.is_buffered());
+    /// ```
     pub fn buffered(bytes: Bytes) -> Self {
         Self {
             kind: RequestKind::Buffered {
@@ -56,6 +61,11 @@ impl<B> McpRequestBody<B> {
     }
 
     /// The original body, passed on as it streams.
+    ///
+    /// ```
+    /// let body = tower_mcp_auth::McpRequestBody::streaming(String::from("raw"));
+    /// assert!(!body.is_buffered());
+    /// ```
     pub fn streaming(body: B) -> Self {
         Self {
             kind: RequestKind::Streaming { body },
@@ -63,6 +73,11 @@ impl<B> McpRequestBody<B> {
     }
 
     /// Whether the layer read (and checked) this body.
+    ///
+    /// ```
+    /// use tower_mcp_auth::McpRequestBody;
+    /// assert!(McpRequestBody::<String>::buffered("{}".into()).is_buffered());
+    /// ```
     pub fn is_buffered(&self) -> bool {
         matches!(self.kind, RequestKind::Buffered { .. })
     }
@@ -122,6 +137,31 @@ pin_project! {
     /// Response body of [`McpPermissionsService`](super::McpPermissionsService): the inner
     /// service's body untouched, a small JSON body (a refusal, or a filtered `tools/list`
     /// JSON response), or the inner event stream with `tools/list` responses filtered.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use bytes::Bytes;
+    /// use http::Request;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer, McpRequestBody};
+    ///
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(McpPermissionsLayer::new())
+    ///     .service_fn(|_req: Request<McpRequestBody<Full<Bytes>>>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+    ///     });
+    /// let mut req = Request::post("/mcp").body(Full::new(Bytes::from("{oops"))).unwrap();
+    /// req.extensions_mut().insert(Identity::builder(AuthMethod::ApiKey, "k").build());
+    /// let res = svc.oneshot(req).await.unwrap();
+    /// assert_eq!(res.status(), 400);
+    /// // A `McpResponseBody` is read like any other body.
+    /// let body = res.into_body().collect().await.unwrap().to_bytes();
+    /// let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// assert_eq!(json["error"]["code"], -32700);
+    /// # }
+    /// ```
     pub struct McpResponseBody<B> {
         #[pin]
         kind: ResponseKind<B>,

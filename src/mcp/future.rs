@@ -23,7 +23,26 @@ use super::layer::McpConfig;
 use super::refusal::{self, Verdict};
 
 pin_project! {
-    /// Response future of [`McpPermissionsService`](super::McpPermissionsService).
+    /// Response future of [`McpPermissionsService`](super::McpPermissionsService): reads the
+    /// request body, decides, calls the inner service and, when asked to, filters a
+    /// `tools/list` response. A hand-written state machine: nothing is boxed.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, util::ServiceFn, Service};
+    /// use tower_layer::Layer;
+    /// use tower_mcp_auth::{McpPermissionsFuture, McpPermissionsLayer, McpRequestBody};
+    ///
+    /// async fn inner(_: Request<McpRequestBody<String>>) -> Result<Response<String>, Infallible> {
+    ///     Ok(Response::new(String::new()))
+    /// }
+    /// let mut svc = McpPermissionsLayer::new().layer(service_fn(inner));
+    /// let future: McpPermissionsFuture<_, String, String> = svc.call(Request::new(String::new()));
+    /// # drop(future);
+    /// ```
     pub struct McpPermissionsFuture<S, B, R>
     where
         S: Service<Request<McpRequestBody<B>>>,

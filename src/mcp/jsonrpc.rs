@@ -10,14 +10,37 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// JSON-RPC code of a request refused because the credential lacks a permission (403
-/// `insufficient_scope`). Implementation-defined server error range; not used by MCP itself.
+/// JSON-RPC `error.code` of a request refused because the credential lacks a permission
+/// (HTTP 403 `insufficient_scope`). From the implementation-defined server error range; MCP
+/// itself does not use it.
+///
+/// ```
+/// use tower_mcp_auth::mcp::INSUFFICIENT_SCOPE_CODE;
+/// # let reply = serde_json::json!({"error": {"code": -32003}});
+/// if reply["error"]["code"] == INSUFFICIENT_SCOPE_CODE {
+///     // ask the user for a credential with more permissions
+/// }
+/// ```
 pub const INSUFFICIENT_SCOPE_CODE: i64 = -32003;
-/// JSON-RPC "Parse error": the body is not JSON.
+/// JSON-RPC "Parse error" (HTTP 400): the body is not JSON.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::PARSE_ERROR_CODE, -32700);
+/// ```
 pub const PARSE_ERROR_CODE: i64 = -32700;
-/// JSON-RPC "Invalid Request": JSON, but not a JSON-RPC message (or too large to read).
+/// JSON-RPC "Invalid Request": JSON but not a JSON-RPC message (HTTP 400), or a body over the
+/// size limit (HTTP 413).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::INVALID_REQUEST_CODE, -32600);
+/// ```
 pub const INVALID_REQUEST_CODE: i64 = -32600;
-/// JSON-RPC "Internal error".
+/// JSON-RPC "Internal error": a `tools/list` response that could not be filtered (HTTP 500,
+/// or an error event in an event stream) rather than passed on unfiltered.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::INTERNAL_ERROR_CODE, -32603);
+/// ```
 pub const INTERNAL_ERROR_CODE: i64 = -32603;
 
 /// One message of a request body, as far as authorization cares.

@@ -111,6 +111,14 @@ impl McpPermissionsLayer {
     }
 
     /// Starts configuring rules; same as [`McpRules::new`].
+    ///
+    /// ```
+    /// let layer = tower_mcp_auth::McpPermissionsLayer::builder()
+    ///     .public(["tools/list"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
     pub fn builder() -> McpRules {
         McpRules::new()
     }
@@ -129,6 +137,15 @@ impl McpPermissionsLayer {
     /// Whether `identity` may call `method`, addressed to `target` (the tool or prompt name,
     /// or the resource URI) where the method has one. Handlers can use it for checks the
     /// layer cannot see, such as a tool that calls another tool.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer};
+    ///
+    /// let layer = McpPermissionsLayer::new();
+    /// let token = Identity::builder(AuthMethod::Bearer, "t").permissions(["resources/read:docs://*"]).build();
+    /// assert!(layer.allows(&token, "resources/read", Some("docs://a.md")));
+    /// assert!(!layer.allows(&token, "resources/read", Some("file:///etc/passwd")));
+    /// ```
     pub fn allows(&self, identity: &Identity, method: &str, target: Option<&str>) -> bool {
         self.config.rules.check(identity, method, target).is_ok()
     }

@@ -9,9 +9,21 @@ use crate::policy::{EndpointPolicyLayer, PathPattern, PolicyError};
 
 use super::layer::{McpConfig, McpPermissionsLayer};
 
-/// Default request body limit: 4 MiB.
+/// Default request body limit of [`McpRules::max_body_bytes`]: 4 MiB.
+///
+/// ```
+/// use tower_mcp_auth::{mcp::DEFAULT_MAX_BODY_BYTES, McpRules};
+/// // Allow larger tool arguments than the default.
+/// let rules = McpRules::new().max_body_bytes(4 * DEFAULT_MAX_BODY_BYTES);
+/// # let _ = rules;
+/// ```
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Default limit for a `tools/list` response that is filtered: 16 MiB.
+/// Default limit of [`McpRules::max_response_bytes`] for a filtered `tools/list` response:
+/// 16 MiB.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::DEFAULT_MAX_RESPONSE_BYTES, 16 << 20);
+/// ```
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Methods every authenticated identity may call by default: without them a client cannot
@@ -84,6 +96,15 @@ impl Default for McpRules {
 impl McpRules {
     /// Rules with `initialize` and `ping` public, everything else requiring its permission;
     /// no `tools/list` filtering; a 4 MiB body limit; every path.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new().build().unwrap();
+    /// let key = Identity::builder(AuthMethod::ApiKey, "k").build();
+    /// assert!(layer.allows(&key, "initialize", None));
+    /// assert!(!layer.allows(&key, "tools/list", None));
+    /// ```
     pub fn new() -> Self {
         Self {
             rules: DEFAULT_PUBLIC
@@ -100,6 +121,15 @@ impl McpRules {
 
     /// Lets every authenticated identity use the permissions matching these patterns, e.g.
     /// `["tools/list", "resources/list", "prompts/*"]`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new().public(["tools/list", "prompts/*"]).build().unwrap();
+    /// let nobody = Identity::builder(AuthMethod::ApiKey, "k").build();
+    /// assert!(layer.allows(&nobody, "prompts/get", Some("summary")));
+    /// assert!(!layer.allows(&nobody, "tools/call", Some("echo")));
+    /// ```
     pub fn public<I, P>(mut self, patterns: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -116,6 +146,19 @@ impl McpRules {
     ///
     /// Use it to map MCP permissions to the scope names your authorization server issues
     /// (`.rule("tools/call:*", ["mcp:tools"])`) or to guard some tools with an extra scope.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new()
+    ///     .rule("tools/call:deploy_*", ["deploy", "mfa"])
+    ///     .rule("tools/call:*", ["mcp:tools"])
+    ///     .build()
+    ///     .unwrap();
+    /// let token = Identity::builder(AuthMethod::Bearer, "ci").permissions(["mcp:tools"]).build();
+    /// assert!(layer.allows(&token, "tools/call", Some("search")));
+    /// assert!(!layer.allows(&token, "tools/call", Some("deploy_prod")));
+    /// ```
     pub fn rule<I, P>(mut self, pattern: impl Into<String>, required: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -131,12 +174,28 @@ impl McpRules {
     /// Rewrites `tools/list` responses to list only the tools the identity may call
     /// (`tools/call:<name>`). JSON responses are rewritten whole; `text/event-stream`
     /// (streamable HTTP) responses event by event. Off by default.
+    ///
+    /// Filtering is a courtesy to clients and models (they are not offered tools they cannot
+    /// use); the enforcement is the check on `tools/call`. Responses replayed on a resumed
+    /// stream (`GET` with `Last-Event-ID`) and compressed responses are not filtered: a
+    /// compressed `tools/list` answer is replaced by a 500 JSON-RPC error.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().filter_tools_list(true);
+    /// # let _ = rules;
+    /// ```
     pub fn filter_tools_list(mut self, enabled: bool) -> Self {
         self.filter_tools_list = enabled;
         self
     }
 
-    /// The largest request body read (default 4 MiB); larger bodies get 413.
+    /// The largest request body read (default 4 MiB); larger bodies get 413, whether the
+    /// size is declared by `Content-Length` or found while reading a chunked body.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().max_body_bytes(1 << 20);
+    /// # let _ = rules;
+    /// ```
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
@@ -145,6 +204,11 @@ impl McpRules {
     /// The largest `tools/list` response (JSON body, or one SSE event) that is filtered
     /// (default 16 MiB). A larger one is replaced by a JSON-RPC internal error rather than
     /// passed through unfiltered.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().filter_tools_list(true).max_response_bytes(1 << 20);
+    /// # let _ = rules;
+    /// ```
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -153,6 +217,11 @@ impl McpRules {
     /// Inspects only requests to paths matching `pattern` (axum syntax, as in
     /// [`EndpointPolicyLayerBuilder::route`](crate::EndpointPolicyLayerBuilder::route));
     /// repeatable. Without any, every `POST` that carries an [`Identity`] is inspected.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().path("/mcp").path("/users/{id}/mcp");
+    /// # let _ = rules;
+    /// ```
     pub fn path(mut self, pattern: impl Into<String>) -> Self {
         self.paths.push(pattern.into());
         self
@@ -165,6 +234,19 @@ impl McpRules {
     ///
     /// Without it, a refusal challenges only bearer-token callers, with realm `mcp` and no
     /// `resource_metadata`.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer, McpRules};
+    ///
+    /// let policy = EndpointPolicyLayer::builder(EndpointPolicy::both())
+    ///     .public_base_url("https://mcp.example.com")
+    ///     .build()
+    ///     .unwrap();
+    /// let permissions = McpRules::new().endpoint_policy(&policy).build().unwrap();
+    /// let stack = ServiceBuilder::new().layer(policy).layer(permissions);
+    /// # let _ = stack;
+    /// ```
     pub fn endpoint_policy(mut self, layer: &EndpointPolicyLayer) -> Self {
         self.policy = Some(layer.clone());
         self
@@ -178,6 +260,16 @@ impl McpRules {
     /// a required scope that is empty or contains whitespace, `"` or `\`;
     /// [`PolicyError::InvalidPattern`] for a bad path; [`PolicyError::InvalidLimit`] for a
     /// zero limit.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{McpRules, PolicyError};
+    ///
+    /// assert!(McpRules::new().public(["tools/*"]).build().is_ok());
+    /// assert!(matches!(
+    ///     McpRules::new().public(["tools/*/call"]).build(),
+    ///     Err(PolicyError::InvalidRule(_))
+    /// ));
+    /// ```
     pub fn build(self) -> Result<McpPermissionsLayer, PolicyError> {
         let mut rules = Vec::with_capacity(self.rules.len());
         for (pattern, required) in self.rules {

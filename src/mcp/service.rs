@@ -20,6 +20,32 @@ use super::layer::McpConfig;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Service produced by [`McpPermissionsLayer`](super::McpPermissionsLayer).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use bytes::Bytes;
+/// use http::Request;
+/// use http_body_util::Full;
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer, McpRequestBody};
+///
+/// let svc = ServiceBuilder::new()
+///     .layer(McpPermissionsLayer::new())
+///     .service_fn(|_req: Request<McpRequestBody<Full<Bytes>>>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("ran"))))
+///     });
+///
+/// let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm"}}"#;
+/// let mut req = Request::post("/mcp").body(Full::new(Bytes::from(call))).unwrap();
+/// // What `EndpointPolicyLayer` leaves for the layers after it:
+/// req.extensions_mut().insert(
+///     Identity::builder(AuthMethod::ApiKey, "bot").permissions(["tools/call:echo"]).build(),
+/// );
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), 403);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct McpPermissionsService<S> {
     inner: S,
@@ -32,6 +58,14 @@ impl<S> McpPermissionsService<S> {
     }
 
     /// The wrapped service.
+    ///
+    /// ```
+    /// use tower_layer::Layer;
+    /// use tower_mcp_auth::McpPermissionsLayer;
+    ///
+    /// let svc = McpPermissionsLayer::new().layer("inner");
+    /// assert_eq!(*svc.get_ref(), "inner");
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
