@@ -147,6 +147,18 @@ async fn bearer_token_client_in_both_mode() {
     else {
         return;
     };
+    // The metadata document the challenge points at is served, open.
+    let meta: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        s.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(meta["resource"], format!("{}/mcp", s.base));
+
     let full = token(&s.base, "carol", "tools/call");
     let client = connect(&s.base, Cred::Token(&full)).await;
     assert_eq!(tool_names(&client).await, ["echo", "whoami"]);

@@ -322,4 +322,37 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn arbitrary_bytes_in_any_chunking_never_panic() {
+        // A small xorshift generator: deterministic, no extra dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: &[u8] = b"data: {}[]\"id\":1,\r\n\n\r:\xff";
+        for _ in 0..2000 {
+            let len = (next() % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut r = SseRewriter::new(filter_max(
+                vec![json!(1)],
+                &[],
+                Some(1 + (next() % 64) as usize),
+            ));
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() % 16) as usize;
+                let (chunk, tail) = rest.split_at(n.min(rest.len()));
+                let _ = r.push(Bytes::copy_from_slice(chunk));
+                rest = tail;
+            }
+            let _ = r.finish();
+            let _ = crate::mcp::jsonrpc::parse(&bytes);
+        }
+    }
 }
