@@ -252,9 +252,9 @@ const SUPPORTED_HEADER: &str = "X-API-Key header";
 const SUPPORTED_QUERY: &str = "query parameter (api_key or apikey)";
 
 #[derive(Serialize)]
-struct ErrorBody<'a> {
+pub(crate) struct ErrorBody<'a> {
     error: &'static str,
-    error_description: Cow<'a, str>,
+    pub(crate) error_description: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     supported_methods: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -355,42 +355,48 @@ impl AuthError {
         ctx: &ErrorContext<'_>,
         method: Option<AuthMethod>,
     ) -> Response<Full<Bytes>> {
+        // Serializing a struct of strings cannot fail; fall back to a fixed body regardless.
+        let json = serde_json::to_vec(&self.body(ctx))
+            .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
+        self.response_with_body(ctx, method, json)
+    }
+
+    /// The contract's JSON body for this error, for layers that embed it in another shape
+    /// (the MCP layer puts it in a JSON-RPC error's `data`).
+    pub(crate) fn body<'a>(&self, ctx: &'a ErrorContext<'_>) -> ErrorBody<'a> {
         let resource_metadata = if ctx.oauth {
             ctx.resource_metadata.as_deref()
         } else {
             None
         };
-        let retry_secs = match self {
-            AuthError::TooManyRequests { retry_after } => Some(whole_seconds_up(*retry_after)),
-            _ => None,
-        };
-        let scope = match self {
-            AuthError::InsufficientScope { required } => Some(required.join(" ")),
-            _ => None,
-        };
-        let body = ErrorBody {
+        ErrorBody {
             error: self.code(),
             error_description: self.description(ctx),
             supported_methods: matches!(self, AuthError::AuthenticationRequired)
                 .then(|| ctx.supported_methods()),
-            scope: scope.clone(),
-            retry_after: retry_secs,
+            scope: self.required_scope(),
+            retry_after: self.retry_secs(),
             resource_metadata,
             timestamp: crate::time::format_rfc3339_millis(SystemTime::now()),
-        };
-        // Serializing a struct of strings cannot fail; fall back to a fixed body regardless.
-        let json =
-            serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
+        }
+    }
 
+    /// The contract's status, headers and [`AuthFailure`] marker around `json`.
+    pub(crate) fn response_with_body(
+        &self,
+        ctx: &ErrorContext<'_>,
+        method: Option<AuthMethod>,
+        json: Vec<u8>,
+    ) -> Response<Full<Bytes>> {
         let mut res = Response::new(Full::new(Bytes::from(json)));
         *res.status_mut() = self.status();
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(secs) = retry_secs {
+        if let Some(secs) = self.retry_secs() {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(challenge) = self.challenge(ctx, scope.as_deref()) {
+        if let Some(challenge) = self.challenge(ctx, self.required_scope().as_deref()) {
             // Values are escaped; a value that still is not a valid header (control bytes in
             // configuration) drops the challenge rather than failing the response.
             if let Ok(value) = HeaderValue::try_from(challenge) {
@@ -402,6 +408,20 @@ impl AuthError {
             method,
         });
         res
+    }
+
+    fn retry_secs(&self) -> Option<u64> {
+        match self {
+            AuthError::TooManyRequests { retry_after } => Some(whole_seconds_up(*retry_after)),
+            _ => None,
+        }
+    }
+
+    fn required_scope(&self) -> Option<String> {
+        match self {
+            AuthError::InsufficientScope { required } => Some(required.join(" ")),
+            _ => None,
+        }
     }
 
     /// The `WWW-Authenticate` value, or `None` (api-key-only endpoints, 403 access_denied,

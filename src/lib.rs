@@ -46,6 +46,29 @@
 //! # let _ = app;
 //! ```
 //!
+//! ## MCP-aware permissions
+//!
+//! [`McpAuthBuilder::mcp_permissions`] adds an [`McpPermissionsLayer`] after the policy: it
+//! reads each JSON-RPC request (single or batch) and checks its method and tool, prompt or
+//! resource against the identity's permissions or scopes (`tools/call:search_*`,
+//! `resources/read:docs://*`, `*`), refusing with 403 `insufficient_scope` in a JSON-RPC error
+//! envelope; it can also trim `tools/list` answers to the callable tools. See the [`mcp`]
+//! module.
+//!
+//! ```
+//! use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth, McpRules};
+//!
+//! let keys = ApiKeyRegistry::builder()
+//!     .key("k-1", ApiKeySpec::new("bot").permissions(["tools/call:search_*"]))
+//!     .build();
+//! let auth = McpAuth::builder()
+//!     .api_keys(keys)
+//!     .mcp_permissions(McpRules::new().public(["tools/list"]).filter_tools_list(true))
+//!     .build()
+//!     .unwrap();
+//! # let _ = auth;
+//! ```
+//!
 //! ## Cargo features
 //!
 //! | feature | default | what it adds |
@@ -76,6 +99,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+pub mod mcp;
 pub mod metadata;
 mod outcome;
 mod policy;
@@ -106,6 +130,10 @@ pub use error::{
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
+pub use mcp::{
+    McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
+    McpResponseBody, McpRules,
+};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
 pub use policy::EndpointPolicyLayerBuilder;

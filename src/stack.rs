@@ -8,6 +8,7 @@ use tower_layer::Layer;
 
 use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
+use crate::mcp::{McpPermissionsLayer, McpRules};
 use crate::policy::{EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, PolicyError};
 
 /// Entry point of the one-call builder; see [`McpAuth::builder`].
@@ -46,30 +47,72 @@ impl McpAuth {
             verifier: None,
             policy: EndpointPolicyLayer::builder(EndpointPolicy::open()),
             default_set: false,
+            mcp: (),
         }
     }
 }
 
-impl fmt::Debug for McpAuthBuilder {
+impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpAuthBuilder")
             .field("api_keys", &self.keys.is_some())
             .field("bearer", &self.verifier.is_some())
             .field("policy", &self.policy)
+            .field("mcp_permissions", &self.mcp)
             .finish()
     }
 }
 
 /// Configures [`McpAuthLayer`]; see [`McpAuth::builder`].
+///
+/// `M` records whether [`mcp_permissions`](Self::mcp_permissions) was called: `()` (the
+/// default) builds the three-layer stack, [`McpRules`] adds an [`McpPermissionsLayer`].
 #[must_use]
-pub struct McpAuthBuilder {
+pub struct McpAuthBuilder<M = ()> {
     keys: Option<Arc<dyn KeyStore>>,
     verifier: Option<Arc<dyn TokenVerifier>>,
     policy: crate::policy::EndpointPolicyLayerBuilder,
     default_set: bool,
+    mcp: M,
 }
 
 impl McpAuthBuilder {
+    /// Also authorizes each MCP JSON-RPC request by method and tool with an
+    /// [`McpPermissionsLayer`] placed after the policy layer, which shares the endpoint
+    /// configuration (realm, `resource_metadata`, mode) to render its 403 challenges.
+    ///
+    /// The built layer then wraps services that take `Request<McpRequestBody<B>>`
+    /// ([`McpRequestBody`](crate::McpRequestBody) is an ordinary `http_body::Body`: axum,
+    /// rmcp, hyper and tonic services accept it) and answers
+    /// `Response<ResponseBody<McpResponseBody<_>>>`.
+    ///
+    /// ```
+    /// use axum::{routing::post, Router};
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth, McpRules};
+    ///
+    /// let keys = ApiKeyRegistry::builder()
+    ///     .key("k-1", ApiKeySpec::new("bot").permissions(["tools/list", "tools/call:echo"]))
+    ///     .build();
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(keys)
+    ///     .mcp_permissions(McpRules::new().path("/mcp").filter_tools_list(true))
+    ///     .build()
+    ///     .unwrap();
+    /// let app: Router = Router::new().route("/mcp", post(|| async { "{}" })).layer(auth);
+    /// # let _ = app;
+    /// ```
+    pub fn mcp_permissions(self, rules: McpRules) -> McpAuthBuilder<McpRules> {
+        McpAuthBuilder {
+            keys: self.keys,
+            verifier: self.verifier,
+            policy: self.policy,
+            default_set: self.default_set,
+            mcp: rules,
+        }
+    }
+}
+
+impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// Accepts API keys from `store` (for example [`ApiKeyRegistry::from_env`](crate::ApiKeyRegistry::from_env)).
     pub fn api_keys(mut self, store: impl KeyStore) -> Self {
         self.keys = Some(Arc::new(store));
@@ -128,7 +171,7 @@ impl McpAuthBuilder {
     ///
     /// An endpoint that enables a method with nothing configured to check it, an invalid
     /// path pattern, or an invalid base URL.
-    pub fn build(mut self) -> Result<McpAuthLayer, PolicyError> {
+    pub fn build(mut self) -> Result<McpAuthLayer<M::Layer>, PolicyError> {
         if !self.default_set {
             self.policy.default = EndpointPolicy::new(self.keys.is_some(), self.verifier.is_some());
         }
@@ -149,42 +192,76 @@ impl McpAuthBuilder {
             Some(verifier) => BearerLayer::from_shared(verifier),
             None => BearerLayer::disabled(),
         };
+        let policy = self.policy.build()?;
+        let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
             api_key,
             bearer,
-            policy: self.policy.build()?,
+            policy,
+            mcp,
         })
+    }
+}
+
+mod sealed {
+    use super::*;
+
+    /// What goes inside the policy layer: nothing, or the MCP permissions layer.
+    pub trait InnerLayer {
+        type Layer;
+        fn build(self, policy: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError>;
+    }
+
+    impl InnerLayer for () {
+        type Layer = tower_layer::Identity;
+        fn build(self, _: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
+            Ok(tower_layer::Identity::new())
+        }
+    }
+
+    impl InnerLayer for McpRules {
+        type Layer = McpPermissionsLayer;
+        fn build(self, policy: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
+            self.endpoint_policy(policy).build()
+        }
     }
 }
 
 /// The composed authentication stack; apply with `.layer(...)` on an axum `Router`, a
 /// `tower::ServiceBuilder`, a hyper or a tonic service.
+///
+/// `L` is what runs inside the policy layer: nothing (`tower_layer::Identity`, the default)
+/// or an [`McpPermissionsLayer`] (see [`McpAuthBuilder::mcp_permissions`]).
 #[derive(Clone)]
 #[must_use]
-pub struct McpAuthLayer {
+pub struct McpAuthLayer<L = tower_layer::Identity> {
     api_key: ApiKeyLayer,
     bearer: BearerLayer,
     policy: EndpointPolicyLayer,
+    mcp: L,
 }
 
-/// The service [`McpAuthLayer`] produces.
+/// The service [`McpAuthLayer`] produces around `S`; with
+/// [`mcp_permissions`](McpAuthBuilder::mcp_permissions), `S` is an
+/// [`McpPermissionsService`](crate::McpPermissionsService) around yours.
 pub type McpAuthService<S> = ApiKeyService<BearerService<EndpointPolicyService<S>>>;
 
-impl<S> Layer<S> for McpAuthLayer {
-    type Service = McpAuthService<S>;
+impl<S, L: Layer<S>> Layer<S> for McpAuthLayer<L> {
+    type Service = McpAuthService<L::Service>;
 
     fn layer(&self, inner: S) -> Self::Service {
         self.api_key
-            .layer(self.bearer.layer(self.policy.layer(inner)))
+            .layer(self.bearer.layer(self.policy.layer(self.mcp.layer(inner))))
     }
 }
 
-impl fmt::Debug for McpAuthLayer {
+impl<L: fmt::Debug> fmt::Debug for McpAuthLayer<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpAuthLayer")
             .field("api_key", &self.api_key)
             .field("bearer", &self.bearer)
             .field("policy", &self.policy)
+            .field("mcp", &self.mcp)
             .finish()
     }
 }

@@ -1,10 +1,15 @@
 //! [`EndpointPolicyLayer`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use http::header::HOST;
 use http::request::Parts;
+use http::{HeaderMap, Uri};
 use tower_layer::Layer;
+
+use crate::error::ErrorContext;
 
 use super::endpoint::EndpointPolicy;
 use super::pattern::PathPattern;
@@ -19,6 +24,58 @@ pub(crate) struct PolicyConfig {
     pub(crate) realm: String,
     pub(crate) public_base_url: Option<String>,
     pub(crate) api_key_query: bool,
+}
+
+impl PolicyConfig {
+    /// The policy for a request: first matching route, else the resolver, else the default.
+    pub(crate) fn policy_for(&self, parts: &Parts) -> Cow<'_, EndpointPolicy> {
+        let path = parts.uri.path();
+        if let Some((_, policy)) = self.routes.iter().find(|(p, _)| p.matches(path)) {
+            return Cow::Borrowed(policy);
+        }
+        match self.resolver.as_ref().and_then(|resolve| resolve(parts)) {
+            Some(policy) => Cow::Owned(policy),
+            None => Cow::Borrowed(&self.default),
+        }
+    }
+
+    /// How a refusal on `policy` is rendered for a request to `uri`.
+    pub(crate) fn error_context<'a>(
+        &'a self,
+        policy: &'a EndpointPolicy,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> ErrorContext<'a> {
+        let resource_metadata = policy
+            .enable_oauth()
+            .then(|| self.resource_metadata_url(uri, headers))
+            .flatten();
+        ErrorContext {
+            api_key: policy.enable_api_key_auth(),
+            api_key_query: self.api_key_query,
+            oauth: policy.enable_oauth(),
+            realm: &self.realm,
+            resource_metadata: resource_metadata.map(Cow::Owned),
+            scopes: policy.required(),
+        }
+    }
+
+    /// The RFC 9728 metadata URL for this request's resource: from the configured public
+    /// base URL, else from the `Host` header (http).
+    fn resource_metadata_url(&self, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+        let path = uri.path();
+        match &self.public_base_url {
+            Some(base) => Some(crate::metadata::metadata_url(base, path)),
+            None => {
+                let host = uri
+                    .authority()
+                    .map(|a| a.as_str())
+                    .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()))?;
+                let base = crate::metadata::canonical_base_url(&format!("http://{host}"))?;
+                Some(crate::metadata::metadata_url(&base, path))
+            }
+        }
+    }
 }
 
 /// A policy configuration error, reported by [`EndpointPolicyLayerBuilder::build`] and
@@ -38,6 +95,13 @@ pub enum PolicyError {
     /// An endpoint accepts OAuth but no token verifier was configured.
     #[error("endpoint {0} enables OAuth but no token verifier is configured")]
     MissingVerifier(String),
+    /// An [`McpRules`](crate::McpRules) rule is not valid: an empty pattern, a `*` that is
+    /// not at the end, or a required scope that is not an RFC 6749 scope token.
+    #[error("invalid MCP permission rule {0:?}")]
+    InvalidRule(String),
+    /// A size limit of zero.
+    #[error("size limits must be at least one byte")]
+    InvalidLimit,
 }
 
 /// Decides, per endpoint, whether a request may pass, and with which [`Identity`](crate::Identity).
@@ -98,6 +162,11 @@ impl EndpointPolicyLayer {
         Self {
             config: Arc::new(config),
         }
+    }
+
+    /// The configuration, shared with layers that render refusals for the same endpoints.
+    pub(crate) fn shared_config(&self) -> Arc<PolicyConfig> {
+        self.config.clone()
     }
 }
 

@@ -9,6 +9,7 @@ mod service;
 
 pub use endpoint::{EndpointPolicy, Owner};
 pub use future::PolicyFuture;
+pub(crate) use layer::PolicyConfig;
 pub use layer::{EndpointPolicyLayer, EndpointPolicyLayerBuilder, PolicyError};
 pub use pattern::PathPattern;
 pub use service::EndpointPolicyService;

@@ -5,12 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::HOST;
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::error::ErrorContext;
 
 use super::decide::decide;
 use super::endpoint::EndpointPolicy;
@@ -79,38 +77,9 @@ where
                     method = method.map(|m| m.as_str()),
                     "request denied"
                 );
-                let resource_metadata = policy
-                    .enable_oauth()
-                    .then(|| resource_metadata_url(config, &req))
-                    .flatten();
-                let ctx = ErrorContext {
-                    api_key: policy.enable_api_key_auth(),
-                    api_key_query: config.api_key_query,
-                    oauth: policy.enable_oauth(),
-                    realm: &config.realm,
-                    resource_metadata: resource_metadata.map(Cow::Owned),
-                    scopes: policy.required(),
-                };
+                let ctx = config.error_context(&policy, req.uri(), req.headers());
                 PolicyFuture::denied(error.to_response_for(&ctx, method))
             }
-        }
-    }
-}
-
-/// The RFC 9728 metadata URL for this request's resource: from the configured public base
-/// URL, else from the `Host` header (http).
-fn resource_metadata_url<B>(config: &PolicyConfig, req: &Request<B>) -> Option<String> {
-    let path = req.uri().path();
-    match &config.public_base_url {
-        Some(base) => Some(crate::metadata::metadata_url(base, path)),
-        None => {
-            let host = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))?;
-            let base = crate::metadata::canonical_base_url(&format!("http://{host}"))?;
-            Some(crate::metadata::metadata_url(&base, path))
         }
     }
 }

@@ -1,0 +1,278 @@
+//! The responses [`McpPermissionsService`](super::McpPermissionsService) refuses with: the
+//! error contract's status and headers around a JSON-RPC error body.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+use crate::error::{AuthError, ErrorContext};
+use crate::identity::{AuthMethod, Identity};
+
+use super::jsonrpc::{
+    error_envelope, to_json, BadMessage, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE,
+    INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
+};
+use super::layer::McpConfig;
+
+/// The verdict on one request of a refused body.
+pub(crate) struct Verdict {
+    pub(crate) id: Value,
+    pub(crate) permission: String,
+    /// `None`: allowed, but refused with the rest of its batch.
+    pub(crate) missing: Option<Vec<String>>,
+}
+
+/// 403 `insufficient_scope`: one JSON-RPC error per request (an array for a batch).
+pub(crate) fn insufficient_scope(
+    config: &McpConfig,
+    parts: &Parts,
+    identity: &Identity,
+    verdicts: Vec<Verdict>,
+    batch: bool,
+) -> Response<Full<Bytes>> {
+    let mut all_missing: Vec<String> = Vec::new();
+    for scope in verdicts.iter().filter_map(|v| v.missing.as_ref()).flatten() {
+        if !all_missing.contains(scope) {
+            all_missing.push(scope.clone());
+        }
+    }
+    let error = AuthError::InsufficientScope {
+        required: all_missing.clone(),
+    };
+
+    // The same view of the endpoint as the policy layer, when it was shared with us.
+    let policy = config.policy.as_deref().map(|p| (p, p.policy_for(parts)));
+    let ctx = match &policy {
+        Some((config, policy)) => config.error_context(policy, &parts.uri, &parts.headers),
+        None => ErrorContext::new(
+            identity.method() == AuthMethod::ApiKey,
+            identity.method() == AuthMethod::Bearer,
+        ),
+    };
+
+    let batch_scope = all_missing.join(" ");
+    let mut envelopes: Vec<_> = verdicts
+        .into_iter()
+        .map(|verdict| {
+            let mut body = error.body(&ctx);
+            let (message, scope) = match &verdict.missing {
+                Some(missing) => {
+                    body.error_description = Cow::Owned(describe(&verdict.permission, missing));
+                    (
+                        format!("Insufficient scope: {}", verdict.permission),
+                        missing.join(" "),
+                    )
+                }
+                None => {
+                    body.error_description = Cow::Borrowed(
+                        "Refused with its batch: another request in it lacks a permission",
+                    );
+                    (
+                        "Insufficient scope: refused with its batch".to_owned(),
+                        batch_scope.clone(),
+                    )
+                }
+            };
+            let mut data = serde_json::to_value(&body).unwrap_or_else(|_| json!({}));
+            if let Value::Object(map) = &mut data {
+                map.insert("permission".into(), Value::String(verdict.permission));
+                map.insert("scope".into(), Value::String(scope));
+            }
+            error_envelope(verdict.id, INSUFFICIENT_SCOPE_CODE, &message, data)
+        })
+        .collect();
+
+    let json = match envelopes.pop() {
+        Some(only) if !batch => to_json(&only),
+        last => {
+            envelopes.extend(last);
+            to_json(&envelopes)
+        }
+    };
+    error.response_with_body(&ctx, Some(identity.method()), json)
+}
+
+fn describe(permission: &str, missing: &[String]) -> String {
+    if missing.len() == 1 && missing[0] == permission {
+        format!("The credential lacks the permission {permission}")
+    } else {
+        format!(
+            "The credential lacks the scope {} required for {permission}",
+            missing.join(" ")
+        )
+    }
+}
+
+/// 400: the body is not JSON (-32700) or not a JSON-RPC message (-32600).
+pub(crate) fn bad_message(bad: &BadMessage) -> Response<Full<Bytes>> {
+    let message = if bad.code == PARSE_ERROR_CODE {
+        "Parse error"
+    } else {
+        "Invalid Request"
+    };
+    protocol_error(
+        StatusCode::BAD_REQUEST,
+        bad.code,
+        message,
+        "invalid_request",
+        &format!("The request body is not a JSON-RPC message: {}", bad.detail),
+    )
+}
+
+/// 400: reading the body failed before it ended.
+pub(crate) fn unreadable() -> Response<Full<Bytes>> {
+    protocol_error(
+        StatusCode::BAD_REQUEST,
+        PARSE_ERROR_CODE,
+        "Parse error",
+        "invalid_request",
+        "The request body could not be read",
+    )
+}
+
+/// 413: the body is larger than the layer reads.
+pub(crate) fn too_large(limit: usize) -> Response<Full<Bytes>> {
+    protocol_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        INVALID_REQUEST_CODE,
+        "Request body too large",
+        "invalid_request",
+        &format!("The request body exceeds {limit} bytes"),
+    )
+}
+
+/// 500: a `tools/list` response that cannot be filtered is never passed on unfiltered.
+pub(crate) fn unfilterable(reason: &str) -> Response<Full<Bytes>> {
+    protocol_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        INTERNAL_ERROR_CODE,
+        "Internal error",
+        "server_error",
+        reason,
+    )
+}
+
+fn protocol_error(
+    status: StatusCode,
+    code: i64,
+    message: &str,
+    error: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
+    let data = json!({
+        "error": error,
+        "error_description": description,
+        "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
+    });
+    let body = to_json(&error_envelope(Value::Null, code, message, data));
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::McpRules;
+    use crate::{EndpointPolicy, EndpointPolicyLayer};
+
+    fn body(res: Response<Full<Bytes>>) -> Value {
+        serde_json::from_slice(&crate::test_util::body_bytes(res.into_body())).unwrap()
+    }
+
+    fn parts() -> Parts {
+        http::Request::post("http://h.example/mcp")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn single_refusal_envelope_and_challenge() {
+        let policy = EndpointPolicyLayer::builder(EndpointPolicy::both())
+            .public_base_url("https://mcp.example.com")
+            .build()
+            .unwrap();
+        let config = McpRules::new()
+            .endpoint_policy(&policy)
+            .build()
+            .unwrap()
+            .config();
+        let id = Identity::builder(AuthMethod::ApiKey, "k").build();
+        let res = insufficient_scope(
+            &config,
+            &parts(),
+            &id,
+            vec![Verdict {
+                id: json!(7),
+                permission: "tools/call:rm".into(),
+                missing: Some(vec!["tools/call:rm".into()]),
+            }],
+            false,
+        );
+        assert_eq!(res.status(), 403);
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.contains(r#"error="insufficient_scope""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(r#"scope="tools/call:rm""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains("resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""));
+        let b = body(res);
+        assert_eq!(b["jsonrpc"], "2.0");
+        assert_eq!(b["id"], 7);
+        assert_eq!(b["error"]["code"], INSUFFICIENT_SCOPE_CODE);
+        let data = &b["error"]["data"];
+        assert_eq!(data["error"], "insufficient_scope");
+        assert_eq!(data["permission"], "tools/call:rm");
+        assert_eq!(
+            data["resource_metadata"],
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(data["timestamp"].as_str().is_some());
+    }
+
+    #[test]
+    fn without_a_shared_policy_only_bearer_callers_are_challenged() {
+        let config = McpRules::new().build().unwrap().config();
+        let verdict = || Verdict {
+            id: json!("a"),
+            permission: "p".into(),
+            missing: Some(vec!["p".into()]),
+        };
+        let key = Identity::builder(AuthMethod::ApiKey, "k").build();
+        let res = insufficient_scope(&config, &parts(), &key, vec![verdict()], false);
+        assert!(res.headers().get("www-authenticate").is_none());
+        let token = Identity::builder(AuthMethod::Bearer, "t").build();
+        let res = insufficient_scope(&config, &parts(), &token, vec![verdict()], true);
+        assert!(res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"scope="p""#));
+        assert_eq!(body(res)[0]["id"], "a");
+    }
+
+    #[test]
+    fn protocol_errors() {
+        let res = too_large(10);
+        assert_eq!(res.status(), 413);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let b = body(res);
+        assert_eq!(b["id"], Value::Null);
+        assert_eq!(b["error"]["code"], INVALID_REQUEST_CODE);
+        assert_eq!(b["error"]["data"]["error"], "invalid_request");
+    }
+}

@@ -1,0 +1,495 @@
+//! [`McpRules`]: which JSON-RPC methods and which tools, prompts and resources an
+//! [`Identity`] may use.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::identity::{permission_matches, Identity};
+use crate::policy::{EndpointPolicyLayer, PathPattern, PolicyError};
+
+use super::layer::{McpConfig, McpPermissionsLayer};
+
+/// Default request body limit of [`McpRules::max_body_bytes`]: 4 MiB.
+///
+/// ```
+/// use tower_mcp_auth::{mcp::DEFAULT_MAX_BODY_BYTES, McpRules};
+/// // Allow larger tool arguments than the default.
+/// let rules = McpRules::new().max_body_bytes(4 * DEFAULT_MAX_BODY_BYTES);
+/// # let _ = rules;
+/// ```
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Default limit of [`McpRules::max_response_bytes`] for a filtered `tools/list` response:
+/// 16 MiB.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::DEFAULT_MAX_RESPONSE_BYTES, 16 << 20);
+/// ```
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Methods every authenticated identity may call by default: without them a client cannot
+/// even connect.
+const DEFAULT_PUBLIC: [&str; 2] = ["initialize", "ping"];
+
+/// Permission rules for [`McpPermissionsLayer`], and its options.
+///
+/// ## How a request is authorized
+///
+/// Each JSON-RPC request gets a *permission string*: its method (`tools/list`), or
+/// `method:target` for the methods that address one object:
+///
+/// | method | permission |
+/// |---|---|
+/// | `tools/call`, `prompts/get` | `tools/call:<params.name>`, `prompts/get:<params.name>` |
+/// | `resources/read`, `resources/subscribe`, `resources/unsubscribe` | `resources/read:<params.uri>`, ... |
+/// | anything else | the method, e.g. `tools/list`, `resources/list` |
+///
+/// Then the first [rule](Self::rule) whose pattern matches the permission decides: the
+/// identity must hold every scope the rule lists (none for a [public](Self::public) rule).
+/// Without a matching rule, the identity must hold the permission itself, with
+/// [`Identity::has_permission`] matching: `*` grants everything, `tools/call:search_*` grants
+/// `tools/call:search_docs`. A held bare method grants all its targets: `tools/call` allows
+/// every tool, which is what an OAuth scope `tools/call` is expected to mean.
+///
+/// `initialize` and `ping` are public by default. Notifications and responses (messages
+/// without `id` or without `method`) are never checked, and requests that reach the layer
+/// without an [`Identity`] (open endpoints) pass unchecked.
+///
+/// ```
+/// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+///
+/// let layer = McpRules::new()
+///     .public(["tools/list"])
+///     // Tools named admin_* need the `admin` scope, whatever else the caller holds.
+///     .rule("tools/call:admin_*", ["admin"])
+///     .filter_tools_list(true)
+///     .build()
+///     .unwrap();
+///
+/// let key = Identity::builder(AuthMethod::ApiKey, "ci")
+///     .permissions(["tools/call:search_*", "resources/read:docs://*"])
+///     .build();
+/// assert!(layer.allows(&key, "tools/list", None));
+/// assert!(layer.allows(&key, "tools/call", Some("search_docs")));
+/// assert!(!layer.allows(&key, "tools/call", Some("delete_repo")));
+/// assert!(layer.allows(&key, "resources/read", Some("docs://intro")));
+///
+/// let admin = Identity::builder(AuthMethod::Bearer, "root").permissions(["admin"]).build();
+/// assert!(layer.allows(&admin, "tools/call", Some("admin_reset")));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct McpRules {
+    rules: Vec<(String, Vec<String>)>,
+    filter_tools_list: bool,
+    max_body_bytes: usize,
+    max_response_bytes: usize,
+    paths: Vec<String>,
+    policy: Option<EndpointPolicyLayer>,
+}
+
+impl Default for McpRules {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl McpRules {
+    /// Rules with `initialize` and `ping` public, everything else requiring its permission;
+    /// no `tools/list` filtering; a 4 MiB body limit; every path.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new().build().unwrap();
+    /// let key = Identity::builder(AuthMethod::ApiKey, "k").build();
+    /// assert!(layer.allows(&key, "initialize", None));
+    /// assert!(!layer.allows(&key, "tools/list", None));
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            rules: DEFAULT_PUBLIC
+                .iter()
+                .map(|m| ((*m).to_owned(), Vec::new()))
+                .collect(),
+            filter_tools_list: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            paths: Vec::new(),
+            policy: None,
+        }
+    }
+
+    /// Lets every authenticated identity use the permissions matching these patterns, e.g.
+    /// `["tools/list", "resources/list", "prompts/*"]`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new().public(["tools/list", "prompts/*"]).build().unwrap();
+    /// let nobody = Identity::builder(AuthMethod::ApiKey, "k").build();
+    /// assert!(layer.allows(&nobody, "prompts/get", Some("summary")));
+    /// assert!(!layer.allows(&nobody, "tools/call", Some("echo")));
+    /// ```
+    pub fn public<I, P>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.rules
+            .extend(patterns.into_iter().map(|p| (p.into(), Vec::new())));
+        self
+    }
+
+    /// Requires every scope in `required` (instead of the permission itself) for permissions
+    /// matching `pattern`. Rules are tried in the order added (the default public methods
+    /// first); the first match decides.
+    ///
+    /// Use it to map MCP permissions to the scope names your authorization server issues
+    /// (`.rule("tools/call:*", ["mcp:tools"])`) or to guard some tools with an extra scope.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
+    ///
+    /// let layer = McpRules::new()
+    ///     .rule("tools/call:deploy_*", ["deploy", "mfa"])
+    ///     .rule("tools/call:*", ["mcp:tools"])
+    ///     .build()
+    ///     .unwrap();
+    /// let token = Identity::builder(AuthMethod::Bearer, "ci").permissions(["mcp:tools"]).build();
+    /// assert!(layer.allows(&token, "tools/call", Some("search")));
+    /// assert!(!layer.allows(&token, "tools/call", Some("deploy_prod")));
+    /// ```
+    pub fn rule<I, P>(mut self, pattern: impl Into<String>, required: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.rules.push((
+            pattern.into(),
+            required.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// Rewrites `tools/list` responses to list only the tools the identity may call
+    /// (`tools/call:<name>`). JSON responses are rewritten whole; `text/event-stream`
+    /// (streamable HTTP) responses event by event. Off by default.
+    ///
+    /// Filtering is a courtesy to clients and models (they are not offered tools they cannot
+    /// use); the enforcement is the check on `tools/call`. Responses replayed on a resumed
+    /// stream (`GET` with `Last-Event-ID`) and compressed responses are not filtered: a
+    /// compressed `tools/list` answer is replaced by a 500 JSON-RPC error.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().filter_tools_list(true);
+    /// # let _ = rules;
+    /// ```
+    pub fn filter_tools_list(mut self, enabled: bool) -> Self {
+        self.filter_tools_list = enabled;
+        self
+    }
+
+    /// The largest request body read (default 4 MiB); larger bodies get 413, whether the
+    /// size is declared by `Content-Length` or found while reading a chunked body.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().max_body_bytes(1 << 20);
+    /// # let _ = rules;
+    /// ```
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// The largest `tools/list` response (JSON body, or one SSE event) that is filtered
+    /// (default 16 MiB). A larger one is replaced by a JSON-RPC internal error rather than
+    /// passed through unfiltered.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().filter_tools_list(true).max_response_bytes(1 << 20);
+    /// # let _ = rules;
+    /// ```
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Inspects only requests to paths matching `pattern` (axum syntax, as in
+    /// [`EndpointPolicyLayerBuilder::route`](crate::EndpointPolicyLayerBuilder::route));
+    /// repeatable. Without any, every `POST` that carries an [`Identity`] is inspected.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().path("/mcp").path("/users/{id}/mcp");
+    /// # let _ = rules;
+    /// ```
+    pub fn path(mut self, pattern: impl Into<String>) -> Self {
+        self.paths.push(pattern.into());
+        self
+    }
+
+    /// Renders refusals with this policy layer's view of the endpoint: whether it accepts
+    /// OAuth (and so gets a `WWW-Authenticate` challenge), its `realm` and its RFC 9728
+    /// `resource_metadata` URL. [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)
+    /// does this for you.
+    ///
+    /// Without it, a refusal challenges only bearer-token callers, with realm `mcp` and no
+    /// `resource_metadata`.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer, McpRules};
+    ///
+    /// let policy = EndpointPolicyLayer::builder(EndpointPolicy::both())
+    ///     .public_base_url("https://mcp.example.com")
+    ///     .build()
+    ///     .unwrap();
+    /// let permissions = McpRules::new().endpoint_policy(&policy).build().unwrap();
+    /// let stack = ServiceBuilder::new().layer(policy).layer(permissions);
+    /// # let _ = stack;
+    /// ```
+    pub fn endpoint_policy(mut self, layer: &EndpointPolicyLayer) -> Self {
+        self.policy = Some(layer.clone());
+        self
+    }
+
+    /// Validates the rules and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::InvalidRule`] for an empty pattern, a `*` anywhere but at the end, or
+    /// a required scope that is empty or contains whitespace, `"` or `\`;
+    /// [`PolicyError::InvalidPattern`] for a bad path; [`PolicyError::InvalidLimit`] for a
+    /// zero limit.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{McpRules, PolicyError};
+    ///
+    /// assert!(McpRules::new().public(["tools/*"]).build().is_ok());
+    /// assert!(matches!(
+    ///     McpRules::new().public(["tools/*/call"]).build(),
+    ///     Err(PolicyError::InvalidRule(_))
+    /// ));
+    /// ```
+    pub fn build(self) -> Result<McpPermissionsLayer, PolicyError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (pattern, required) in self.rules {
+            let star = pattern.find('*');
+            if pattern.is_empty() || star.is_some_and(|i| i + 1 != pattern.len()) {
+                return Err(PolicyError::InvalidRule(pattern));
+            }
+            if let Some(bad) = required.iter().find(|s| !is_scope_token(s)) {
+                return Err(PolicyError::InvalidRule(format!(
+                    "{pattern} requires {bad:?}"
+                )));
+            }
+            rules.push(Rule { pattern, required });
+        }
+        let paths = self
+            .paths
+            .into_iter()
+            .map(|p| PathPattern::parse(&p).ok_or(PolicyError::InvalidPattern(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.max_body_bytes == 0 || self.max_response_bytes == 0 {
+            return Err(PolicyError::InvalidLimit);
+        }
+        Ok(McpPermissionsLayer::from_config(McpConfig {
+            rules: Rules { rules },
+            filter_tools_list: self.filter_tools_list,
+            max_body_bytes: self.max_body_bytes,
+            max_response_bytes: self.max_response_bytes,
+            paths,
+            policy: self.policy.map(|p| p.shared_config()),
+        }))
+    }
+}
+
+impl McpConfig {
+    /// What [`McpRules::new`] builds, without the validation it needs no
+    /// (the default public methods are valid patterns).
+    pub(crate) fn defaults() -> Self {
+        McpConfig {
+            rules: Rules {
+                rules: DEFAULT_PUBLIC
+                    .iter()
+                    .map(|m| Rule {
+                        pattern: (*m).to_owned(),
+                        required: Vec::new(),
+                    })
+                    .collect(),
+            },
+            filter_tools_list: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            paths: Vec::new(),
+            policy: None,
+        }
+    }
+}
+
+/// RFC 6749 `scope-token`: what may appear in a space-separated `scope` list.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+impl fmt::Debug for McpRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpRules")
+            .field("rules", &self.rules)
+            .field("filter_tools_list", &self.filter_tools_list)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("paths", &self.paths)
+            .field("endpoint_policy", &self.policy.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    pattern: String,
+    required: Vec<String>,
+}
+
+/// Validated rules.
+#[derive(Debug)]
+pub(crate) struct Rules {
+    rules: Vec<Rule>,
+}
+
+impl Rules {
+    /// `Ok` when `identity` may call `method` on `target`; otherwise the scopes it lacks, for
+    /// the `scope` of the challenge.
+    pub(crate) fn check(
+        &self,
+        identity: &Identity,
+        method: &str,
+        target: Option<&str>,
+    ) -> Result<(), Vec<String>> {
+        let permission: Cow<'_, str> = match target {
+            Some(target) => Cow::Owned(format!("{method}:{target}")),
+            None => Cow::Borrowed(method),
+        };
+        let grants = |held: &str| {
+            permission_matches(held, &permission)
+                || (target.is_some() && permission_matches(held, method))
+        };
+        match self.rules.iter().find(|r| grants(&r.pattern)) {
+            Some(rule) => {
+                let missing: Vec<String> = rule
+                    .required
+                    .iter()
+                    .filter(|scope| !identity.has_permission(scope))
+                    .cloned()
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(missing)
+                }
+            }
+            None if identity.permissions().iter().any(|held| grants(held)) => Ok(()),
+            None => Err(vec![permission.into_owned()]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthMethod;
+
+    fn id(perms: &[&str]) -> Identity {
+        Identity::builder(AuthMethod::ApiKey, "k")
+            .permissions(perms.iter().copied())
+            .build()
+    }
+
+    fn rules(r: McpRules) -> std::sync::Arc<McpConfig> {
+        r.build().unwrap().config()
+    }
+
+    #[test]
+    fn derived_permissions_with_wildcards() {
+        let c = rules(McpRules::new());
+        let r = &c.rules;
+        let key = id(&["tools/list", "tools/call:search_*", "resources/read:*"]);
+        assert!(r.check(&key, "tools/list", None).is_ok());
+        assert!(r.check(&key, "tools/call", Some("search_docs")).is_ok());
+        assert_eq!(
+            r.check(&key, "tools/call", Some("delete")).unwrap_err(),
+            ["tools/call:delete"]
+        );
+        assert!(r.check(&key, "resources/read", Some("file:///x")).is_ok());
+        assert_eq!(
+            r.check(&key, "prompts/list", None).unwrap_err(),
+            ["prompts/list"]
+        );
+        // Defaults: initialize and ping need nothing.
+        assert!(r.check(&id(&[]), "initialize", None).is_ok());
+        assert!(r.check(&id(&[]), "ping", None).is_ok());
+        // `*` grants all; a bare method grants all its targets; a missing target needs the
+        // bare method.
+        assert!(r.check(&id(&["*"]), "tools/call", Some("x")).is_ok());
+        assert!(r
+            .check(&id(&["tools/call"]), "tools/call", Some("x"))
+            .is_ok());
+        assert!(r.check(&id(&["tools/*"]), "tools/call", Some("x")).is_ok());
+        assert!(r.check(&key, "tools/call", None).is_err());
+        // Exact matches stay exact.
+        assert!(r
+            .check(&id(&["tools/call:search"]), "tools/call", Some("search2"))
+            .is_err());
+    }
+
+    #[test]
+    fn rules_first_match_wins() {
+        let c = rules(
+            McpRules::new()
+                .public(["tools/list"])
+                .rule("tools/call:admin_*", ["admin", "mfa"])
+                .rule("tools/call", ["mcp:tools"]),
+        );
+        let r = &c.rules;
+        assert!(r.check(&id(&[]), "tools/list", None).is_ok());
+        assert_eq!(
+            r.check(&id(&["admin", "*x"]), "tools/call", Some("admin_reset"))
+                .unwrap_err(),
+            ["mfa"]
+        );
+        assert!(r
+            .check(&id(&["admin", "mfa"]), "tools/call", Some("admin_reset"))
+            .is_ok());
+        // The bare-method rule covers every other tool, and replaces the derived permission.
+        assert_eq!(
+            r.check(&id(&["tools/call:echo"]), "tools/call", Some("echo"))
+                .unwrap_err(),
+            ["mcp:tools"]
+        );
+        assert!(r
+            .check(&id(&["mcp:tools"]), "tools/call", Some("echo"))
+            .is_ok());
+    }
+
+    #[test]
+    fn invalid_rules_are_build_errors() {
+        for r in [
+            McpRules::new().public([""]),
+            McpRules::new().public(["tools/*/x"]),
+            McpRules::new().rule("tools/call", ["two words"]),
+            McpRules::new().rule("tools/call", [""]),
+            McpRules::new().rule("tools/call", ["q\"uote"]),
+        ] {
+            assert!(matches!(r.build(), Err(PolicyError::InvalidRule(_))));
+        }
+        assert!(matches!(
+            McpRules::new().path("mcp").build(),
+            Err(PolicyError::InvalidPattern(_))
+        ));
+        assert!(matches!(
+            McpRules::new().max_body_bytes(0).build(),
+            Err(PolicyError::InvalidLimit)
+        ));
+    }
+}

@@ -1,0 +1,68 @@
+//! Runs an example binary (built by `cargo test` next to the test binaries) with a clean
+//! environment on a free port, and stops it when dropped.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Example {
+    child: Child,
+    pub addr: String,
+    pub base: String,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cargo test` builds examples in `target/<profile>/examples`.
+fn binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+/// Starts example `name` with `vars` and waits until its port accepts connections. `None`
+/// (and a message) when the binary was not built, which fails under `CI`.
+pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
+    let Some(bin) = binary(name) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{name} example binary not found next to the test binary"
+        );
+        eprintln!("skipping: build the examples first (cargo test builds them)");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("MCP_AUTH_ADDR", &addr)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let example = Example {
+        child: cmd.spawn().unwrap(),
+        base: format!("http://{addr}"),
+        addr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(&example.addr).await.is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Some(example)
+}

@@ -1,0 +1,221 @@
+//! Runs the `rmcp_server` example (the official Rust MCP SDK behind the auth stack) and talks
+//! to it with rmcp's own streamable HTTP client: initialize, tools/list, tools/call, with an
+//! `X-API-Key` header and with a bearer token.
+
+mod common;
+mod example_process;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use example_process::Example;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt;
+use serde_json::{json, Value};
+
+const KEYS: &str = r#"{"k-alice":{"name":"Alice","userId":"alice","permissions":["*"]},"k-echo":{"name":"Echo only","permissions":["tools/call:echo"]}}"#;
+const SECRET: &str = "rmcp-example-test-secret-of-32-bytes!";
+const ISSUER: &str = "https://issuer.example";
+
+async fn start(vars: &[(&str, &str)]) -> Option<Example> {
+    example_process::start("rmcp_server", vars).await
+}
+
+enum Cred<'a> {
+    Key(&'a str),
+    Token(&'a str),
+}
+
+/// initialize + notifications/initialized over streamable HTTP, with the credential on
+/// every request.
+async fn connect(base: &str, cred: Cred<'_>) -> RunningService<RoleClient, ()> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
+    match cred {
+        Cred::Key(key) => {
+            let mut headers = HashMap::new();
+            headers.insert(
+                HeaderName::from_static("x-api-key"),
+                HeaderValue::from_str(key).unwrap(),
+            );
+            config = config.custom_headers(headers);
+        }
+        // rmcp adds the `Bearer ` prefix.
+        Cred::Token(token) => config = config.auth_header(token),
+    }
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let client = tokio::time::timeout(Duration::from_secs(10), ().serve(transport))
+        .await
+        .expect("initialize timed out")
+        .expect("initialize");
+    let info = client.peer_info().expect("server info after initialize");
+    let server = info.server_info.as_ref().expect("serverInfo");
+    assert_eq!(server.name, "tower-mcp-auth-rmcp-example");
+    client
+}
+
+async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn text(result: &CallToolResult) -> &str {
+    match result.content.first() {
+        Some(ContentBlock::Text(t)) => &t.text,
+        other => panic!("expected text content, got {other:?}"),
+    }
+}
+
+async fn whoami(client: &RunningService<RoleClient, ()>) -> Value {
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .expect("tools/call whoami");
+    serde_json::from_str(text(&result)).expect("whoami answers JSON")
+}
+
+async fn echo(
+    client: &RunningService<RoleClient, ()>,
+    message: &str,
+) -> Result<CallToolResult, rmcp::ServiceError> {
+    let args = json!({"text": message});
+    client
+        .call_tool(
+            CallToolRequestParams::new("echo").with_arguments(args.as_object().unwrap().clone()),
+        )
+        .await
+}
+
+fn token(base: &str, sub: &str, scope: &str) -> String {
+    tower_mcp_auth::install_crypto_provider();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": sub, "iss": ISSUER, "aud": format!("{base}/mcp"),
+            "exp": common::now() + 600, "scope": scope}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn api_key_client_initializes_lists_and_calls_tools() {
+    let Some(s) = start(&[("MCP_API_KEYS", KEYS)]).await else {
+        return;
+    };
+    let client = connect(&s.base, Cred::Key("k-alice")).await;
+    assert_eq!(tool_names(&client).await, ["echo", "whoami"]);
+    let me = whoami(&client).await;
+    assert_eq!(me["user_id"], "alice");
+    assert_eq!(me["method"], "api_key");
+    assert_eq!(me["name"], "Alice");
+    assert_eq!(text(&echo(&client, "hello").await.unwrap()), "hello");
+    client.cancel().await.unwrap();
+
+    // A key allowed only `echo` sees only `echo`, and whoami is refused.
+    let client = connect(&s.base, Cred::Key("k-echo")).await;
+    assert_eq!(tool_names(&client).await, ["echo"]);
+    assert_eq!(text(&echo(&client, "hi").await.unwrap()), "hi");
+    let refused = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .expect_err("whoami needs tools/call:whoami");
+    // api-key-only mode: a 403 without a Bearer challenge.
+    assert!(refused.auth_challenge().is_none(), "{refused:?}");
+    assert!(refused.to_string().contains("403"), "{refused}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn bearer_token_client_in_both_mode() {
+    let Some(s) = start(&[
+        ("MCP_API_KEYS", KEYS),
+        ("ENABLE_OAUTH", "true"),
+        ("JWT_SECRET", SECRET),
+        ("JWT_ISSUER", ISSUER),
+    ])
+    .await
+    else {
+        return;
+    };
+    // The metadata document the challenge points at is served, open.
+    let meta: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        s.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(meta["resource"], format!("{}/mcp", s.base));
+
+    let full = token(&s.base, "carol", "tools/call");
+    let client = connect(&s.base, Cred::Token(&full)).await;
+    assert_eq!(tool_names(&client).await, ["echo", "whoami"]);
+    let me = whoami(&client).await;
+    assert_eq!(me["user_id"], "carol");
+    assert_eq!(me["method"], "bearer");
+    assert_eq!(
+        text(&echo(&client, "over oauth").await.unwrap()),
+        "over oauth"
+    );
+    client.cancel().await.unwrap();
+
+    // A narrower token: whoami only. tools/list is trimmed, echo gets the step-up challenge.
+    let narrow = token(&s.base, "dave", "tools/call:whoami");
+    let client = connect(&s.base, Cred::Token(&narrow)).await;
+    assert_eq!(tool_names(&client).await, ["whoami"]);
+    assert_eq!(whoami(&client).await["user_id"], "dave");
+    let refused = echo(&client, "no").await.expect_err("echo is not in scope");
+    let challenge = refused
+        .auth_challenge()
+        .expect("insufficient_scope challenge");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="tools/call:echo""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            s.base
+        )),
+        "{challenge}"
+    );
+    client.cancel().await.unwrap();
+
+    // The API key still works next to OAuth.
+    let client = connect(&s.base, Cred::Key("k-alice")).await;
+    assert_eq!(whoami(&client).await["method"], "api_key");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_credentials_are_refused_before_mcp() {
+    let Some(s) = start(&[("MCP_API_KEYS", KEYS)]).await else {
+        return;
+    };
+    let res = reqwest::Client::new()
+        .post(format!("{}/mcp", s.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("www-authenticate").is_none());
+    common::assert_error(res, 401, "authentication_required").await;
+}
