@@ -53,6 +53,8 @@
 //! | `rust-crypto` | yes | jsonwebtoken's RustCrypto backend |
 //! | `aws-lc-rs` | no | jsonwebtoken's aws-lc-rs backend (wins when both are on) |
 //! | `axum` | no | [`Identity`] as an axum extractor |
+//! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
+//! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
 //!
 //! ## Error contract
 //!
@@ -94,6 +96,13 @@ pub use bearer::{
     BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
     TokenError, TokenVerifier, DEFAULT_LEEWAY,
 };
+pub use bearer::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
+#[cfg(feature = "introspection")]
+pub use bearer::{
+    ClientAuth, IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
+};
+#[cfg(feature = "jwks")]
+pub use bearer::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 pub use body::ResponseBody;
 pub use credentials::API_KEY_HEADER;
 pub use deferred::{BoxFuture, Deferred};
