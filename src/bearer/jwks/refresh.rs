@@ -6,7 +6,7 @@
 //! The unknown-`kid` cooldown is checked on the request path with two atomic loads, so a
 //! flood of bogus `kid`s costs no allocation and no wake-up while the cooldown runs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,8 @@ pub(super) struct Signals {
     /// Task → requests: an attempt finished (or was skipped); look at the keys again.
     done: Notify,
     generation: AtomicU64,
-    fetching: AtomicBool,
+    /// Fetches running: the task's, and any `JwksVerifier::refresh` calls.
+    fetching: AtomicUsize,
     last_start_ms: AtomicU64,
     running: AtomicBool,
     closed: AtomicBool,
@@ -40,7 +41,7 @@ impl Signals {
             trigger: Notify::new(),
             done: Notify::new(),
             generation: AtomicU64::new(0),
-            fetching: AtomicBool::new(false),
+            fetching: AtomicUsize::new(0),
             last_start_ms: AtomicU64::new(NEVER),
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -58,7 +59,7 @@ impl Signals {
     }
 
     pub(super) fn fetching(&self) -> bool {
-        self.fetching.load(Ordering::Acquire)
+        self.fetching.load(Ordering::Acquire) > 0
     }
 
     pub(super) fn generation(&self) -> u64 {
@@ -69,13 +70,13 @@ impl Signals {
     /// also when the fetch is cancelled.
     pub(super) fn attempt(&self) -> Attempt<'_> {
         self.last_start_ms.store(self.now_ms(), Ordering::Release);
-        self.fetching.store(true, Ordering::Release);
+        self.fetching.fetch_add(1, Ordering::AcqRel);
         Attempt(self)
     }
 
     /// Marks the end of a fetch and wakes every waiter.
-    pub(super) fn finish(&self) {
-        self.fetching.store(false, Ordering::Release);
+    fn finish(&self) {
+        self.fetching.fetch_sub(1, Ordering::AcqRel);
         self.wake_waiters();
     }
 
