@@ -135,6 +135,18 @@ async fn jwks_url_source_checks_iss_only_when_configured() {
 }
 
 #[tokio::test]
+async fn a_redirected_jwks_url_is_followed() {
+    let rsa = SigningKey::rsa();
+    let idp = Idp::start(&[&rsa]).await;
+    let v = JwksVerifier::from_jwks_url(format!("{}/moved/jwks", idp.base))
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    assert_eq!(v.refresh().await, Ok(1));
+    assert!(verify(&v, &rsa.sign(&idp.claims("a"))).await.is_ok());
+}
+
+#[tokio::test]
 async fn claim_checks() {
     let rsa = SigningKey::rsa();
     let idp = Idp::start(&[&rsa]).await;

@@ -44,10 +44,20 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// The client used when the application does not bring its own: rustls with the platform's
-/// roots, a connect timeout, and no redirects to other origins beyond a few hops.
+/// roots, a timeout, and at most three redirects, never from `https` to `http` (or none at
+/// all, for POSTs that carry a token).
 pub(crate) fn default_client(timeout: Duration, follow_redirects: bool) -> Result<Client, String> {
     let redirect = if follow_redirects {
-        reqwest::redirect::Policy::limited(3)
+        reqwest::redirect::Policy::custom(|attempt| {
+            // Never from https down to http: the keys would travel unprotected.
+            let downgrade = attempt.url().scheme() == "http"
+                && attempt.previous().iter().any(|u| u.scheme() == "https");
+            if downgrade || attempt.previous().len() > 3 {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        })
     } else {
         reqwest::redirect::Policy::none()
     };
@@ -125,6 +135,7 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 /// GETs `url` as JSON with a per-request `timeout`.
+#[cfg(feature = "jwks")]
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &Client,
     url: &Url,

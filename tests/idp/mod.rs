@@ -271,6 +271,9 @@ async fn handle(
         Metadata::OpenIdInserted => format!("/.well-known/openid-configuration{p}"),
         Metadata::OpenIdAppended => format!("{p}/.well-known/openid-configuration"),
     };
+    if path == "/moved/jwks" {
+        return (StatusCode::TEMPORARY_REDIRECT, [("location", "/jwks")]).into_response();
+    }
     let counter = if path == metadata_path {
         &state.hits.metadata
     } else if path == "/jwks" {

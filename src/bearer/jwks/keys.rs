@@ -67,7 +67,8 @@ pub(super) struct ClaimRules {
 
 impl ClaimRules {
     fn validation(&self, algorithms: Vec<Algorithm>) -> Validation {
-        let mut validation = Validation::new(algorithms[0]);
+        // `new` only seeds the algorithm list, which is replaced right away.
+        let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = algorithms;
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
