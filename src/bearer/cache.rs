@@ -11,9 +11,18 @@ use super::token_cache::{TokenCache, TokenHash};
 use super::verifier::{TokenError, TokenVerifier};
 
 /// Default [`max_entries`](CachedVerifierBuilder::max_entries) of a [`CachedVerifier`].
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::DEFAULT_CACHE_ENTRIES, 10_000);
+/// ```
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
 /// Default [`max_ttl`](CachedVerifierBuilder::max_ttl) of a [`CachedVerifier`].
+///
+/// ```
+/// # use std::time::Duration;
+/// assert_eq!(tower_mcp_auth::DEFAULT_CACHE_TTL, Duration::from_secs(300));
+/// ```
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Remembers tokens the inner verifier accepted, so a client that sends the same token on

@@ -26,6 +26,10 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// How this resource server authenticates to the introspection endpoint (RFC 6749
 /// section 2.3.1).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::ClientAuth::default(), tower_mcp_auth::ClientAuth::SecretBasic);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -38,6 +42,13 @@ pub enum ClientAuth {
 }
 
 /// A configuration error found by [`IntrospectionVerifierBuilder::build`].
+///
+/// ```
+/// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
+///
+/// let err = IntrospectionVerifier::builder("not a url", "id", "secret").build().unwrap_err();
+/// assert!(matches!(err, IntrospectionConfigError::InvalidUrl(_)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntrospectionConfigError {
@@ -120,10 +131,25 @@ pub struct IntrospectionVerifier {
 
 impl IntrospectionVerifier {
     /// Default [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl): 60 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
+    /// ```
     pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
     /// Default [`cache_entries`](IntrospectionVerifierBuilder::cache_entries): 10 000.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
+    /// ```
     pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
     /// Default [`timeout`](IntrospectionVerifierBuilder::timeout): 5 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
+    /// ```
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Starts a verifier for the introspection `endpoint`, authenticating as `client_id` with

@@ -26,6 +26,13 @@ use keys::{ClaimRules, KeySet, Lookup, RawKeySet, ASYMMETRIC};
 use refresh::{ensure_running, Signals};
 
 /// A configuration error found by [`JwksVerifierBuilder::build`].
+///
+/// ```
+/// use tower_mcp_auth::{JwksConfigError, JwksVerifier};
+///
+/// let err = JwksVerifier::from_issuer("auth.example.com").audience("https://mcp/mcp").build();
+/// assert!(matches!(err, Err(JwksConfigError::InvalidUrl(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwksConfigError {
@@ -58,6 +65,23 @@ impl From<UrlError> for JwksConfigError {
 }
 
 /// Why fetching the keys failed. The verifier keeps its last good keys meanwhile.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mcp_auth::{JwksError, JwksVerifier};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Nothing listens on port 9 of the loopback interface.
+/// let verifier = JwksVerifier::from_jwks_url("http://127.0.0.1:9/jwks")
+///     .audience("https://mcp.example.com/mcp")
+///     .fetch_timeout(Duration::from_millis(500))
+///     .build()
+///     .unwrap();
+/// let err = verifier.refresh().await.unwrap_err();
+/// assert!(matches!(err, JwksError::Fetch { .. } | JwksError::Timeout), "{err}");
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwksError {
@@ -282,6 +306,28 @@ impl Shared {
 /// Needs a Tokio runtime. Put a [`CachedVerifier`](crate::CachedVerifier) in front to skip
 /// the signature check for tokens seen before.
 ///
+/// Until keys were fetched once, every token is answered with
+/// [`TokenError::Unavailable`], which the policy layer turns into 503:
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mcp_auth::{JwksVerifier, TokenError, TokenVerifier};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let verifier = JwksVerifier::from_jwks_url("http://127.0.0.1:9/jwks") // nothing listens
+///     .audience("https://mcp.example.com/mcp")
+///     .fetch_timeout(Duration::from_millis(500))
+///     .build()
+///     .unwrap();
+/// // Header {"alg":"RS256","kid":"k1"}: a key the verifier cannot know yet.
+/// let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhIn0.c2ln";
+/// assert!(matches!(verifier.verify(token).await, Err(TokenError::Unavailable(_))));
+/// # }
+/// ```
+///
+/// A typical setup:
+///
 /// ```no_run
 /// use tower_mcp_auth::{JwksVerifier, McpAuth};
 ///
@@ -303,10 +349,25 @@ pub struct JwksVerifier {
 
 impl JwksVerifier {
     /// Default [`refresh_interval`](JwksVerifierBuilder::refresh_interval): 5 minutes.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_REFRESH_INTERVAL, Duration::from_secs(300));
+    /// ```
     pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
     /// Default [`unknown_kid_cooldown`](JwksVerifierBuilder::unknown_kid_cooldown): 5 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_UNKNOWN_KID_COOLDOWN, Duration::from_secs(5));
+    /// ```
     pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
     /// Default [`fetch_timeout`](JwksVerifierBuilder::fetch_timeout): 5 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_FETCH_TIMEOUT, Duration::from_secs(5));
+    /// ```
     pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Keys from the issuer's metadata: `/.well-known/oauth-authorization-server`, then
