@@ -186,6 +186,16 @@ impl Shared {
         }
     }
 
+    /// The answer for a key not held when no refresh can be made: the key is unknown (401),
+    /// or, with no keys at all, the verifier cannot decide (503).
+    fn without_refresh(&self, have_keys: bool, why: Option<&str>) -> TokenError {
+        match (have_keys, why) {
+            (true, _) => TokenRejection::UnknownKey.into(),
+            (false, Some(why)) => TokenError::Unavailable(why.to_owned()),
+            (false, None) => self.unavailable(),
+        }
+    }
+
     fn unavailable(&self) -> TokenError {
         let last = self
             .last_error
@@ -448,16 +458,11 @@ impl JwksVerifier {
         let signals = &shared.signals;
         let fetching = signals.fetching();
         if !fetching && signals.cooling_down(shared.config.cooldown) {
-            return Deferred::ready(Err(if have_keys {
-                TokenRejection::UnknownKey.into()
-            } else {
-                shared.unavailable()
-            }));
+            return Deferred::ready(Err(shared.without_refresh(have_keys, None)));
         }
         if tokio::runtime::Handle::try_current().is_err() {
-            return Deferred::ready(Err(TokenError::Unavailable(
-                "JwksVerifier needs a Tokio runtime to fetch keys".into(),
-            )));
+            let why = "JwksVerifier needs a Tokio runtime to fetch keys";
+            return Deferred::ready(Err(shared.without_refresh(have_keys, Some(why))));
         }
         ensure_running(shared);
         let shared = Arc::clone(shared);
