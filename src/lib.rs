@@ -79,6 +79,8 @@
 //! | `redis` | no | `store::RedisStore` (Lua GCRA on server time, Cluster-ready keys; Redis 6.2+) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx; Rust 1.94+) |
 //! | `sqlite` | no | `store::SqliteStore` (sqlx, bundled SQLite; Rust 1.94+) |
+//! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
+//! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
 //!
 //! ## Error contract
 //!
@@ -121,6 +123,13 @@ pub use bearer::{
     BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
     TokenError, TokenVerifier, DEFAULT_LEEWAY,
 };
+pub use bearer::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
+#[cfg(feature = "introspection")]
+pub use bearer::{
+    ClientAuth, IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
+};
+#[cfg(feature = "jwks")]
+pub use bearer::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 pub use body::ResponseBody;
 pub use credentials::API_KEY_HEADER;
 pub use deferred::{BoxFuture, Deferred};

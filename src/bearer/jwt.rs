@@ -263,7 +263,7 @@ fn decode_with(token: &str, key: &PreparedKey) -> Result<Map<String, Value>, Tok
 }
 
 /// Maps jsonwebtoken's error to the reason shown to clients.
-fn rejection(kind: &ErrorKind) -> TokenRejection {
+pub(super) fn rejection(kind: &ErrorKind) -> TokenRejection {
     match kind {
         ErrorKind::InvalidSignature => TokenRejection::BadSignature,
         ErrorKind::ExpiredSignature => TokenRejection::Expired,

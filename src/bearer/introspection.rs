@@ -1,0 +1,658 @@
+//! [`IntrospectionVerifier`]: opaque tokens checked with the authorization server (RFC 7662).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::HeaderValue;
+use reqwest::{Client, Url};
+use serde_json::{Map, Value};
+
+use crate::deferred::Deferred;
+use crate::error::TokenRejection;
+use crate::identity::Identity;
+
+use super::claims::identity_from_claims;
+use super::jwt::DEFAULT_LEEWAY;
+use super::remote::{default_client, parse_url, read_json, FetchError, UrlError};
+use super::token_cache::{TokenCache, TokenHash};
+use super::verifier::{TokenError, TokenVerifier};
+
+/// Longest token sent to the authorization server. Real access tokens are far shorter; a
+/// longer value is refused without a request.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// How this resource server authenticates to the introspection endpoint (RFC 6749
+/// section 2.3.1).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::ClientAuth::default(), tower_mcp_auth::ClientAuth::SecretBasic);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with the form-encoded client id and secret (the default, and the
+    /// method every server must support).
+    #[default]
+    SecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    SecretPost,
+}
+
+/// A configuration error found by [`IntrospectionVerifierBuilder::build`].
+///
+/// ```
+/// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
+///
+/// let err = IntrospectionVerifier::builder("not a url", "id", "secret").build().unwrap_err();
+/// assert!(matches!(err, IntrospectionConfigError::InvalidUrl(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntrospectionConfigError {
+    /// The endpoint is not an absolute `http(s)` URL.
+    #[error("invalid URL {0}")]
+    InvalidUrl(String),
+    /// Plain `http` to a host that is not loopback; see
+    /// [`allow_http`](IntrospectionVerifierBuilder::allow_http). The client secret and the
+    /// tokens would travel in clear.
+    #[error("refusing plain http for {0}: tokens and the client secret would travel in clear")]
+    InsecureUrl(String),
+    /// The client credentials cannot be sent in a header (control characters).
+    #[error("client credentials contain characters that cannot be sent")]
+    InvalidCredentials,
+    /// The default HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+}
+
+impl From<UrlError> for IntrospectionConfigError {
+    fn from(e: UrlError) -> Self {
+        match e {
+            UrlError::Invalid(m) => IntrospectionConfigError::InvalidUrl(m),
+            UrlError::Insecure(m) => IntrospectionConfigError::InsecureUrl(m),
+        }
+    }
+}
+
+struct Inner {
+    endpoint: Url,
+    client: Client,
+    /// Precomputed `Authorization` value (marked sensitive) for `SecretBasic`.
+    basic: Option<HeaderValue>,
+    /// `client_id` / `client_secret` for `SecretPost`.
+    post_credentials: Option<(String, String)>,
+    audiences: Vec<String>,
+    issuer: Option<String>,
+    leeway: Duration,
+    timeout: Duration,
+    cache: TokenCache,
+}
+
+/// Verifies opaque (or any) access tokens by asking the authorization server's
+/// introspection endpoint (RFC 7662).
+///
+/// - Sends `token=…&token_type_hint=access_token` with client authentication
+///   ([`ClientAuth::SecretBasic`] by default).
+/// - `active` must be `true`, otherwise the token is
+///   [`TokenRejection::Inactive`]; `exp` / `nbf` in the answer are checked too (60 s
+///   leeway), and `aud` / `iss` when configured.
+/// - The answer becomes an [`Identity`] with [`identity_from_claims`]: `sub` (else
+///   `client_id`), `scope`, `exp`, and every other member as claims.
+/// - Active answers are cached, keyed by the SHA-256 of the token, until the earlier of the
+///   token's `exp` and [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl) (default 60 s,
+///   so a revoked token stops working within a minute). Rejections are not cached.
+/// - The endpoint unreachable, slow (beyond [`timeout`](IntrospectionVerifierBuilder::timeout))
+///   or answering anything but 200 with JSON: [`TokenError::Unavailable`] (503).
+///
+/// The token is never logged, and neither it nor the client secret appears in `Debug` output
+/// or error messages.
+///
+/// ```no_run
+/// use tower_mcp_auth::{IntrospectionVerifier, McpAuth};
+///
+/// let verifier = IntrospectionVerifier::builder(
+///     "https://auth.example.com/oauth2/introspect",
+///     "mcp-server",
+///     "client-secret",
+/// )
+/// .audience("https://mcp.example.com/mcp")
+/// .build()
+/// .unwrap();
+/// let auth = McpAuth::builder().bearer(verifier).build().unwrap();
+/// # let _ = auth;
+/// ```
+#[derive(Clone)]
+pub struct IntrospectionVerifier {
+    inner: Arc<Inner>,
+}
+
+impl IntrospectionVerifier {
+    /// Default [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl): 60 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
+    /// ```
+    pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+    /// Default [`cache_entries`](IntrospectionVerifierBuilder::cache_entries): 10 000.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
+    /// ```
+    pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+    /// Default [`timeout`](IntrospectionVerifierBuilder::timeout): 5 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
+    /// ```
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Starts a verifier for the introspection `endpoint`, authenticating as `client_id` with
+    /// `client_secret`.
+    ///
+    /// ```
+    /// let builder = tower_mcp_auth::IntrospectionVerifier::builder(
+    ///     "https://auth.example.com/introspect", "mcp-server", "s3cret",
+    /// );
+    /// # let _ = builder;
+    /// ```
+    pub fn builder(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> IntrospectionVerifierBuilder {
+        IntrospectionVerifierBuilder {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            auth: ClientAuth::default(),
+            audiences: Vec::new(),
+            issuer: None,
+            leeway: DEFAULT_LEEWAY,
+            timeout: Self::DEFAULT_TIMEOUT,
+            cache_entries: Self::DEFAULT_CACHE_ENTRIES,
+            cache_ttl: Self::DEFAULT_CACHE_TTL,
+            allow_http: false,
+            client: None,
+        }
+    }
+
+    /// Forgets every cached answer (for example after a mass revocation).
+    ///
+    /// ```
+    /// # let v = tower_mcp_auth::IntrospectionVerifier::builder(
+    /// #     "https://auth.example.com/introspect", "id", "secret").build().unwrap();
+    /// v.clear_cache();
+    /// ```
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+}
+
+impl TokenVerifier for IntrospectionVerifier {
+    fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Deferred::ready(Err(TokenRejection::Malformed.into()));
+        }
+        let key = TokenHash::of(token);
+        if let Some(identity) = self.inner.cache.get(&key, SystemTime::now()) {
+            return Deferred::ready(Ok(identity));
+        }
+        let inner = Arc::clone(&self.inner);
+        let token = token.to_owned();
+        Deferred::boxed(async move {
+            let identity = inner.introspect(&token).await?;
+            inner.cache.insert(key, &identity, SystemTime::now());
+            Ok(identity)
+        })
+    }
+}
+
+impl Inner {
+    async fn introspect(&self, token: &str) -> Result<Identity, TokenError> {
+        let mut request = self
+            .client
+            .post(self.endpoint.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.timeout)
+            .body(self.form(token));
+        if let Some(basic) = &self.basic {
+            request = request.header(reqwest::header::AUTHORIZATION, basic.clone());
+        }
+        let answer = match request.send().await {
+            Ok(response) => read_json::<Map<String, Value>>(response).await,
+            Err(e) => Err(FetchError::from(e)),
+        };
+        match answer {
+            Ok(claims) => self.check(claims, SystemTime::now()),
+            Err(e) => {
+                if matches!(e, FetchError::Status(401 | 403)) {
+                    tracing::error!(endpoint = %self.endpoint, error = %e,
+                        "introspection endpoint refused our client credentials");
+                }
+                Err(TokenError::Unavailable(format!(
+                    "introspection endpoint {}: {e}",
+                    self.endpoint
+                )))
+            }
+        }
+    }
+
+    /// The request body: the token, a hint, and the credentials for `SecretPost`.
+    fn form(&self, token: &str) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token);
+        form.append_pair("token_type_hint", "access_token");
+        if let Some((id, secret)) = &self.post_credentials {
+            form.append_pair("client_id", id);
+            form.append_pair("client_secret", secret);
+        }
+        form.finish()
+    }
+
+    /// Turns an introspection answer into an identity, or says why the token is refused.
+    fn check(
+        &self,
+        mut claims: Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<Identity, TokenError> {
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return Err(TokenRejection::Inactive.into());
+        }
+        claims.remove("active");
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let leeway = self.leeway.as_secs();
+        match numeric(&claims, "exp")? {
+            Some(exp) if exp.saturating_add(leeway) <= now_secs => {
+                return Err(TokenRejection::Expired.into())
+            }
+            _ => {}
+        }
+        match numeric(&claims, "nbf")? {
+            Some(nbf) if nbf > now_secs.saturating_add(leeway) => {
+                return Err(TokenRejection::NotYetValid.into())
+            }
+            _ => {}
+        }
+        if !self.audiences.is_empty() {
+            let matches = |a: &Value| {
+                a.as_str()
+                    .is_some_and(|a| self.audiences.iter().any(|w| w == a))
+            };
+            match claims.get("aud") {
+                None => return Err(TokenRejection::MissingClaim.into()),
+                Some(Value::Array(items)) if items.iter().any(matches) => {}
+                Some(single @ Value::String(_)) if matches(single) => {}
+                Some(_) => return Err(TokenRejection::WrongAudience.into()),
+            }
+        }
+        if let Some(issuer) = &self.issuer {
+            match claims.get("iss") {
+                None => return Err(TokenRejection::MissingClaim.into()),
+                Some(Value::String(iss)) if iss == issuer => {}
+                Some(_) => return Err(TokenRejection::WrongIssuer.into()),
+            }
+        }
+        Ok(identity_from_claims(claims))
+    }
+}
+
+/// A NumericDate member: absent is fine, anything but a non-negative integer is not.
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                TokenError::Unavailable(format!("introspection answer has a malformed {name}"))
+            }),
+    }
+}
+
+impl fmt::Debug for IntrospectionVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("IntrospectionVerifier")
+            .field("endpoint", &i.endpoint.as_str())
+            .field(
+                "auth",
+                &if i.basic.is_some() {
+                    ClientAuth::SecretBasic
+                } else {
+                    ClientAuth::SecretPost
+                },
+            )
+            .field("audiences", &i.audiences)
+            .field("issuer", &i.issuer)
+            .field("cache", &i.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`IntrospectionVerifier`]; see [`IntrospectionVerifier::builder`].
+#[must_use]
+pub struct IntrospectionVerifierBuilder {
+    endpoint: String,
+    client_id: String,
+    client_secret: String,
+    auth: ClientAuth,
+    audiences: Vec<String>,
+    issuer: Option<String>,
+    leeway: Duration,
+    timeout: Duration,
+    cache_entries: usize,
+    cache_ttl: Duration,
+    allow_http: bool,
+    client: Option<Client>,
+}
+
+impl IntrospectionVerifierBuilder {
+    /// How to send the client credentials (default [`ClientAuth::SecretBasic`]).
+    ///
+    /// ```
+    /// # use tower_mcp_auth::{ClientAuth, IntrospectionVerifier};
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .client_auth(ClientAuth::SecretPost);
+    /// # let _ = b;
+    /// ```
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Requires the answer's `aud` to name `audience` (your resource URL); may be called more
+    /// than once. Without it, `aud` is not checked: many servers omit it from introspection.
+    ///
+    /// ```
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .audience("https://mcp.example.com/mcp");
+    /// # let _ = b;
+    /// ```
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Requires the answer's `iss` to equal `issuer`.
+    ///
+    /// ```
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .issuer("https://as.example");
+    /// # let _ = b;
+    /// ```
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Clock-skew allowance for `exp` / `nbf` in answers (default 60 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .leeway(Duration::from_secs(10));
+    /// # let _ = b;
+    /// ```
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Timeout of each introspection request (default 5 s).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .timeout(Duration::from_secs(2));
+    /// # let _ = b;
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest an active answer is reused (default 60 s); also never past the token's
+    /// `exp`. `Duration::ZERO` asks the server on every request.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .cache_ttl(Duration::from_secs(10));
+    /// # let _ = b;
+    /// ```
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The most answers cached (default 10 000; FIFO eviction per shard). `0` disables the
+    /// cache.
+    ///
+    /// ```
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .cache_entries(1_000);
+    /// # let _ = b;
+    /// ```
+    pub fn cache_entries(mut self, entries: usize) -> Self {
+        self.cache_entries = entries;
+        self
+    }
+
+    /// Allows plain `http` to hosts other than loopback (default: `https` only, or `http` to
+    /// `localhost` / `127.0.0.1` / `::1`).
+    ///
+    /// ```
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("http://as.internal/introspect", "id", "secret")
+    ///     .allow_http(true);
+    /// # let _ = b;
+    /// ```
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Uses this client instead of the default one (rustls, platform roots, no redirects).
+    ///
+    /// ```
+    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
+    ///     .http_client(reqwest::Client::new());
+    /// # let _ = b;
+    /// ```
+    pub fn http_client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    ///
+    /// A URL that is not `https` (or loopback `http`), credentials that cannot be sent, or a
+    /// default HTTP client that cannot be built.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
+    ///
+    /// let err = IntrospectionVerifier::builder("http://as.example/introspect", "id", "secret")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, IntrospectionConfigError::InsecureUrl(_)));
+    /// ```
+    pub fn build(self) -> Result<IntrospectionVerifier, IntrospectionConfigError> {
+        let endpoint = parse_url(&self.endpoint, self.allow_http)?;
+        let (basic, post_credentials) = match self.auth {
+            ClientAuth::SecretBasic => {
+                // RFC 6749 section 2.3.1: both parts are form-encoded before base64.
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = format!(
+                    "{}:{}",
+                    encode(&self.client_id),
+                    encode(&self.client_secret)
+                );
+                let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
+                    .map_err(|_| IntrospectionConfigError::InvalidCredentials)?;
+                value.set_sensitive(true);
+                (Some(value), None)
+            }
+            ClientAuth::SecretPost => (None, Some((self.client_id, self.client_secret))),
+        };
+        let client = match self.client {
+            Some(client) => client,
+            // POSTs must not be redirected: the token and the secret would follow.
+            None => {
+                default_client(self.timeout, false).map_err(IntrospectionConfigError::HttpClient)?
+            }
+        };
+        Ok(IntrospectionVerifier {
+            inner: Arc::new(Inner {
+                endpoint,
+                client,
+                basic,
+                post_credentials,
+                audiences: self.audiences,
+                issuer: self.issuer,
+                leeway: self.leeway,
+                timeout: self.timeout,
+                cache: TokenCache::new(self.cache_entries, self.cache_ttl),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for IntrospectionVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionVerifierBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("audiences", &self.audiences)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn verifier() -> IntrospectionVerifier {
+        IntrospectionVerifier::builder("http://127.0.0.1:1/introspect", "id", "hunter2")
+            .audience("https://mcp/mcp")
+            .issuer("https://as")
+            .build()
+            .unwrap()
+    }
+
+    fn check(answer: Value) -> Result<Identity, TokenError> {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        verifier()
+            .inner
+            .check(answer.as_object().unwrap().clone(), now)
+    }
+
+    fn good() -> Value {
+        json!({"active": true, "sub": "alice", "scope": "a b", "client_id": "c",
+               "exp": 1_000_100, "aud": ["x", "https://mcp/mcp"], "iss": "https://as"})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut v = good();
+        v[key] = value;
+        v
+    }
+
+    fn rejected(answer: Value) -> TokenRejection {
+        match check(answer) {
+            Err(TokenError::Rejected(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn active_answer_becomes_an_identity() {
+        let id = check(good()).unwrap();
+        assert_eq!(id.user_id(), Some("alice"));
+        assert_eq!(id.permissions(), ["a", "b"]);
+        assert!(id.expires_at().is_some());
+        assert!(id.claims().unwrap().get("active").is_none());
+    }
+
+    #[test]
+    fn inactive_or_odd_active_values_are_inactive() {
+        for active in [json!(false), json!("true"), json!(1), Value::Null] {
+            assert_eq!(rejected(with("active", active)), TokenRejection::Inactive);
+        }
+        assert_eq!(rejected(json!({})), TokenRejection::Inactive);
+    }
+
+    #[test]
+    fn claims_are_checked() {
+        assert_eq!(
+            rejected(with("exp", json!(999_000))),
+            TokenRejection::Expired
+        );
+        assert!(check(with("exp", json!(999_990))).is_ok(), "within leeway");
+        assert_eq!(
+            rejected(with("nbf", json!(1_000_500))),
+            TokenRejection::NotYetValid
+        );
+        assert_eq!(
+            rejected(with("aud", json!("other"))),
+            TokenRejection::WrongAudience
+        );
+        assert!(check(with("aud", json!("https://mcp/mcp"))).is_ok());
+        assert_eq!(
+            rejected(with("iss", json!("https://evil"))),
+            TokenRejection::WrongIssuer
+        );
+        let mut no_aud = good();
+        no_aud.as_object_mut().unwrap().remove("aud");
+        assert_eq!(rejected(no_aud), TokenRejection::MissingClaim);
+        assert!(matches!(
+            check(with("exp", json!("soon"))),
+            Err(TokenError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let dbg = format!("{:?}", verifier());
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        let b = IntrospectionVerifier::builder("https://as/introspect", "id", "hunter2");
+        assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn oversized_and_empty_tokens_are_refused_without_a_request() {
+        let v = verifier();
+        for token in [String::new(), "x".repeat(MAX_TOKEN_LEN + 1)] {
+            let result = v.verify(&token).try_into_ready().unwrap();
+            assert_eq!(result.unwrap_err(), TokenRejection::Malformed.into());
+        }
+    }
+}

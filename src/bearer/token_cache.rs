@@ -1,0 +1,325 @@
+//! The sharded, bounded map of verified tokens behind [`CachedVerifier`](super::CachedVerifier)
+//! and the introspection cache.
+//!
+//! - Keys are the SHA-256 of the token, never the token: a memory dump or a `Debug` print of
+//!   the cache holds no usable credential, and every key has the same small size.
+//! - The map is split into shards, each behind its own `RwLock`, so there is no global lock;
+//!   a hit takes one shard's read lock.
+//! - An entry is valid until the earlier of the identity's expiry and `max_ttl` after it was
+//!   stored; an expired entry is never returned.
+//! - Eviction is first in, first out per shard: when a shard is full, the entry stored longest
+//!   ago goes. FIFO needs no bookkeeping on hits (so hits stay read-only) and, since tokens
+//!   expire, the oldest entry is also the one closest to being useless.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::identity::Identity;
+
+/// SHA-256 of a token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub(crate) fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn word(&self, i: usize) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(bytes)
+    }
+}
+
+impl Hash for TokenHash {
+    // The key already is a uniform hash: hand 64 bits of it to the map instead of hashing
+    // 32 bytes again with SipHash.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.word(0));
+    }
+}
+
+/// Hasher for [`TokenHash`] keys: passes the pre-computed hash through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `TokenHash`; fold anything else in so the hasher stays
+        // correct if that ever changes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map = HashMap<TokenHash, Entry, BuildHasherDefault<PassThrough>>;
+
+struct Entry {
+    identity: Identity,
+    valid_until: SystemTime,
+    /// Matches the entry's slot in `Shard::order`; stale slots are skipped on eviction.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: Map,
+    /// Insertion order, oldest first. May hold stale slots for replaced keys.
+    order: VecDeque<(TokenHash, u64)>,
+    next_seq: u64,
+}
+
+impl Shard {
+    fn insert(&mut self, key: TokenHash, identity: Identity, valid_until: SystemTime, cap: usize) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let replaced = self
+            .map
+            .insert(
+                key,
+                Entry {
+                    identity,
+                    valid_until,
+                    seq,
+                },
+            )
+            .is_some();
+        self.order.push_back((key, seq));
+        if !replaced {
+            while self.map.len() > cap {
+                self.evict_oldest();
+            }
+        }
+        // Replaced keys leave stale slots behind; keep the queue within a constant factor of
+        // the map so it cannot grow without bound.
+        if self.order.len() > 2 * cap + 16 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, seq)| map.get(k).is_some_and(|e| e.seq == *seq));
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((key, seq)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|e| e.seq == seq) {
+                self.map.remove(&key);
+                return;
+            }
+        }
+    }
+}
+
+/// A bounded, sharded map from token hash to verified [`Identity`].
+pub(crate) struct TokenCache {
+    shards: Box<[RwLock<Shard>]>,
+    per_shard: usize,
+    max_ttl: Duration,
+}
+
+impl TokenCache {
+    /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
+    /// `max_entries == 0` or a zero `max_ttl` disables caching.
+    pub(crate) fn new(max_entries: usize, max_ttl: Duration) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let wanted = (parallelism * 4).next_power_of_two().clamp(1, 64);
+        // Never more shards than entries, so every shard holds at least one.
+        let shards = if max_entries == 0 {
+            1
+        } else {
+            wanted.min(prev_power_of_two(max_entries))
+        };
+        Self {
+            shards: (0..shards).map(|_| RwLock::default()).collect(),
+            per_shard: max_entries / shards,
+            max_ttl,
+        }
+    }
+
+    fn shard(&self, key: &TokenHash) -> &RwLock<Shard> {
+        // Shard count is a power of two; use other bits than the map does.
+        let index = (key.word(1) as usize) & (self.shards.len() - 1);
+        &self.shards[index]
+    }
+
+    /// The identity stored for `key`, unless absent or no longer valid at `now`.
+    pub(crate) fn get(&self, key: &TokenHash, now: SystemTime) -> Option<Identity> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let shard = self
+            .shard(key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = shard.map.get(key)?;
+        // Expired entries are left for eviction: removing them would need the write lock on
+        // the hit path.
+        (now < entry.valid_until).then(|| entry.identity.clone())
+    }
+
+    /// Stores `identity` until the earlier of its expiry and `now + max_ttl`. Identities that
+    /// are already expired are not stored.
+    pub(crate) fn insert(&self, key: TokenHash, identity: &Identity, now: SystemTime) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let ttl_end = now.checked_add(self.max_ttl).unwrap_or(now);
+        let valid_until = match identity.expires_at() {
+            Some(exp) => exp.min(ttl_end),
+            None => ttl_end,
+        };
+        if valid_until <= now {
+            return;
+        }
+        self.shard(&key)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, identity.clone(), valid_until, self.per_shard);
+    }
+
+    /// Number of stored entries, including expired ones not yet evicted.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).map.len())
+            .sum()
+    }
+
+    /// Drops every entry.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
+        }
+    }
+
+    /// Upper bound on the number of entries.
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_shard * self.shards.len()
+    }
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    if n.is_power_of_two() {
+        n
+    } else {
+        n.next_power_of_two() / 2
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity())
+            .field("max_ttl", &self.max_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthMethod;
+
+    fn id(name: &str, exp: Option<SystemTime>) -> Identity {
+        let b = Identity::builder(AuthMethod::Bearer, name);
+        match exp {
+            Some(exp) => b.expires_at(exp).build(),
+            None => b.build(),
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn hit_until_expiry_then_miss() {
+        let cache = TokenCache::new(100, HOUR);
+        let now = SystemTime::now();
+        let key = TokenHash::of("t1");
+        cache.insert(key, &id("a", Some(now + Duration::from_secs(10))), now);
+        assert_eq!(cache.get(&key, now).unwrap().name(), "a");
+        assert!(cache.get(&key, now + Duration::from_secs(10)).is_none());
+        assert!(cache.get(&TokenHash::of("t2"), now).is_none());
+    }
+
+    #[test]
+    fn max_ttl_caps_entries_without_or_with_long_expiry() {
+        let cache = TokenCache::new(100, Duration::from_secs(5));
+        let now = SystemTime::now();
+        cache.insert(TokenHash::of("a"), &id("a", None), now);
+        cache.insert(TokenHash::of("b"), &id("b", Some(now + HOUR)), now);
+        let later = now + Duration::from_secs(6);
+        assert!(cache.get(&TokenHash::of("a"), later).is_none());
+        assert!(cache.get(&TokenHash::of("b"), later).is_none());
+    }
+
+    #[test]
+    fn expired_identities_are_not_stored() {
+        let cache = TokenCache::new(100, HOUR);
+        let now = SystemTime::now();
+        cache.insert(TokenHash::of("a"), &id("a", Some(now)), now);
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn bounded_with_fifo_eviction() {
+        let cache = TokenCache::new(64, HOUR);
+        let now = SystemTime::now();
+        for i in 0..10_000 {
+            cache.insert(TokenHash::of(&i.to_string()), &id("x", None), now);
+        }
+        assert!(cache.len() <= 64, "{}", cache.len());
+        assert!(cache.len() >= 32, "{}", cache.len());
+        // The newest entry survives, the oldest went.
+        assert!(cache.get(&TokenHash::of("9999"), now).is_some());
+        assert!(cache.get(&TokenHash::of("0"), now).is_none());
+    }
+
+    #[test]
+    fn reinserting_a_key_keeps_the_queue_bounded() {
+        let cache = TokenCache::new(4, HOUR);
+        let now = SystemTime::now();
+        let key = TokenHash::of("same");
+        for _ in 0..1000 {
+            cache.insert(key, &id("x", None), now);
+        }
+        assert_eq!(cache.len(), 1);
+        for shard in cache.shards.iter() {
+            assert!(shard.read().unwrap().order.len() <= 2 * 4 + 16 + 1);
+        }
+    }
+
+    #[test]
+    fn zero_capacity_or_ttl_disables() {
+        let now = SystemTime::now();
+        for cache in [
+            TokenCache::new(0, HOUR),
+            TokenCache::new(10, Duration::ZERO),
+        ] {
+            cache.insert(TokenHash::of("a"), &id("a", None), now);
+            assert!(cache.get(&TokenHash::of("a"), now).is_none());
+        }
+    }
+
+    #[test]
+    fn clear_empties() {
+        let cache = TokenCache::new(10, HOUR);
+        cache.insert(TokenHash::of("a"), &id("a", None), SystemTime::now());
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+    }
+}
