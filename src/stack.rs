@@ -44,6 +44,7 @@ impl McpAuth {
         McpAuthBuilder {
             keys: None,
             verifier: None,
+            session_cookie: None,
             policy: EndpointPolicyLayer::builder(EndpointPolicy::open()),
             default_set: false,
         }
@@ -55,6 +56,7 @@ impl fmt::Debug for McpAuthBuilder {
         f.debug_struct("McpAuthBuilder")
             .field("api_keys", &self.keys.is_some())
             .field("bearer", &self.verifier.is_some())
+            .field("session_cookie", &self.session_cookie)
             .field("policy", &self.policy)
             .finish()
     }
@@ -65,6 +67,7 @@ impl fmt::Debug for McpAuthBuilder {
 pub struct McpAuthBuilder {
     keys: Option<Arc<dyn KeyStore>>,
     verifier: Option<Arc<dyn TokenVerifier>>,
+    session_cookie: Option<String>,
     policy: crate::policy::EndpointPolicyLayerBuilder,
     default_set: bool,
 }
@@ -79,6 +82,24 @@ impl McpAuthBuilder {
     /// Accepts bearer tokens verified by `verifier` (for example a [`JwtVerifier`](crate::JwtVerifier)).
     pub fn bearer(mut self, verifier: impl TokenVerifier) -> Self {
         self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Also reads bearer tokens from the cookie `name` when no `Authorization: Bearer` header
+    /// is sent; see [`BearerLayer::session_cookie`]. Needs [`bearer`](Self::bearer).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{JwtVerifier, McpAuth};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .bearer(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap())
+    ///     .session_cookie("mcp_session")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.session_cookie = Some(name.into());
         self
     }
 
@@ -148,6 +169,10 @@ impl McpAuthBuilder {
         let bearer = match self.verifier {
             Some(verifier) => BearerLayer::from_shared(verifier),
             None => BearerLayer::disabled(),
+        };
+        let bearer = match self.session_cookie {
+            Some(name) => bearer.session_cookie(name),
+            None => bearer,
         };
         Ok(McpAuthLayer {
             api_key,
