@@ -53,6 +53,7 @@
 //! | `rust-crypto` | yes | jsonwebtoken's RustCrypto backend |
 //! | `aws-lc-rs` | no | jsonwebtoken's aws-lc-rs backend (wins when both are on) |
 //! | `axum` | no | [`Identity`] as an axum extractor |
+//! | `oauth-client` | no | the `oauth` module: login with GitHub / Google / Microsoft / OIDC, session cookies, encrypted upstream tokens |
 //!
 //! ## Error contract
 //!
@@ -74,6 +75,8 @@ mod error;
 mod extract;
 mod identity;
 pub mod metadata;
+#[cfg(feature = "oauth-client")]
+pub mod oauth;
 mod outcome;
 mod policy;
 mod rate_limit;
