@@ -692,7 +692,8 @@ impl OAuthClient {
         format!("{}{kind}:{nonce}", self.inner.prefix)
     }
 
-    pub(crate) fn callback_path(&self) -> &str {
+    /// The callback route: the path of the redirect URI.
+    pub fn callback_path(&self) -> &str {
         &self.inner.callback_path
     }
 
