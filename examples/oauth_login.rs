@@ -46,7 +46,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tower_mcp_auth::oauth::{OAuthClient, Provider, SessionConfig};
-use tower_mcp_auth::{BearerOutcome, EndpointPolicy, McpAuth};
+use tower_mcp_auth::{BearerLayer, BearerOutcome, EndpointPolicy, McpAuth};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -86,7 +86,9 @@ async fn run() -> Result<(), Error> {
             .to_vec(),
     };
     let mut session = SessionConfig::new(session_secret)?
-        .ttl(Duration::from_secs(env_or("SESSION_TTL_SECS", "3600").parse()?))
+        .ttl(Duration::from_secs(
+            env_or("SESSION_TTL_SECS", "3600").parse()?,
+        ))
         .scopes(["tools/call", "tools/list"]);
     let local_dev = redirect_uri.starts_with("http://127.0.0.1")
         || redirect_uri.starts_with("http://localhost")
@@ -114,8 +116,14 @@ async fn run() -> Result<(), Error> {
     let start = oauth.start_path("{provider}");
     let login_path = oauth.start_path(&provider_name);
     let callback = oauth.callback_path().to_owned();
+    // The policy layer consumes what the authenticators found; `/` is open but wants to know
+    // who is logged in, so it identifies the session itself.
+    let identify = BearerLayer::new(session.verifier()).session_cookie(session.cookie_name());
     let app = Router::new()
-        .route("/", get(move |o| whoami(o, login_path.clone())))
+        .route(
+            "/",
+            get(move |o| whoami(o, login_path.clone())).layer(identify),
+        )
         .route("/mcp", post(mcp::handle))
         .route("/health", get(|| async { "ok" }))
         .route_service(&start, oauth.routes())

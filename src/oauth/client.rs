@@ -627,10 +627,7 @@ pub(crate) fn request_user(parts: &Parts) -> Option<String> {
 }
 
 /// Reads single-valued query parameters; a repeated one is an error.
-pub(crate) fn query_params(
-    query: &str,
-    names: &[&str],
-) -> Result<Vec<Option<String>>, OAuthError> {
+pub(crate) fn query_params(query: &str, names: &[&str]) -> Result<Vec<Option<String>>, OAuthError> {
     if query.len() > MAX_QUERY {
         return Err(OAuthError::InvalidRequest(
             "The request parameters are too large",
