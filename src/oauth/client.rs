@@ -1211,7 +1211,7 @@ impl OAuthClient {
         user: &str,
         old: &UpstreamToken,
     ) -> Result<UpstreamToken, UpstreamError> {
-        let Some(refresh) = old.refresh_secret() else {
+        let Some(refresh) = old.refresh_token_secret() else {
             return Err(UpstreamError::Expired {
                 upstream: upstream.to_owned(),
             });
@@ -1226,7 +1226,7 @@ impl OAuthClient {
             Ok(tokens) => {
                 let mut fresh = upstream_token(&tokens);
                 if !fresh.has_refresh_token() {
-                    if let Some(r) = old.refresh_secret() {
+                    if let Some(r) = old.refresh_token_secret() {
                         // Providers that do not rotate refresh tokens omit them.
                         fresh = fresh.refresh_token(r);
                     }

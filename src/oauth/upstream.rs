@@ -98,17 +98,25 @@ impl fmt::Debug for EncryptionKey {
 /// assert_eq!(token.access_token(), "gho_abc");
 /// assert!(!format!("{token:?}").contains("gho_abc"));
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamToken {
-    #[serde(rename = "a")]
     access_token: String,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     /// Unix seconds.
-    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
-    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
     scopes: Vec<String>,
+}
+
+/// The encrypted form's plaintext.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    a: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    s: Vec<String>,
 }
 
 impl UpstreamToken {
@@ -154,7 +162,8 @@ impl UpstreamToken {
         self.refresh_token.is_some()
     }
 
-    pub(crate) fn refresh_secret(&self) -> Option<&str> {
+    /// The refresh token, if one is held.
+    pub fn refresh_token_secret(&self) -> Option<&str> {
         self.refresh_token.as_deref()
     }
 
@@ -411,7 +420,13 @@ impl TokenVault {
         user: &str,
         token: &UpstreamToken,
     ) -> Result<(), StoreError> {
-        let plain = serde_json::to_vec(token).unwrap_or_default();
+        let plain = serde_json::to_vec(&Stored {
+            a: token.access_token.clone(),
+            r: token.refresh_token.clone(),
+            e: token.expires_at,
+            s: token.scopes.clone(),
+        })
+        .unwrap_or_default();
         let key = &self.keys[0];
         let cipher = Aes256Gcm::new((&key.key).into());
         let nonce = super::random_bytes::<12>();
@@ -480,7 +495,13 @@ impl TokenVault {
                 },
             )
             .ok()?;
-        serde_json::from_slice(&plain).ok()
+        let stored: Stored = serde_json::from_slice(&plain).ok()?;
+        Some(UpstreamToken {
+            access_token: stored.a,
+            refresh_token: stored.r,
+            expires_at: stored.e,
+            scopes: stored.s,
+        })
     }
 
     /// Deletes the token for (`upstream`, `user`). Returns whether one was stored.
