@@ -443,10 +443,21 @@ pub async fn serve_app(
     store: Arc<dyn StateStore>,
     configure: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,
 ) -> TestApp {
+    serve_app_at(provider, store, None, configure).await
+}
+
+/// [`serve_app`] with a given redirect URI (several instances behind one public URL share
+/// it); by default the app's own callback URL.
+pub async fn serve_app_at(
+    provider: &LocalProvider,
+    store: Arc<dyn StateStore>,
+    redirect_uri: Option<String>,
+    configure: impl FnOnce(OAuthClientBuilder) -> OAuthClientBuilder,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let redirect_uri = format!("{base}/auth/oauth/callback");
+    let redirect_uri = redirect_uri.unwrap_or_else(|| format!("{base}/auth/oauth/callback"));
     provider.register(&redirect_uri);
     let session = session_config();
     let builder = OAuthClient::builder(redirect_uri)
