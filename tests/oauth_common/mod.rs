@@ -225,7 +225,7 @@ async fn authorize(
     if get("code_challenge_method") != "S256" || get("code_challenge").len() != 43 {
         return text(StatusCode::BAD_REQUEST, "PKCE S256 required");
     }
-    if !github && (q.get("nonce").is_none() || !get("scope").split(' ').any(|x| x == "openid")) {
+    if !github && (!q.contains_key("nonce") || !get("scope").split(' ').any(|x| x == "openid")) {
         return text(StatusCode::BAD_REQUEST, "openid scope and nonce required");
     }
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
