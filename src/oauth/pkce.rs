@@ -27,7 +27,7 @@ pub const MAX_VERIFIER_LEN: usize = 128;
 /// assert_eq!(verifier.secret().len(), 86);
 ///
 /// // RFC 7636, appendix B.
-/// let v = PkceVerifier::new("dBjftJeZ4CVP-mJ92K29uhCUxPtxkM8tqkv1RiKZ-Nk").unwrap();
+/// let v = PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
 /// assert_eq!(v.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
 /// assert!(PkceVerifier::new("too-short").is_none());
 /// ```
