@@ -551,3 +551,47 @@ async fn github_style_provider() {
     let reused = with_param(&fresh, "code", &code);
     assert_oauth_error(again.get(&reused).await, 400, "invalid_grant").await;
 }
+
+#[tokio::test]
+async fn microsoft_multi_tenant_issuer_is_checked_per_tenant() {
+    let provider = LocalProvider::start().await;
+    provider.behave(|b| b.microsoft_tenant = Some("tid-123".into()));
+    // `common` has a `{tenantid}` issuer template; the local provider stands in for
+    // login.microsoftonline.com.
+    let p = tower_mcp_auth::oauth::Provider::microsoft("common", CLIENT_ID, CLIENT_SECRET)
+        .issuer(provider.base.clone());
+    let app = serve_app(&provider, memory(), |b| b.provider(p)).await;
+    let browser = Browser::new();
+    let authorize = browser
+        .start(&format!("{}/auth/oauth/microsoft/start", app.base))
+        .await;
+    assert!(param(&authorize, "scope")
+        .unwrap()
+        .contains("offline_access"));
+    let callback = browser.authorize(&authorize).await;
+    assert_eq!(
+        param(&callback, "iss").unwrap(),
+        format!("{}/tid-123/v2.0", provider.base)
+    );
+    let res = browser.get(&callback).await;
+    assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
+    let body: Value = browser.post_mcp(&app.base).await.json().await.unwrap();
+    assert_eq!(body["user_id"], SUB);
+    assert_eq!(body["idp"], "microsoft");
+}
+
+#[tokio::test]
+async fn a_callback_naming_another_issuer_is_refused() {
+    // RFC 9207: the `iss` callback parameter names the provider that answered; another one
+    // means a mix-up attack.
+    let provider = LocalProvider::start().await;
+    let app = oidc_app(&provider).await;
+    let browser = Browser::new();
+    let callback = browser
+        .until_callback(&format!("{}/auth/oauth/oidc/start", app.base))
+        .await;
+    let mixed = with_param(&callback, "iss", "https://evil.example");
+    let body = assert_oauth_error(browser.get(&mixed).await, 403, "invalid_state").await;
+    assert_eq!(body["reason"], "provider_mismatch");
+    assert_eq!(browser.get(&callback).await.status(), 302);
+}

@@ -47,6 +47,9 @@ pub struct Behaviour {
     pub wrong_nonce: bool,
     /// Put another audience in id_tokens.
     pub wrong_audience: bool,
+    /// Behave like Microsoft's multi-tenant (`common`) endpoint: the discovery document's
+    /// issuer is `{base}/{tenantid}/v2.0`, tokens carry `tid` and that tenant's issuer.
+    pub microsoft_tenant: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -58,6 +61,7 @@ impl Default for Behaviour {
             token_delay: None,
             wrong_nonce: false,
             wrong_audience: false,
+            microsoft_tenant: None,
         }
     }
 }
@@ -175,10 +179,22 @@ fn random() -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
+/// The issuer tokens carry: the base URL, or the tenant's issuer in Microsoft mode.
+fn token_issuer(s: &ProviderState) -> String {
+    match &s.behaviour.lock().unwrap().microsoft_tenant {
+        Some(tid) => format!("{}/{tid}/v2.0", s.base),
+        None => s.base.clone(),
+    }
+}
+
 async fn discovery(State(s): State<Arc<ProviderState>>) -> Json<Value> {
     let b = &s.base;
+    let issuer = match s.behaviour.lock().unwrap().microsoft_tenant {
+        Some(_) => format!("{b}/{{tenantid}}/v2.0"),
+        None => b.clone(),
+    };
     Json(json!({
-        "issuer": b,
+        "issuer": issuer,
         "authorization_endpoint": format!("{b}/authorize"),
         "token_endpoint": format!("{b}/token"),
         "userinfo_endpoint": format!("{b}/userinfo"),
@@ -250,7 +266,7 @@ async fn authorize(
     } else {
         format!(
             "&iss={}",
-            form_urlencoded::byte_serialize(s.base.as_bytes()).collect::<String>()
+            form_urlencoded::byte_serialize(token_issuer(&s).as_bytes()).collect::<String>()
         )
     };
     redirect(format!("{redirect_uri}{sep}code={code}&state={state}{iss}"))
@@ -365,12 +381,17 @@ async fn token(
         } else {
             CLIENT_ID
         };
-        body["id_token"] = json!(id_token(&s.base, aud, &nonce));
+        let tid = behaviour.microsoft_tenant.as_deref();
+        body["id_token"] = json!(id_token_with(&token_issuer(&s), aud, &nonce, tid));
     }
     Json(body).into_response()
 }
 
 pub fn id_token(iss: &str, aud: &str, nonce: &str) -> String {
+    id_token_with(iss, aud, nonce, None)
+}
+
+pub fn id_token_with(iss: &str, aud: &str, nonce: &str, tid: Option<&str>) -> String {
     tower_mcp_auth::install_crypto_provider();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("test-rsa-1".into());
@@ -379,7 +400,7 @@ pub fn id_token(iss: &str, aud: &str, nonce: &str) -> String {
         &json!({
             "iss": iss, "aud": aud, "sub": SUB, "nonce": nonce,
             "iat": now(), "exp": now() + 300,
-            "email": "ada@example.com", "name": "Ada Lovelace",
+            "email": "ada@example.com", "name": "Ada Lovelace", "tid": tid,
         }),
         &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rsa_private.pem"))
             .unwrap(),
