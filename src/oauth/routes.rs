@@ -25,7 +25,9 @@ use super::{OAuthClient, OAuthError, StartOptions};
 /// The service looks at the full request path, so mount it without stripping a prefix:
 /// axum's `route_service` (not `nest_service`) or, with the crate's `axum` feature,
 /// [`OAuthRoutes::into_router`]. Put your `BearerLayer` (with the session cookie) in front
-/// of it when upstream flows are used: starting one needs a logged-in user.
+/// of it when upstream flows are used: starting one needs a logged-in user. Each start stores
+/// a small record for the state TTL; a [`RateLimitLayer`](crate::RateLimitLayer) keyed by client IP on the start
+/// route bounds what one client can make it store.
 ///
 /// ```
 /// use axum::Router;
@@ -103,8 +105,9 @@ async fn start(
     client.start(provider, options).await
 }
 
+/// Only `GET`: a `HEAD` from a link prefetcher must not consume a callback's state.
 fn is_get(method: &Method) -> bool {
-    method == Method::GET || method == Method::HEAD
+    method == Method::GET
 }
 
 fn wants_html(parts: &Parts) -> bool {
@@ -123,10 +126,8 @@ fn method_not_allowed() -> Response<Full<Bytes>> {
         "Use GET",
         None,
     );
-    res.headers_mut().insert(
-        http::header::ALLOW,
-        http::HeaderValue::from_static("GET, HEAD"),
-    );
+    res.headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
     res
 }
 
