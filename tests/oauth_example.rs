@@ -61,7 +61,7 @@ async fn spawn(port: u16, vars: &[(&str, String)]) -> Option<Server> {
         .env("MCP_AUTH_ADDR", &addr)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::null());
     for (k, v) in vars {
         cmd.env(k, v);
     }

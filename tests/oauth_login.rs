@@ -310,6 +310,22 @@ async fn callback_from_another_browser_is_refused() {
         .await;
     let victim = Browser::new();
     let body = assert_oauth_error(victim.get(&callback).await, 403, "invalid_state").await;
+    // The binding cookie is HttpOnly, Lax, and only sent to the callback route.
+    let res = no_redirects()
+        .get(format!("{}/auth/oauth/oidc/start", app.base))
+        .send()
+        .await
+        .unwrap();
+    let flow = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(flow.starts_with("mcp_oauth_"), "{flow}");
+    for attr in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/auth/oauth/callback",
+        "Max-Age=300",
+    ] {
+        assert!(flow.contains(attr), "{attr} missing in {flow}");
+    }
     assert_eq!(body["reason"], "browser_mismatch");
     assert!(victim.cookies.lock().unwrap().is_empty());
 }

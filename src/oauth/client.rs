@@ -29,7 +29,7 @@ use crate::store::{MemoryStore, StateStore};
 use super::http::{HttpClient, HttpError};
 use super::pkce::PkceVerifier;
 use super::providers::{is_loopback_http, Provider, ResolvedProvider, TokenResponse};
-use super::session::{cookie_header, SessionConfig};
+use super::session::{cookie_header_at, SessionConfig};
 use super::state::{StatePayload, StateSigner};
 use super::upstream::{EncryptionKey, TokenVault, UpstreamError, UpstreamToken};
 use super::{OAuthConfigError, OAuthError, StateError, UserInfo};
@@ -766,11 +766,12 @@ impl OAuthClient {
     }
 
     fn clear_flow_cookie(&self, nonce: &str) -> HeaderValue {
-        cookie_header(
+        cookie_header_at(
             &Self::flow_cookie_name(nonce),
             "",
             0,
             self.inner.flow_cookie_secure,
+            &self.inner.callback_path,
         )
     }
 
@@ -868,11 +869,13 @@ impl OAuthClient {
         }
         let (url, _) = request.url();
         let cookie = self.inner.bind_browser.then(|| {
-            cookie_header(
+            // Sent back only to the callback route.
+            cookie_header_at(
                 &Self::flow_cookie_name(&nonce),
                 &self.flow_cookie_value(&nonce),
                 self.inner.state_ttl.as_secs().max(1),
                 self.inner.flow_cookie_secure,
+                &self.inner.callback_path,
             )
         });
         Ok(AuthorizationRedirect {

@@ -212,8 +212,25 @@ impl SessionConfig {
 
 /// `name=value; Max-Age=..; Path=/; HttpOnly; [Secure;] SameSite=Lax`.
 pub(crate) fn cookie_header(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    cookie_header_at(name, value, max_age, secure, "/")
+}
+
+/// [`cookie_header`] with another `Path`.
+pub(crate) fn cookie_header_at(
+    name: &str,
+    value: &str,
+    max_age: u64,
+    secure: bool,
+    path: &str,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly{secure}; SameSite=Lax");
+    let path = if path.starts_with('/') && !path.contains(';') {
+        path
+    } else {
+        "/"
+    };
+    let text =
+        format!("{name}={value}; Max-Age={max_age}; Path={path}; HttpOnly{secure}; SameSite=Lax");
     // Names are checked at build time and values are base64url: always a valid header.
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
