@@ -48,7 +48,13 @@ impl OAuthRoutes {
         Self { client }
     }
 
-    /// An axum `Router` with the start and callback routes.
+    /// An axum `Router` with the start and callback routes, to `merge` into an app.
+    ///
+    /// ```
+    /// # async fn demo(oauth: tower_mcp_auth::oauth::OAuthClient) {
+    /// let app: axum::Router = axum::Router::new().merge(oauth.routes().into_router());
+    /// # let _ = app; }
+    /// ```
     #[cfg(feature = "axum")]
     pub fn into_router(self) -> axum::Router {
         let start = self.client.start_path("{provider}");
