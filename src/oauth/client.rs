@@ -980,12 +980,15 @@ impl OAuthClient {
         {
             return Err(StateError::AlreadyUsed.into());
         }
-        let Some(raw) = self
-            .inner
-            .store
-            .take(&self.key("state", &payload.n))
-            .await?
-        else {
+        let taken = match self.inner.store.take(&self.key("state", &payload.n)).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                // The state was not consumed: release the claim so a retry can succeed.
+                let _ = self.inner.store.delete(&used_key).await;
+                return Err(e.into());
+            }
+        };
+        let Some(raw) = taken else {
             // Not ours to keep claimed: a retry of an unknown state stays "unknown".
             let _ = self.inner.store.delete(&used_key).await;
             return Err(StateError::Unknown.into());
