@@ -2,12 +2,13 @@
 //!
 //! API keys come from the `X-API-Key` header, then (if enabled) the `api_key` / `apikey`
 //! query parameters. Bearer tokens come only from `Authorization: Bearer` (scheme
-//! case-insensitive), never from the query string. Every reader borrows from the request and
+//! case-insensitive), then, when a layer opts in, from a session cookie; never from the query
+//! string. Every reader borrows from the request and
 //! allocates only when a query value is percent-encoded.
 
 use std::borrow::Cow;
 
-use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION, COOKIE};
 use http::Uri;
 
 /// Longest API key accepted before hashing; longer values are rejected as malformed.
@@ -123,6 +124,40 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
     match found {
         None => Presented::Absent,
         Some(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
+            Presented::Value(Cow::Borrowed(token))
+        }
+        Some(_) => Presented::Malformed,
+    }
+}
+
+/// Reads a bearer token from the cookie `name` (RFC 6265 `Cookie` headers, every one of
+/// them). A cookie sent twice, or a value that is not a `b64token`, is malformed.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
+    let mut found: Option<&'a [u8]> = None;
+    for value in headers.get_all(COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            if found.is_some() {
+                return Presented::Malformed;
+            }
+            let raw = pair[eq + 1..].trim_ascii();
+            // RFC 6265 allows the value in double quotes.
+            let raw = match raw {
+                [b'"', inner @ .., b'"'] => inner,
+                other => other,
+            };
+            found = Some(raw);
+        }
+    }
+    match found.map(std::str::from_utf8) {
+        None => Presented::Absent,
+        Some(Ok(token)) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
             Presented::Value(Cow::Borrowed(token))
         }
         Some(_) => Presented::Malformed,
@@ -255,5 +290,45 @@ mod tests {
             bearer(&headers(&[("authorization", huge.as_bytes())])),
             Presented::Malformed
         );
+    }
+
+    #[test]
+    fn session_cookie_is_read_by_name_only() {
+        let h = headers(&[("cookie", b"theme=dark; mcp_session=abc.def-_; other=1")]);
+        assert_eq!(
+            cookie(&h, "mcp_session"),
+            Presented::Value("abc.def-_".into())
+        );
+        assert_eq!(cookie(&h, "mcp"), Presented::Absent);
+        assert_eq!(cookie(&HeaderMap::new(), "mcp_session"), Presented::Absent);
+        let quoted = headers(&[("cookie", b"mcp_session=\"abc\"")]);
+        assert_eq!(
+            cookie(&quoted, "mcp_session"),
+            Presented::Value("abc".into())
+        );
+        // Several Cookie headers (HTTP/2) are all read.
+        let split = headers(&[("cookie", b"a=1"), ("cookie", b"mcp_session=t")]);
+        assert_eq!(cookie(&split, "mcp_session"), Presented::Value("t".into()));
+    }
+
+    #[test]
+    fn bad_session_cookies_are_malformed() {
+        let huge = format!("mcp_session={}", "a".repeat(MAX_BEARER_LEN + 1));
+        for v in [
+            &b"mcp_session="[..],
+            b"mcp_session=a b",
+            b"mcp_session=\xff",
+            b"mcp_session=a; mcp_session=b",
+            huge.as_bytes(),
+        ] {
+            assert_eq!(
+                cookie(&headers(&[("cookie", v)]), "mcp_session"),
+                Presented::Malformed,
+                "{v:?}"
+            );
+        }
+        // Junk without `=` or with other names is ignored.
+        let h = headers(&[("cookie", b";;junk; =x; mcp_session=ok")]);
+        assert_eq!(cookie(&h, "mcp_session"), Presented::Value("ok".into()));
     }
 }

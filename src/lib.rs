@@ -81,6 +81,7 @@
 //! | `sqlite` | no | `store::SqliteStore` (sqlx, bundled SQLite; Rust 1.94+) |
 //! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
 //! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
+//! | `oauth-client` | no | the `oauth` module: login with GitHub / Google / Microsoft / OIDC, session cookies, encrypted upstream tokens |
 //!
 //! ## Error contract
 //!
@@ -103,6 +104,8 @@ mod extract;
 mod identity;
 pub mod mcp;
 pub mod metadata;
+#[cfg(feature = "oauth-client")]
+pub mod oauth;
 mod outcome;
 mod policy;
 mod rate_limit;

@@ -45,6 +45,7 @@ impl McpAuth {
         McpAuthBuilder {
             keys: None,
             verifier: None,
+            session_cookie: None,
             policy: EndpointPolicyLayer::builder(EndpointPolicy::open()),
             default_set: false,
             mcp: (),
@@ -57,6 +58,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
         f.debug_struct("McpAuthBuilder")
             .field("api_keys", &self.keys.is_some())
             .field("bearer", &self.verifier.is_some())
+            .field("session_cookie", &self.session_cookie)
             .field("policy", &self.policy)
             .field("mcp_permissions", &self.mcp)
             .finish()
@@ -71,6 +73,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
 pub struct McpAuthBuilder<M = ()> {
     keys: Option<Arc<dyn KeyStore>>,
     verifier: Option<Arc<dyn TokenVerifier>>,
+    session_cookie: Option<String>,
     policy: crate::policy::EndpointPolicyLayerBuilder,
     default_set: bool,
     mcp: M,
@@ -107,6 +110,7 @@ impl McpAuthBuilder {
             verifier: self.verifier,
             policy: self.policy,
             default_set: self.default_set,
+            session_cookie: self.session_cookie,
             mcp: rules,
         }
     }
@@ -122,6 +126,24 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// Accepts bearer tokens verified by `verifier` (for example a [`JwtVerifier`](crate::JwtVerifier)).
     pub fn bearer(mut self, verifier: impl TokenVerifier) -> Self {
         self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Also reads bearer tokens from the cookie `name` when no `Authorization: Bearer` header
+    /// is sent; see [`BearerLayer::session_cookie`]. Needs [`bearer`](Self::bearer).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{JwtVerifier, McpAuth};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .bearer(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap())
+    ///     .session_cookie("mcp_session")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.session_cookie = Some(name.into());
         self
     }
 
@@ -191,6 +213,10 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         let bearer = match self.verifier {
             Some(verifier) => BearerLayer::from_shared(verifier),
             None => BearerLayer::disabled(),
+        };
+        let bearer = match self.session_cookie {
+            Some(name) => bearer.session_cookie(name),
+            None => bearer,
         };
         let policy = self.policy.build()?;
         let mcp = self.mcp.build(&policy)?;

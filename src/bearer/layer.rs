@@ -9,7 +9,8 @@ use super::service::BearerService;
 use super::verifier::TokenVerifier;
 
 /// Identifies callers by OAuth bearer token (`Authorization: Bearer`, scheme
-/// case-insensitive; never from the query string).
+/// case-insensitive; never from the query string), and, opt-in, by a session cookie
+/// ([`session_cookie`](Self::session_cookie)).
 ///
 /// Verifies the token with a [`TokenVerifier`] and inserts a
 /// [`BearerOutcome`](crate::BearerOutcome) into the request extensions. Like every
@@ -34,6 +35,8 @@ use super::verifier::TokenVerifier;
 pub struct BearerLayer {
     /// `None` when built by [`McpAuth`](crate::McpAuth) without a verifier: pass through.
     verifier: Option<Arc<dyn TokenVerifier>>,
+    /// Name of the session cookie read when no `Authorization: Bearer` is sent.
+    cookie: Option<Arc<str>>,
 }
 
 impl BearerLayer {
@@ -46,13 +49,41 @@ impl BearerLayer {
     pub fn from_shared(verifier: Arc<dyn TokenVerifier>) -> Self {
         Self {
             verifier: Some(verifier),
+            cookie: None,
         }
+    }
+
+    /// Also reads the token from the cookie `name` when the request has no
+    /// `Authorization: Bearer` header (the header always wins). This is how a browser user
+    /// logged in by the OAuth routes (`oauth-client` feature) reaches the same stack: the
+    /// session cookie holds a JWT that the layer's verifier checks like any bearer token.
+    ///
+    /// A cookie sent twice or holding something that is not a token counts as a malformed
+    /// token (401 `invalid_token`). Tokens are never read from the query string. A name that
+    /// is not an RFC 6265 cookie name never matches.
+    ///
+    /// Cookies are sent by browsers on cross-site requests too: keep the session cookie
+    /// `SameSite=Lax` (or `Strict`) so a cross-site `POST` carries no session.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{BearerLayer, JwtVerifier};
+    ///
+    /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
+    /// let layer = BearerLayer::new(verifier).session_cookie("mcp_session");
+    /// # let _ = layer;
+    /// ```
+    pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into().into());
+        self
     }
 }
 
 impl BearerLayer {
     pub(crate) fn disabled() -> Self {
-        Self { verifier: None }
+        Self {
+            verifier: None,
+            cookie: None,
+        }
     }
 }
 
@@ -60,12 +91,14 @@ impl<S> Layer<S> for BearerLayer {
     type Service = BearerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BearerService::new(inner, self.verifier.clone())
+        BearerService::new(inner, self.verifier.clone(), self.cookie.clone())
     }
 }
 
 impl fmt::Debug for BearerLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerLayer").finish_non_exhaustive()
+        f.debug_struct("BearerLayer")
+            .field("session_cookie", &self.cookie)
+            .finish_non_exhaustive()
     }
 }

@@ -21,11 +21,20 @@ use super::verifier::{TokenError, TokenVerifier};
 pub struct BearerService<S> {
     inner: S,
     verifier: Option<Arc<dyn TokenVerifier>>,
+    cookie: Option<Arc<str>>,
 }
 
 impl<S> BearerService<S> {
-    pub(crate) fn new(inner: S, verifier: Option<Arc<dyn TokenVerifier>>) -> Self {
-        Self { inner, verifier }
+    pub(crate) fn new(
+        inner: S,
+        verifier: Option<Arc<dyn TokenVerifier>>,
+        cookie: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            inner,
+            verifier,
+            cookie,
+        }
     }
 
     /// The wrapped service.
@@ -50,7 +59,11 @@ where
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));
         };
-        let lookup = match credentials::bearer(req.headers()) {
+        let presented = match (credentials::bearer(req.headers()), &self.cookie) {
+            (Presented::Absent, Some(name)) => credentials::cookie(req.headers(), name),
+            (presented, _) => presented,
+        };
+        let lookup = match presented {
             Presented::Absent => return BearerFuture::calling(self.inner.call(req)),
             Presented::Value(token) => verifier.verify(&token),
             Presented::Malformed => {

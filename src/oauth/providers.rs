@@ -1,0 +1,774 @@
+//! Identity providers: [`Provider`] (GitHub, Google, Microsoft, any OIDC provider) and what it
+//! resolves to at start-up (endpoints from the discovery document, `id_token` keys from JWKS).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl,
+    StandardRevocableToken, StandardTokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::bearer::{Algorithm, DecodingKey, JwtKey, JwtVerifier, TokenVerifier};
+
+use super::http::{HttpClient, HttpError};
+use super::{OAuthConfigError, OAuthError};
+
+const GITHUB_WEB: &str = "https://github.com";
+const GITHUB_API: &str = "https://api.github.com";
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+const MICROSOFT_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// The fields of a token response beyond RFC 6749 that this crate reads: the OIDC `id_token`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+pub(crate) struct IdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for IdTokenFields {}
+
+impl fmt::Debug for IdTokenFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokenFields")
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+pub(crate) type TokenResponse = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+
+pub(crate) type ProviderClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    GitHub,
+    Google,
+    Microsoft,
+    Oidc,
+}
+
+/// An identity provider to log users in with, or to get upstream tokens from.
+///
+/// Every provider uses the authorization code flow with PKCE `S256` and a signed single-use
+/// `state`. The provider's `name` is the `{provider}` segment of the start route
+/// (`/auth/oauth/github/start`).
+///
+/// | constructor | user id (`sub` of the session) | refresh tokens | `id_token` |
+/// |---|---|---|---|
+/// | [`github`](Self::github) | the numeric `id` from `GET /user` | no (OAuth apps) | — |
+/// | [`google`](Self::google) | `sub` | with `access_type=offline` | checked |
+/// | [`microsoft`](Self::microsoft) | `sub` (per app; `oid` is in the claims) | with `offline_access` | checked, per tenant |
+/// | [`oidc`](Self::oidc) | `sub` | if the provider issues them | checked |
+///
+/// OIDC providers are configured from their discovery document
+/// (`{issuer}/.well-known/openid-configuration`), fetched once when the
+/// [`OAuthClient`](super::OAuthClient) is built, with the provider's JWKS. `id_token`s are
+/// verified with the crate's [`JwtVerifier`] (signature, `exp`, `aud` = client id), then `iss`
+/// and the flow's `nonce` are compared. Base URLs can be overridden, for GitHub Enterprise,
+/// sovereign clouds, or a local test provider.
+///
+/// ```
+/// use tower_mcp_auth::oauth::Provider;
+///
+/// let github = Provider::github("client-id", "client-secret");
+/// let google = Provider::google("id.apps.googleusercontent.com", "secret").scopes(["openid", "email"]);
+/// let entra = Provider::microsoft("contoso.onmicrosoft.com", "app-id", "secret");
+/// let keycloak = Provider::oidc("keycloak", "https://sso.example.com/realms/mcp", "mcp", "secret");
+/// assert_eq!(keycloak.name(), "keycloak");
+/// # let _ = (github, google, entra);
+/// ```
+#[must_use]
+pub struct Provider {
+    name: String,
+    kind: Kind,
+    client_id: String,
+    client_secret: Option<ClientSecret>,
+    scopes: Vec<String>,
+    issuer: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    fetch_userinfo: bool,
+    extra_params: Vec<(String, String)>,
+    id_token_verifier: Option<Arc<dyn TokenVerifier>>,
+    auth_type: Option<AuthType>,
+}
+
+impl Provider {
+    fn base(name: &str, kind: Kind, client_id: &str, client_secret: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            client_id: client_id.to_owned(),
+            client_secret: (!client_secret.is_empty())
+                .then(|| ClientSecret::new(client_secret.to_owned())),
+            scopes: Vec::new(),
+            issuer: None,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            userinfo_endpoint: None,
+            fetch_userinfo: false,
+            extra_params: Vec::new(),
+            id_token_verifier: None,
+            auth_type: None,
+        }
+    }
+
+    /// GitHub (OAuth app or GitHub App user tokens). Default scope `read:user`; the user is
+    /// read from `GET https://api.github.com/user`. OAuth-app tokens do not expire and come
+    /// without a refresh token. See [`github_urls`](Self::github_urls) for GitHub Enterprise.
+    pub fn github(client_id: &str, client_secret: &str) -> Self {
+        let mut p = Self::base("github", Kind::GitHub, client_id, client_secret);
+        p.scopes = vec!["read:user".to_owned()];
+        p.auth_type = Some(AuthType::RequestBody);
+        p.github_urls(GITHUB_WEB, GITHUB_API)
+    }
+
+    /// Google, from `https://accounts.google.com`'s discovery document. Default scopes
+    /// `openid email profile`. For a refresh token (upstream tokens), add
+    /// `.extra_param("access_type", "offline").extra_param("prompt", "consent")`.
+    pub fn google(client_id: &str, client_secret: &str) -> Self {
+        let mut p = Self::base("google", Kind::Google, client_id, client_secret);
+        p.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+        p.issuer = Some(GOOGLE_ISSUER.to_owned());
+        p.fetch_userinfo = true;
+        p
+    }
+
+    /// Microsoft Entra ID (v2.0 endpoints) for `tenant`: a tenant id or domain, or `common`,
+    /// `organizations`, `consumers` for multi-tenant apps (then `iss` is checked against the
+    /// token's own `tid`). Default scopes `openid email profile offline_access`.
+    pub fn microsoft(tenant: &str, client_id: &str, client_secret: &str) -> Self {
+        let mut p = Self::base("microsoft", Kind::Microsoft, client_id, client_secret);
+        p.scopes = vec![
+            "openid".into(),
+            "email".into(),
+            "profile".into(),
+            "offline_access".into(),
+        ];
+        p.issuer = Some(format!("{MICROSOFT_AUTHORITY}/{tenant}/v2.0"));
+        p.auth_type = Some(AuthType::RequestBody);
+        p
+    }
+
+    /// Any OpenID Connect provider, from `{issuer}/.well-known/openid-configuration`.
+    /// Default scopes `openid email profile`; the `userinfo_endpoint`, when the document has
+    /// one, is read after login and must name the same `sub`.
+    pub fn oidc(name: &str, issuer: &str, client_id: &str, client_secret: &str) -> Self {
+        let mut p = Self::base(name, Kind::Oidc, client_id, client_secret);
+        p.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+        p.issuer = Some(issuer.to_owned());
+        p.fetch_userinfo = true;
+        p
+    }
+
+    /// The name used in the start route and in sessions (`idp` claim).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the provider (for two configurations of one provider, for example).
+    pub fn rename(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Replaces the requested scopes. For OIDC providers `openid` is always added.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a parameter to the authorization URL (`prompt`, `access_type`, `login_hint`...).
+    /// The parameters this crate sets itself (`state`, `code_challenge`, `redirect_uri`,
+    /// `nonce`, ...) cannot be overridden this way.
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// GitHub base URLs: `web` serves `/login/oauth/authorize` and `/login/oauth/access_token`,
+    /// `api` serves `/user` (GitHub Enterprise: `https://ghe.example.com` and
+    /// `https://ghe.example.com/api/v3`).
+    pub fn github_urls(mut self, web: &str, api: &str) -> Self {
+        let web = web.trim_end_matches('/');
+        self.authorization_endpoint = Some(format!("{web}/login/oauth/authorize"));
+        self.token_endpoint = Some(format!("{web}/login/oauth/access_token"));
+        self.userinfo_endpoint = Some(format!("{}/user", api.trim_end_matches('/')));
+        self
+    }
+
+    /// Overrides the issuer (and so the discovery document's location) of an OIDC, Google or
+    /// Microsoft provider. For Microsoft this replaces the whole authority, tenant included.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Overrides the authorization endpoint (otherwise from the discovery document).
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// Overrides the token endpoint (otherwise from the discovery document).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// Whether to read the user info endpoint after login (default: on for Google and
+    /// generic OIDC, off for Microsoft, whose endpoint needs a Graph token).
+    pub fn fetch_userinfo(mut self, fetch: bool) -> Self {
+        self.fetch_userinfo = fetch;
+        self
+    }
+
+    /// Verifies `id_token`s with `verifier` instead of the key set fetched from the
+    /// provider's `jwks_uri` at start-up (for example a JWKS verifier that refreshes keys on
+    /// rotation). Its `Identity` claims are then checked for `iss`, `aud`, `azp` and `nonce`.
+    pub fn id_token_verifier(mut self, verifier: impl TokenVerifier) -> Self {
+        self.id_token_verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Sends the client secret in the token request body (`client_secret_post`) rather than
+    /// with HTTP Basic (`client_secret_basic`, the default for generic OIDC and Google).
+    pub fn client_secret_post(mut self) -> Self {
+        self.auth_type = Some(AuthType::RequestBody);
+        self
+    }
+
+    fn is_oidc(&self) -> bool {
+        self.kind != Kind::GitHub
+    }
+
+    /// Fetches what the provider needs (discovery, JWKS) and builds its OAuth client.
+    pub(crate) async fn resolve(
+        self,
+        http: &HttpClient,
+        redirect_uri: &RedirectUrl,
+        allow_http: impl Fn(&str) -> bool,
+    ) -> Result<ResolvedProvider, OAuthConfigError> {
+        let name = self.name.clone();
+        let err = |what: Cow<'static, str>| OAuthConfigError::Provider {
+            provider: name.clone(),
+            reason: what,
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(err("a provider name must be 1+ of [A-Za-z0-9-_.]".into()));
+        }
+        if self.client_id.is_empty() {
+            return Err(err("the client id is empty".into()));
+        }
+        let mut scopes = self.scopes.clone();
+        let mut discovery = None;
+        let mut id_tokens = None;
+        if self.is_oidc() {
+            if !scopes.iter().any(|s| s == "openid") {
+                scopes.insert(0, "openid".to_owned());
+            }
+            let issuer = self
+                .issuer
+                .clone()
+                .ok_or_else(|| err("an issuer is required".into()))?;
+            check_url(&issuer, &allow_http).map_err(|r| err(format!("issuer: {r}").into()))?;
+            let url = format!(
+                "{}/.well-known/openid-configuration",
+                issuer.trim_end_matches('/')
+            );
+            let doc: Discovery = http
+                .get_json(&url, None)
+                .await
+                .map_err(|e| err(format!("discovery document: {e}").into()))?;
+            let issuers = match self.kind {
+                // Microsoft's document names the tenant by id (or `{tenantid}` for
+                // multi-tenant apps), whatever name the tenant was configured with.
+                Kind::Microsoft => vec![doc.issuer.clone()],
+                _ => {
+                    if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                        return Err(err(format!(
+                            "the discovery document's issuer {:?} is not the configured issuer",
+                            doc.issuer
+                        )
+                        .into()));
+                    }
+                    let mut issuers = vec![doc.issuer.clone()];
+                    if self.kind == Kind::Google {
+                        issuers.push("accounts.google.com".to_owned());
+                    }
+                    issuers
+                }
+            };
+            if let Some(methods) = &doc.code_challenge_methods_supported {
+                if !methods.iter().any(|m| m == "S256") {
+                    tracing::warn!(provider = %self.name, "the provider does not list PKCE S256; sending it anyway");
+                }
+            }
+            let verifier: Arc<dyn TokenVerifier> = match &self.id_token_verifier {
+                Some(v) => Arc::clone(v),
+                None => {
+                    check_url(&doc.jwks_uri, &allow_http)
+                        .map_err(|r| err(format!("jwks_uri: {r}").into()))?;
+                    let jwks: JwkSetDoc = http
+                        .get_json(&doc.jwks_uri, None)
+                        .await
+                        .map_err(|e| err(format!("JWKS: {e}").into()))?;
+                    // The key set is fetched once, at start-up. A refreshing JWKS verifier
+                    // can be plugged in with `Provider::id_token_verifier`.
+                    Arc::new(
+                        verifier_from_jwks(&jwks, &self.client_id)
+                            .map_err(|r| err(format!("JWKS: {r}").into()))?,
+                    )
+                }
+            };
+            id_tokens = Some(IdTokenCheck {
+                verifier,
+                issuers,
+                client_id: self.client_id.clone(),
+            });
+            discovery = Some(doc);
+        }
+        let auth_url = self
+            .authorization_endpoint
+            .clone()
+            .or_else(|| discovery.as_ref().map(|d| d.authorization_endpoint.clone()))
+            .ok_or_else(|| err("no authorization endpoint".into()))?;
+        let token_url = self
+            .token_endpoint
+            .clone()
+            .or_else(|| discovery.as_ref().map(|d| d.token_endpoint.clone()))
+            .ok_or_else(|| err("no token endpoint".into()))?;
+        let userinfo = match self.kind {
+            Kind::GitHub => self.userinfo_endpoint.clone(),
+            _ if self.fetch_userinfo => self
+                .userinfo_endpoint
+                .clone()
+                .or_else(|| discovery.as_ref().and_then(|d| d.userinfo_endpoint.clone())),
+            _ => None,
+        };
+        for (what, url) in [("authorization", &auth_url), ("token", &token_url)] {
+            check_url(url, &allow_http).map_err(|r| err(format!("{what} endpoint: {r}").into()))?;
+        }
+        if let Some(url) = &userinfo {
+            check_url(url, &allow_http).map_err(|r| err(format!("user info: {r}").into()))?;
+        }
+        let auth_type = self.auth_type.clone().unwrap_or_else(|| {
+            let methods = discovery
+                .as_ref()
+                .and_then(|d| d.token_endpoint_auth_methods_supported.as_ref());
+            match methods {
+                Some(m)
+                    if !m.iter().any(|m| m == "client_secret_basic")
+                        && m.iter().any(|m| m == "client_secret_post") =>
+                {
+                    AuthType::RequestBody
+                }
+                _ => AuthType::BasicAuth,
+            }
+        });
+        let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(auth_url).map_err(|_| err("bad authorization URL".into()))?)
+            .set_token_uri(TokenUrl::new(token_url).map_err(|_| err("bad token URL".into()))?)
+            .set_redirect_uri(redirect_uri.clone())
+            .set_auth_type(auth_type);
+        if let Some(secret) = self.client_secret.clone() {
+            client = client.set_client_secret(secret);
+        }
+        Ok(ResolvedProvider {
+            name: self.name,
+            github: self.kind == Kind::GitHub,
+            client,
+            scopes,
+            extra_params: self.extra_params,
+            id_tokens,
+            userinfo,
+        })
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Provider URLs must be `https`, except on loopback hosts when allowed (local development
+/// and tests).
+fn check_url(url: &str, allow_http: &impl Fn(&str) -> bool) -> Result<(), &'static str> {
+    let parsed = oauth2::url::Url::parse(url).map_err(|_| "not an absolute URL")?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http(url) => Ok(()),
+        "http" => Err("must use https (http is allowed for localhost only)"),
+        _ => Err("must be an https URL"),
+    }
+}
+
+/// `true` for `http://localhost`, `http://127.0.0.1`, `http://[::1]` (any port).
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    let Ok(parsed) = oauth2::url::Url::parse(url) else {
+        return false;
+    };
+    if parsed.scheme() != "http" {
+        return false;
+    }
+    match parsed.host() {
+        Some(oauth2::url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(oauth2::url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(oauth2::url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct JwkSetDoc {
+    keys: Vec<Value>,
+}
+
+/// A verifier for `id_token`s from the provider's JWKS: every signing key with a usable
+/// type, its `kid`, and its `alg` (or the usual one for its type). Symmetric (`oct`) keys and
+/// keys for encryption are skipped.
+fn verifier_from_jwks(set: &JwkSetDoc, client_id: &str) -> Result<JwtVerifier, String> {
+    let mut builder = JwtVerifier::builder().audience(client_id);
+    let mut usable = 0;
+    for raw in &set.keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
+            continue;
+        };
+        if matches!(
+            jwk.common.public_key_use,
+            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+        ) {
+            continue;
+        }
+        let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::OctetKey(_) | AlgorithmParameters::Other(_), _) => continue,
+            (_, Some(declared)) => match Algorithm::try_from(declared) {
+                Ok(alg) => alg,
+                Err(_) => continue,
+            },
+            (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
+            (AlgorithmParameters::EllipticCurve(ec), None) => match ec.curve {
+                EllipticCurve::P256 => Algorithm::ES256,
+                EllipticCurve::P384 => Algorithm::ES384,
+                _ => continue,
+            },
+            (AlgorithmParameters::OctetKeyPair(_), None) => Algorithm::EdDSA,
+            _ => continue,
+        };
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        if key.family() != alg.family() {
+            continue;
+        }
+        let mut key = JwtKey::with_key(key, alg);
+        if let Some(kid) = &jwk.common.key_id {
+            key = key.kid(kid.clone());
+        }
+        builder = builder.key(key);
+        usable += 1;
+    }
+    if usable == 0 {
+        return Err("no usable signing key".to_owned());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Checks `id_token`s: the verifier for signature, `exp` and `aud`; this for the rest.
+struct IdTokenCheck {
+    verifier: Arc<dyn TokenVerifier>,
+    /// Accepted `iss` values; `{tenantid}` stands for the token's `tid` (Microsoft).
+    issuers: Vec<String>,
+    client_id: String,
+}
+
+impl IdTokenCheck {
+    async fn verify(&self, token: &str, nonce: &str) -> Result<Map<String, Value>, OAuthError> {
+        let identity = self.verifier.verify(token).await.map_err(|e| {
+            tracing::warn!(reason = %e, "id_token rejected");
+            OAuthError::InvalidIdToken("signature, expiry or audience")
+        })?;
+        let claims = identity.claims().cloned().unwrap_or_default();
+        let str_claim = |name: &str| claims.get(name).and_then(Value::as_str);
+        let iss = str_claim("iss").ok_or(OAuthError::InvalidIdToken("no issuer"))?;
+        let tid = str_claim("tid");
+        let issuer_ok = self.issuers.iter().any(|want| match tid {
+            Some(tid) if want.contains("{tenantid}") => want.replace("{tenantid}", tid) == iss,
+            _ => want == iss,
+        });
+        if !issuer_ok {
+            return Err(OAuthError::InvalidIdToken("issuer"));
+        }
+        // `aud` was checked by the verifier (when it is the default one); check it again so a
+        // plugged-in verifier cannot skip it.
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == &self.client_id,
+            Some(Value::Array(auds)) => {
+                auds.iter().any(|a| a.as_str() == Some(&self.client_id))
+                    && (auds.len() == 1 || str_claim("azp") == Some(&self.client_id))
+            }
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(OAuthError::InvalidIdToken("audience"));
+        }
+        if claims.get("exp").and_then(Value::as_u64).is_none() {
+            return Err(OAuthError::InvalidIdToken("no expiry"));
+        }
+        let got = str_claim("nonce").unwrap_or_default();
+        if !bool::from(got.as_bytes().ct_eq(nonce.as_bytes())) {
+            return Err(OAuthError::InvalidIdToken("nonce"));
+        }
+        if str_claim("sub").is_none_or(str::is_empty) {
+            return Err(OAuthError::InvalidIdToken("no subject"));
+        }
+        Ok(claims)
+    }
+}
+
+/// A provider ready to use.
+pub(crate) struct ResolvedProvider {
+    pub(crate) name: String,
+    github: bool,
+    pub(crate) client: ProviderClient,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) extra_params: Vec<(String, String)>,
+    id_tokens: Option<IdTokenCheck>,
+    userinfo: Option<String>,
+}
+
+impl fmt::Debug for ResolvedProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedProvider")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user a provider vouched for.
+///
+/// ```
+/// use tower_mcp_auth::oauth::UserInfo;
+///
+/// let user = UserInfo::new("github", "583231");
+/// assert_eq!(user.subject, "583231");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct UserInfo {
+    /// The provider's name.
+    pub provider: String,
+    /// The provider's stable user id (`sub`, or GitHub's numeric `id`).
+    pub subject: String,
+    /// A display name (`name`, `preferred_username`, GitHub `login`).
+    pub name: Option<String>,
+    /// The e-mail address, when the provider shares it.
+    pub email: Option<String>,
+    /// Every claim (OIDC) or field of the user API answer (GitHub).
+    pub claims: Map<String, Value>,
+}
+
+impl UserInfo {
+    /// A user with only a provider and a subject.
+    pub fn new(provider: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            subject: subject.into(),
+            name: None,
+            email: None,
+            claims: Map::new(),
+        }
+    }
+}
+
+impl ResolvedProvider {
+    pub(crate) fn is_oidc(&self) -> bool {
+        self.id_tokens.is_some()
+    }
+
+    /// RFC 9207 `iss` callback parameter check. Providers without a known issuer (GitHub)
+    /// accept any value.
+    pub(crate) fn issuer_matches(&self, iss: &str) -> bool {
+        match &self.id_tokens {
+            None => true,
+            Some(check) => check.issuers.iter().any(|want| {
+                want == iss || (want.contains("{tenantid}") && tenant_issuer(want, iss))
+            }),
+        }
+    }
+
+    /// Who logged in, from the token response.
+    pub(crate) async fn user(
+        &self,
+        http: &HttpClient,
+        tokens: &TokenResponse,
+        nonce: &str,
+    ) -> Result<UserInfo, OAuthError> {
+        use oauth2::TokenResponse as _;
+        let access = tokens.access_token().secret();
+        if self.github {
+            let url = self
+                .userinfo
+                .as_deref()
+                .ok_or(OAuthError::Provider("no user API".into()))?;
+            let body: Map<String, Value> = http
+                .get_json(url, Some(access))
+                .await
+                .map_err(|e| provider_http_error("user API", e))?;
+            let subject = match body.get("id") {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => return Err(OAuthError::Provider("the user API answer has no id".into())),
+            };
+            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+            return Ok(UserInfo {
+                provider: self.name.clone(),
+                subject,
+                name: text("login").or_else(|| text("name")),
+                email: text("email"),
+                claims: body,
+            });
+        }
+        let check = self
+            .id_tokens
+            .as_ref()
+            .ok_or(OAuthError::Provider("no id_token check".into()))?;
+        let id_token =
+            tokens
+                .extra_fields()
+                .id_token
+                .as_deref()
+                .ok_or(OAuthError::InvalidIdToken(
+                    "the token response has no id_token",
+                ))?;
+        let mut claims = check.verify(id_token, nonce).await?;
+        if let Some(url) = &self.userinfo {
+            let info: Map<String, Value> = http
+                .get_json(url, Some(access))
+                .await
+                .map_err(|e| provider_http_error("user info", e))?;
+            if info.get("sub") != claims.get("sub") {
+                return Err(OAuthError::Provider(
+                    "the user info `sub` differs from the id_token's".into(),
+                ));
+            }
+            for (k, v) in info {
+                claims.entry(k).or_insert(v);
+            }
+        }
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        Ok(UserInfo {
+            provider: self.name.clone(),
+            subject: text("sub").unwrap_or_default(),
+            name: text("name").or_else(|| text("preferred_username")),
+            email: text("email"),
+            claims,
+        })
+    }
+}
+
+/// Whether `iss` is `template` with `{tenantid}` replaced by one tenant id.
+fn tenant_issuer(template: &str, iss: &str) -> bool {
+    let Some((before, after)) = template.split_once("{tenantid}") else {
+        return false;
+    };
+    iss.strip_prefix(before)
+        .and_then(|rest| rest.strip_suffix(after))
+        .is_some_and(|tid| !tid.is_empty() && !tid.contains('/'))
+}
+
+pub(crate) fn provider_http_error(what: &'static str, e: HttpError) -> OAuthError {
+    match e {
+        HttpError::Timeout => OAuthError::ProviderTimeout,
+        other => OAuthError::Provider(format!("{what}: {other}").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_http("http://localhost:8080/cb"));
+        assert!(is_loopback_http("http://127.0.0.1/cb"));
+        assert!(is_loopback_http("http://[::1]:1/"));
+        assert!(!is_loopback_http("https://localhost/"));
+        assert!(!is_loopback_http("http://example.com/"));
+        assert!(!is_loopback_http("http://localhost.example.com/"));
+        assert!(!is_loopback_http("not a url"));
+    }
+
+    #[test]
+    fn jwks_without_usable_keys_is_an_error() {
+        let set = JwkSetDoc {
+            keys: vec![
+                serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}),
+                serde_json::json!({"kty": "weird"}),
+                serde_json::json!(42),
+            ],
+        };
+        assert!(verifier_from_jwks(&set, "client").is_err());
+    }
+
+    #[test]
+    fn id_token_fields_debug_redacts() {
+        let f = IdTokenFields {
+            id_token: Some("eyJsecret".into()),
+        };
+        assert!(!format!("{f:?}").contains("eyJ"));
+    }
+}
