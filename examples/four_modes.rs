@@ -10,6 +10,11 @@
 //! | `USE_QUERY_PARAM_AUTH` | `true` | also read `api_key` / `apikey` from the query |
 //! | `JWT_SECRET` | — | HS256 secret (32+ bytes) for bearer tokens |
 //! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | checked when set |
+//! | `OAUTH_ISSUER` | unset | authorization server: its discovery document gives the JWKS (feature `jwks`); listed in `authorization_servers` |
+//! | `JWKS_URL` | unset | verify tokens with this JWK set instead (feature `jwks`) |
+//! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
+//! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
+//! | `PUBLIC_BASE_URL` | `http://<bound address>` | the externally visible base URL (challenges, metadata `resource`) |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //!
@@ -26,6 +31,8 @@
 
 #[path = "common/client_addr.rs"]
 mod client_addr;
+#[path = "common/env.rs"]
+mod env;
 #[path = "common/mcp.rs"]
 mod mcp;
 #[path = "common/request_log.rs"]
@@ -36,14 +43,10 @@ use std::time::Duration;
 
 use axum::routing::{get, get_service, post};
 use axum::Router;
+use env::{env_or, AuthEnv, Error};
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
 use tower_mcp_auth::store::Quota;
-use tower_mcp_auth::{
-    ApiKeyRegistry, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier, McpAuth,
-    ProtectedResourceMetadata,
-};
-
-type Error = Box<dyn std::error::Error>;
+use tower_mcp_auth::{EndpointPolicy, FailedAuthLimitLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -57,9 +60,7 @@ async fn main() -> Result<(), Error> {
 
 async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
-    let api_keys = env_bool("ENABLE_API_KEY_AUTH", true)?;
-    let oauth = env_bool("ENABLE_OAUTH", false)?;
-    let query = env_bool("USE_QUERY_PARAM_AUTH", true)?;
+    let auth_env = AuthEnv::from_env()?;
     let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
     let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
     // `limit` failures per `window`, as one GCRA bucket per client IP.
@@ -71,41 +72,26 @@ async fn run() -> Result<(), Error> {
         .map_err(|e| format!("STATE_STORE: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    let base = env_or("PUBLIC_BASE_URL", &format!("http://{bound}"));
+    let base = base.trim_end_matches('/').to_owned();
     let private_path = "/users/alice/mcp";
 
-    let mode = EndpointPolicy::new(api_keys, oauth);
-    let mut auth = McpAuth::builder()
-        .public_base_url(base.clone())
-        .query_param_auth(query)
+    let mode = auth_env.mode();
+    let auth = auth_env
+        .builder(&base, &resource_url(&base, "/mcp"))
+        .await?
         .endpoint("/health", EndpointPolicy::open())
         .endpoint("/.well-known/{*path}", EndpointPolicy::open())
         .endpoint("/mcp", mode.clone())
-        .endpoint(private_path, mode.clone().private_to("alice"))
-        .default_policy(EndpointPolicy::open());
-    if api_keys {
-        let keys = ApiKeyRegistry::from_env()
-            .map_err(|e| format!("{e} (ENABLE_API_KEY_AUTH=true needs MCP_API_KEYS)"))?;
-        tracing::info!(keys = keys.len(), "API keys loaded");
-        auth = auth.api_keys(keys);
-    }
+        .endpoint(private_path, mode.private_to("alice"));
     let mut app = Router::new()
         .route("/mcp", post(mcp::handle))
         .route(private_path, post(mcp::handle))
         .route("/health", get(|| async { "ok" }));
-    if oauth {
-        let secret = std::env::var("JWT_SECRET")
-            .map_err(|_| "ENABLE_OAUTH=true needs JWT_SECRET (an HS256 secret of 32+ bytes)")?;
-        let mut verifier = JwtVerifier::hs256(secret.as_bytes());
-        if let Ok(issuer) = std::env::var("JWT_ISSUER") {
-            verifier = verifier.issuer(issuer);
-        }
-        if let Ok(audience) = std::env::var("JWT_AUDIENCE") {
-            verifier = verifier.audience(audience);
-        }
-        auth = auth.bearer(verifier.build()?);
+    if auth_env.oauth {
         for path in ["/mcp", private_path] {
-            let doc = ProtectedResourceMetadata::new(resource_url(&base, path));
+            let doc = auth_env.metadata(&resource_url(&base, path));
             app = app.route(&metadata_path(path), get_service(doc.into_service()));
         }
     }
@@ -117,26 +103,18 @@ async fn run() -> Result<(), Error> {
     let app = client_addr::with_client_addr(request_log::outer(app));
 
     let state_store = store_url.split("://").next().unwrap_or("memory");
-    tracing::info!(%base, api_keys, oauth, query, state_store, "four_modes listening");
+    tracing::info!(
+        %base,
+        api_keys = auth_env.api_keys,
+        oauth = auth_env.oauth,
+        query = auth_env.query,
+        state_store,
+        "four_modes listening"
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await?;
     Ok(())
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn env_bool(name: &str, default: bool) -> Result<bool, Error> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(format!("{name} must be true or false, got {v:?}").into()),
-        },
-    }
 }

@@ -38,9 +38,7 @@ use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
 use tower_mcp_auth::store::{MemoryStore, Quota};
-use tower_mcp_auth::{
-    ClientAddr, FailedAuthLimitLayer, Identity, McpRequestBody, McpRules, ProtectedResourceMetadata,
-};
+use tower_mcp_auth::{ClientAddr, FailedAuthLimitLayer, Identity, McpRequestBody, McpRules};
 
 use env::{env_or, AuthEnv, Error};
 
@@ -70,8 +68,10 @@ async fn run() -> Result<(), Error> {
     let base = env_or("PUBLIC_BASE_URL", &format!("http://{bound}"));
     let base = base.trim_end_matches('/').to_owned();
 
+    let resource = resource_url(&base, "/mcp");
     let auth = auth_env
-        .builder(&base)?
+        .builder(&base, &resource)
+        .await?
         .endpoint("/mcp", auth_env.mode())
         .mcp_permissions(
             McpRules::new()
@@ -80,9 +80,7 @@ async fn run() -> Result<(), Error> {
                 .path("/mcp"),
         )
         .build()?;
-    let metadata = auth_env
-        .oauth
-        .then(|| ProtectedResourceMetadata::new(resource_url(&base, "/mcp")));
+    let metadata = auth_env.oauth.then(|| auth_env.metadata(&resource));
     let metadata_route = metadata_path("/mcp");
 
     // lockout (per client IP) → auth → MCP permissions → handler. `ServiceBuilder` lists

@@ -11,6 +11,10 @@
 //! | `USE_QUERY_PARAM_AUTH` | `true` | also read `api_key` / `apikey` from the query |
 //! | `JWT_SECRET` | — | HS256 secret (32+ bytes) for bearer tokens |
 //! | `JWT_ISSUER`, `JWT_AUDIENCE` | unset | checked when set |
+//! | `OAUTH_ISSUER` | unset | authorization server: its discovery document gives the JWKS (feature `jwks`); listed in `authorization_servers` |
+//! | `JWKS_URL` | unset | verify tokens with this JWK set instead (feature `jwks`) |
+//! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
+//! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
 //! | `MCP_TOOL_PERMISSIONS` | `true` | per-tool permissions: `tools/call` needs `tools/call:<tool>` (or `tools/call`, `*`); `tools/list` shows only callable tools |
 //!
 //! Tools: `whoami` answers a JSON object with the caller's `user_id`, `method`, `name` and
@@ -50,7 +54,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
-use tower_mcp_auth::{Identity, McpRules, ProtectedResourceMetadata};
+use tower_mcp_auth::{Identity, McpRules};
 
 use env::{env_bool, env_or, AuthEnv, Error};
 
@@ -184,13 +188,17 @@ async fn run() -> Result<(), Error> {
     let mut app = Router::new()
         .route_service("/mcp", mcp)
         .route("/health", get(|| async { "ok" }));
+    let resource = resource_url(&base, "/mcp");
     if auth_env.oauth {
-        let doc = ProtectedResourceMetadata::new(resource_url(&base, "/mcp"));
+        let doc = auth_env.metadata(&resource);
         app = app.route(&metadata_path("/mcp"), get_service(doc.into_service()));
     }
 
     // `/mcp` gets the configured mode; `/health` and the metadata document stay open.
-    let auth = auth_env.builder(&base)?.endpoint("/mcp", auth_env.mode());
+    let auth = auth_env
+        .builder(&base, &resource)
+        .await?
+        .endpoint("/mcp", auth_env.mode());
     let app = if tool_permissions {
         let rules = McpRules::new()
             .public(["tools/list"])

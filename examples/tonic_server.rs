@@ -72,8 +72,10 @@ async fn run() -> Result<(), Error> {
     let base = env_or("PUBLIC_BASE_URL", &format!("http://{bound}"));
 
     // Every gRPC method is protected with the configured mode.
+    let base = base.trim_end_matches('/');
     let auth = auth_env
-        .builder(base.trim_end_matches('/'))?
+        .builder(base, base)
+        .await?
         .default_policy(auth_env.mode())
         .build()?;
     let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::new(limit, window)?);

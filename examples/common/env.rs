@@ -2,7 +2,9 @@
 //! defaults as `four_modes`.
 #![allow(dead_code)]
 
-use tower_mcp_auth::{ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder};
+use tower_mcp_auth::{
+    ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder, ProtectedResourceMetadata,
+};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,28 +30,71 @@ pub struct AuthEnv {
     pub api_keys: bool,
     pub oauth: bool,
     pub query: bool,
+    /// `OAUTH_ISSUER`: an authorization server; its discovery document gives the JWKS and it
+    /// is listed in the metadata's `authorization_servers`.
+    pub issuer: Option<String>,
+    /// `JWKS_URL`: a JWK set to verify tokens with, when there is no issuer to discover.
+    pub jwks_url: Option<String>,
+    /// `OAUTH_AUDIENCE`: the audience tokens must carry (default: the resource URL).
+    pub audience: Option<String>,
+    /// `OAUTH_SCOPES`: scopes required on the protected endpoints, advertised in
+    /// `scopes_supported` and in the Bearer challenge.
+    pub scopes: Vec<String>,
+}
+
+fn non_empty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl AuthEnv {
-    /// `ENABLE_API_KEY_AUTH` (default true), `ENABLE_OAUTH` (default false) and
-    /// `USE_QUERY_PARAM_AUTH` (default true).
+    /// `ENABLE_API_KEY_AUTH` (default true), `ENABLE_OAUTH` (default false),
+    /// `USE_QUERY_PARAM_AUTH` (default true), `OAUTH_ISSUER`, `JWKS_URL`, `OAUTH_AUDIENCE`,
+    /// `OAUTH_SCOPES`.
     pub fn from_env() -> Result<Self, Error> {
         Ok(Self {
             api_keys: env_bool("ENABLE_API_KEY_AUTH", true)?,
             oauth: env_bool("ENABLE_OAUTH", false)?,
             query: env_bool("USE_QUERY_PARAM_AUTH", true)?,
+            issuer: non_empty("OAUTH_ISSUER"),
+            jwks_url: non_empty("JWKS_URL"),
+            audience: non_empty("OAUTH_AUDIENCE"),
+            scopes: non_empty("OAUTH_SCOPES")
+                .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
         })
     }
 
-    /// The mode of the protected endpoints.
+    /// The mode of the protected endpoints, requiring `OAUTH_SCOPES` when OAuth is on.
     pub fn mode(&self) -> EndpointPolicy {
-        EndpointPolicy::new(self.api_keys, self.oauth)
+        let mode = EndpointPolicy::new(self.api_keys, self.oauth);
+        if self.oauth && !self.scopes.is_empty() {
+            mode.require(self.scopes.iter().cloned())
+        } else {
+            mode
+        }
     }
 
-    /// A builder with keys from `MCP_API_KEYS` and an HS256 verifier from `JWT_SECRET`
-    /// (`JWT_ISSUER`, `JWT_AUDIENCE` checked when set), as enabled; every path not given an
-    /// endpoint is open.
-    pub fn builder(&self, public_base_url: &str) -> Result<McpAuthBuilder, Error> {
+    /// The RFC 9728 document for the resource at `resource` (the exact URL clients use).
+    pub fn metadata(&self, resource: &str) -> ProtectedResourceMetadata {
+        let mut doc = ProtectedResourceMetadata::new(resource);
+        if let Some(issuer) = &self.issuer {
+            doc = doc.authorization_server(issuer.clone());
+        }
+        if !self.scopes.is_empty() {
+            doc = doc.scopes_supported(self.scopes.iter().cloned());
+        }
+        doc
+    }
+
+    /// A builder with keys from `MCP_API_KEYS` and, when OAuth is on, a verifier: the issuer's
+    /// or `JWKS_URL`'s key set (feature `jwks`) with the audience `OAUTH_AUDIENCE` or
+    /// `resource`, else HS256 from `JWT_SECRET` (`JWT_ISSUER`, `JWT_AUDIENCE` checked when set).
+    /// Every path not given an endpoint is open.
+    pub async fn builder(
+        &self,
+        public_base_url: &str,
+        resource: &str,
+    ) -> Result<McpAuthBuilder, Error> {
         let mut auth = McpAuth::builder()
             .public_base_url(public_base_url)
             .query_param_auth(self.query)
@@ -60,18 +105,59 @@ impl AuthEnv {
             tracing::info!(keys = keys.len(), "API keys loaded");
             auth = auth.api_keys(keys);
         }
-        if self.oauth {
-            let secret = std::env::var("JWT_SECRET")
-                .map_err(|_| "ENABLE_OAUTH=true needs JWT_SECRET (an HS256 secret of 32+ bytes)")?;
-            let mut verifier = JwtVerifier::hs256(secret.as_bytes());
-            if let Ok(issuer) = std::env::var("JWT_ISSUER") {
-                verifier = verifier.issuer(issuer);
-            }
-            if let Ok(audience) = std::env::var("JWT_AUDIENCE") {
-                verifier = verifier.audience(audience);
-            }
-            auth = auth.bearer(verifier.build()?);
+        if !self.oauth {
+            return Ok(auth);
         }
-        Ok(auth)
+        if self.issuer.is_some() || self.jwks_url.is_some() {
+            let audience = self.audience.clone().unwrap_or_else(|| resource.to_owned());
+            return Ok(auth.bearer(self.remote_verifier(audience).await?));
+        }
+        let secret = std::env::var("JWT_SECRET").map_err(|_| {
+            "ENABLE_OAUTH=true needs OAUTH_ISSUER, JWKS_URL or JWT_SECRET (an HS256 secret of 32+ bytes)"
+        })?;
+        let mut verifier = JwtVerifier::hs256(secret.as_bytes());
+        if let Ok(issuer) = std::env::var("JWT_ISSUER") {
+            verifier = verifier.issuer(issuer);
+        }
+        if let Some(audience) = non_empty("JWT_AUDIENCE").or_else(|| self.audience.clone()) {
+            verifier = verifier.audience(audience);
+        }
+        Ok(auth.bearer(verifier.build()?))
+    }
+
+    #[cfg(feature = "jwks")]
+    async fn remote_verifier(
+        &self,
+        audience: String,
+    ) -> Result<tower_mcp_auth::JwksVerifier, Error> {
+        use tower_mcp_auth::JwksVerifier;
+        let builder = match (&self.issuer, &self.jwks_url) {
+            (Some(issuer), None) => JwksVerifier::from_issuer(issuer.clone()),
+            (issuer, Some(url)) => {
+                let b = JwksVerifier::from_jwks_url(url.clone());
+                match issuer {
+                    Some(issuer) => b.issuer(issuer.clone()),
+                    None => b,
+                }
+            }
+            (None, None) => unreachable!("checked by the caller"),
+        };
+        let verifier = builder.audience(audience).build()?;
+        // Fetch now: a wrong issuer URL should stop the server at start, not fail requests.
+        match verifier.refresh().await {
+            Ok(keys) => tracing::info!(keys, "JWKS loaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS not reachable yet; requests get 503 until it is")
+            }
+        }
+        Ok(verifier)
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    async fn remote_verifier(
+        &self,
+        _audience: String,
+    ) -> Result<tower_mcp_auth::JwtVerifier, Error> {
+        Err("OAUTH_ISSUER / JWKS_URL need the `jwks` feature: cargo run --features jwks --example ...".into())
     }
 }
