@@ -1,11 +1,11 @@
 //! Identity providers: [`Provider`] (GitHub, Google, Microsoft, any OIDC provider) and what it
-//! resolves to at start-up (endpoints from the discovery document, `id_token` keys from JWKS).
+//! resolves to at start-up (endpoints from the discovery document, a refreshing JWKS verifier
+//! for `id_token`s).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
-use crate::bearer::{Algorithm, DecodingKey, JwtKey, JwtVerifier, TokenVerifier};
+use crate::bearer::{JwksVerifier, TokenVerifier};
 
 use super::http::{HttpClient, HttpError};
 use super::{OAuthConfigError, OAuthError};
@@ -83,9 +83,9 @@ enum Kind {
 ///
 /// OIDC providers are configured from their discovery document
 /// (`{issuer}/.well-known/openid-configuration`), fetched once when the
-/// [`OAuthClient`](super::OAuthClient) is built, with the provider's JWKS. `id_token`s are
-/// verified with the crate's [`JwtVerifier`] (signature, `exp`, `aud` = client id), then `iss`
-/// and the flow's `nonce` are compared. Base URLs can be overridden, for GitHub Enterprise,
+/// [`OAuthClient`](super::OAuthClient) is built. `id_token`s are verified with a
+/// [`JwksVerifier`] on the provider's `jwks_uri` (signature, `exp`, `aud` = client id; keys
+/// refreshed on rotation), then `iss` and the flow's `nonce` are compared. Base URLs can be overridden, for GitHub Enterprise,
 /// sovereign clouds, or a local test provider.
 ///
 /// ```
@@ -249,9 +249,10 @@ impl Provider {
         self
     }
 
-    /// Verifies `id_token`s with `verifier` instead of the key set fetched from the
-    /// provider's `jwks_uri` at start-up (for example a JWKS verifier that refreshes keys on
-    /// rotation). Its `Identity` claims are then checked for `iss`, `aud`, `azp` and `nonce`.
+    /// Verifies `id_token`s with `verifier` instead of the default: a
+    /// [`JwksVerifier`](crate::JwksVerifier) on the provider's `jwks_uri` that refreshes on key
+    /// rotation (unknown `kid`, and periodically). Its `Identity` claims are then checked for
+    /// `iss`, `aud`, `azp` and `nonce`.
     pub fn id_token_verifier(mut self, verifier: impl TokenVerifier) -> Self {
         self.id_token_verifier = Some(Arc::new(verifier));
         self
@@ -340,16 +341,20 @@ impl Provider {
                 None => {
                     check_url(&doc.jwks_uri, &allow_http)
                         .map_err(|r| err(format!("jwks_uri: {r}").into()))?;
-                    let jwks: JwkSetDoc = http
-                        .get_json(&doc.jwks_uri, None)
+                    // A refreshing key set: providers rotate their signing keys (Google every
+                    // few days), and a key set fetched once would start rejecting logins.
+                    // `check_url` above applied this client's http policy already.
+                    let verifier = JwksVerifier::from_jwks_url(doc.jwks_uri.clone())
+                        .audience(self.client_id.clone())
+                        .allow_http(true)
+                        .build()
+                        .map_err(|e| err(format!("JWKS: {e}").into()))?;
+                    // Fetch now, so a provider without usable keys fails at start-up.
+                    verifier
+                        .refresh()
                         .await
                         .map_err(|e| err(format!("JWKS: {e}").into()))?;
-                    // The key set is fetched once, at start-up. A refreshing JWKS verifier
-                    // can be plugged in with `Provider::id_token_verifier`.
-                    Arc::new(
-                        verifier_from_jwks(&jwks, &self.client_id)
-                            .map_err(|r| err(format!("JWKS: {r}").into()))?,
-                    )
+                    Arc::new(verifier)
                 }
             };
             id_tokens = Some(IdTokenCheck {
@@ -469,61 +474,6 @@ struct Discovery {
     code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct JwkSetDoc {
-    keys: Vec<Value>,
-}
-
-/// A verifier for `id_token`s from the provider's JWKS: every signing key with a usable
-/// type, its `kid`, and its `alg` (or the usual one for its type). Symmetric (`oct`) keys and
-/// keys for encryption are skipped.
-fn verifier_from_jwks(set: &JwkSetDoc, client_id: &str) -> Result<JwtVerifier, String> {
-    let mut builder = JwtVerifier::builder().audience(client_id);
-    let mut usable = 0;
-    for raw in &set.keys {
-        let Ok(jwk) = serde_json::from_value::<Jwk>(raw.clone()) else {
-            continue;
-        };
-        if matches!(
-            jwk.common.public_key_use,
-            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
-        ) {
-            continue;
-        }
-        let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
-            (AlgorithmParameters::OctetKey(_) | AlgorithmParameters::Other(_), _) => continue,
-            (_, Some(declared)) => match Algorithm::try_from(declared) {
-                Ok(alg) => alg,
-                Err(_) => continue,
-            },
-            (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
-            (AlgorithmParameters::EllipticCurve(ec), None) => match ec.curve {
-                EllipticCurve::P256 => Algorithm::ES256,
-                EllipticCurve::P384 => Algorithm::ES384,
-                _ => continue,
-            },
-            (AlgorithmParameters::OctetKeyPair(_), None) => Algorithm::EdDSA,
-            _ => continue,
-        };
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-            continue;
-        };
-        if key.family() != alg.family() {
-            continue;
-        }
-        let mut key = JwtKey::with_key(key, alg);
-        if let Some(kid) = &jwk.common.key_id {
-            key = key.kid(kid.clone());
-        }
-        builder = builder.key(key);
-        usable += 1;
-    }
-    if usable == 0 {
-        return Err("no usable signing key".to_owned());
-    }
-    builder.build().map_err(|e| e.to_string())
 }
 
 /// Checks `id_token`s: the verifier for signature, `exp` and `aud`; this for the rest.
@@ -750,18 +700,6 @@ mod tests {
         assert!(!is_loopback_http("http://example.com/"));
         assert!(!is_loopback_http("http://localhost.example.com/"));
         assert!(!is_loopback_http("not a url"));
-    }
-
-    #[test]
-    fn jwks_without_usable_keys_is_an_error() {
-        let set = JwkSetDoc {
-            keys: vec![
-                serde_json::json!({"kty": "oct", "k": "c2VjcmV0"}),
-                serde_json::json!({"kty": "weird"}),
-                serde_json::json!(42),
-            ],
-        };
-        assert!(verifier_from_jwks(&set, "client").is_err());
     }
 
     #[test]
