@@ -2,75 +2,15 @@
 //! shell, and checks each mode over HTTP.
 
 mod common;
-
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod example_process;
 
 use common::assert_error;
 
 const KEYS: &str = r#"{"k-alice":{"name":"Alice","userId":"alice","permissions":["*"]},"k-pub":{"name":"Shared"}}"#;
 const SECRET: &str = "four-modes-test-secret-of-32-bytes!!";
 
-/// `cargo test` builds examples next to the test binaries' `deps` folder.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
-    let path = dir.join(format!("four_modes{}", std::env::consts::EXE_SUFFIX));
-    path.exists().then_some(path)
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(vars: &[(&str, &str)]) -> Option<Server> {
-    let Some(bin) = example_binary() else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "four_modes example binary not found next to the test binary"
-        );
-        eprintln!("skipping: build the examples first (cargo test builds them)");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .env("MCP_AUTH_ADDR", &addr)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap();
-    let server = Server {
-        child,
-        base: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/health", server.base))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "four_modes did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Some(server)
+async fn start(vars: &[(&str, &str)]) -> Option<example_process::Example> {
+    example_process::start("four_modes", vars).await
 }
 
 fn post(base: &str, path: &str) -> reqwest::RequestBuilder {
