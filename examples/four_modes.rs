@@ -84,7 +84,8 @@ async fn run() -> Result<(), Error> {
         .endpoint("/health", EndpointPolicy::open())
         .endpoint("/.well-known/{*path}", EndpointPolicy::open())
         .endpoint("/mcp", mode.clone())
-        .endpoint(private_path, mode.private_to("alice"));
+        .endpoint(private_path, mode.private_to("alice"))
+        .failed_auth_limit(FailedAuthLimitLayer::from_shared(store, lockout_quota));
     let mut app = Router::new()
         .route("/mcp", post(mcp::handle))
         .route(private_path, post(mcp::handle))
@@ -95,11 +96,9 @@ async fn run() -> Result<(), Error> {
             app = app.route(&metadata_path(path), get_service(doc.into_service()));
         }
     }
-    // client address → outer log → lockout → auth → inner log → handlers: the lockout sees
+    // client address → outer log → (lockout → auth) → inner log → handlers: the lockout sees
     // each refusal's `AuthFailure`, and its own 429s are logged too.
-    let app = request_log::inner(app)
-        .layer(auth.build()?)
-        .layer(FailedAuthLimitLayer::from_shared(store, lockout_quota));
+    let app = request_log::inner(app).layer(auth.build()?);
     let app = client_addr::with_client_addr(request_log::outer(app));
 
     let state_store = store_url.split("://").next().unwrap_or("memory");

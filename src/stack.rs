@@ -10,6 +10,9 @@ use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
 use crate::mcp::{McpPermissionsLayer, McpRules};
 use crate::policy::{EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, PolicyError};
+use crate::rate_limit::{
+    FailedAuthLimitLayer, FailedAuthLimitService, RateLimitLayer, RateLimitService,
+};
 
 /// Entry point of the one-call builder; see [`McpAuth::builder`].
 #[derive(Debug)]
@@ -17,7 +20,12 @@ pub struct McpAuth;
 
 impl McpAuth {
     /// Starts configuring the stack
-    /// `ApiKeyLayer → BearerLayer → EndpointPolicyLayer → your service`.
+    /// `FailedAuthLimitLayer → ApiKeyLayer → BearerLayer → EndpointPolicyLayer →
+    /// RateLimitLayer → McpPermissionsLayer → your service`, where the limiters and the MCP
+    /// permissions are there only when configured
+    /// ([`failed_auth_limit`](McpAuthBuilder::failed_auth_limit),
+    /// [`rate_limit`](McpAuthBuilder::rate_limit),
+    /// [`mcp_permissions`](McpAuthBuilder::mcp_permissions)).
     ///
     /// The default policy (for paths no [`endpoint`](McpAuthBuilder::endpoint) matches)
     /// enables exactly the methods that are configured: with keys and a verifier it is
@@ -48,6 +56,8 @@ impl McpAuth {
             session_cookie: None,
             policy: EndpointPolicyLayer::builder(EndpointPolicy::open()),
             default_set: false,
+            rate_limit: None,
+            lockout: None,
             mcp: (),
         }
     }
@@ -60,6 +70,8 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
             .field("bearer", &self.verifier.is_some())
             .field("session_cookie", &self.session_cookie)
             .field("policy", &self.policy)
+            .field("rate_limit", &self.rate_limit)
+            .field("failed_auth_limit", &self.lockout)
             .field("mcp_permissions", &self.mcp)
             .finish()
     }
@@ -76,6 +88,8 @@ pub struct McpAuthBuilder<M = ()> {
     session_cookie: Option<String>,
     policy: crate::policy::EndpointPolicyLayerBuilder,
     default_set: bool,
+    rate_limit: Option<RateLimitLayer>,
+    lockout: Option<FailedAuthLimitLayer>,
     mcp: M,
 }
 
@@ -111,6 +125,8 @@ impl McpAuthBuilder {
             policy: self.policy,
             default_set: self.default_set,
             session_cookie: self.session_cookie,
+            rate_limit: self.rate_limit,
+            lockout: self.lockout,
             mcp: rules,
         }
     }
@@ -144,6 +160,58 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// ```
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
         self.session_cookie = Some(name.into());
+        self
+    }
+
+    /// Limits each authenticated identity with `limit`, placed after the policy layer so the
+    /// decided [`Identity`](crate::Identity) is known (open endpoints, which decide none, are
+    /// not limited by identity keys).
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota};
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth, RateLimitKey, RateLimitLayer};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
+    ///     .rate_limit(
+    ///         RateLimitLayer::new(MemoryStore::new(), Quota::per_minute(120).unwrap())
+    ///             .key(RateLimitKey::User),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimitLayer) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Locks out client IPs that present too many wrong credentials, placed outermost so it
+    /// sees every refusal. If the stack reads a [`session_cookie`](Self::session_cookie), the
+    /// lockout counts that cookie as a presented credential too.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
+    /// use tower_mcp_auth::{
+    ///     ApiKeyRegistry, ApiKeySpec, FailedAuthLimitLayer, McpAuth, RateLimitLayer,
+    /// };
+    ///
+    /// // One store for both limiters (a `RedisStore` makes them fleet-wide).
+    /// let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
+    ///     .failed_auth_limit(FailedAuthLimitLayer::from_shared(
+    ///         store.clone(),
+    ///         Quota::per_minute(20).unwrap(),
+    ///     ))
+    ///     .rate_limit(RateLimitLayer::from_shared(store, Quota::per_minute(120).unwrap()))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn failed_auth_limit(mut self, lockout: FailedAuthLimitLayer) -> Self {
+        self.lockout = Some(lockout);
         self
     }
 
@@ -214,6 +282,13 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
             Some(verifier) => BearerLayer::from_shared(verifier),
             None => BearerLayer::disabled(),
         };
+        let lockout = match (self.lockout, &self.session_cookie) {
+            (Some(lockout), Some(name)) if !lockout.has_session_cookie() => {
+                lockout.session_cookie(name.clone())
+            }
+            (Some(lockout), _) => lockout,
+            (None, _) => FailedAuthLimitLayer::disabled(),
+        };
         let bearer = match self.session_cookie {
             Some(name) => bearer.session_cookie(name),
             None => bearer,
@@ -221,9 +296,11 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         let policy = self.policy.build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
+            lockout,
             api_key,
             bearer,
             policy,
+            rate_limit: self.rate_limit.unwrap_or_else(RateLimitLayer::disabled),
             mcp,
         })
     }
@@ -261,32 +338,41 @@ mod sealed {
 #[derive(Clone)]
 #[must_use]
 pub struct McpAuthLayer<L = tower_layer::Identity> {
+    lockout: FailedAuthLimitLayer,
     api_key: ApiKeyLayer,
     bearer: BearerLayer,
     policy: EndpointPolicyLayer,
+    rate_limit: RateLimitLayer,
     mcp: L,
 }
 
 /// The service [`McpAuthLayer`] produces around `S`; with
 /// [`mcp_permissions`](McpAuthBuilder::mcp_permissions), `S` is an
 /// [`McpPermissionsService`](crate::McpPermissionsService) around yours.
-pub type McpAuthService<S> = ApiKeyService<BearerService<EndpointPolicyService<S>>>;
+///
+/// The limiters are always in the type; when not configured they pass requests through.
+pub type McpAuthService<S> = FailedAuthLimitService<
+    ApiKeyService<BearerService<EndpointPolicyService<RateLimitService<S>>>>,
+>;
 
 impl<S, L: Layer<S>> Layer<S> for McpAuthLayer<L> {
     type Service = McpAuthService<L::Service>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.api_key
-            .layer(self.bearer.layer(self.policy.layer(self.mcp.layer(inner))))
+        let inner = self.rate_limit.layer(self.mcp.layer(inner));
+        let authenticated = self.bearer.layer(self.policy.layer(inner));
+        self.lockout.layer(self.api_key.layer(authenticated))
     }
 }
 
 impl<L: fmt::Debug> fmt::Debug for McpAuthLayer<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpAuthLayer")
+            .field("failed_auth_limit", &self.lockout)
             .field("api_key", &self.api_key)
             .field("bearer", &self.bearer)
             .field("policy", &self.policy)
+            .field("rate_limit", &self.rate_limit)
             .field("mcp", &self.mcp)
             .finish()
     }

@@ -295,8 +295,9 @@ async fn concurrent_requests_for_a_new_kid_share_one_fetch() {
     let v = builder(&idp).build().unwrap();
     v.refresh().await.unwrap();
     idp.set_keys(&[&old, &new]);
-    // A slow IdP makes the requests overlap the fetch.
-    idp.set_delay(Duration::from_millis(150));
+    // A slow IdP makes the requests overlap the fetch; slower than the cooldown, so wake-ups
+    // that arrive during the fetch must not start a second one when it ends.
+    idp.set_delay(COOLDOWN + Duration::from_millis(100));
     tokio::time::sleep(COOLDOWN).await;
     let before = idp.jwks_hits();
 

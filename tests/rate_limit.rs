@@ -13,30 +13,42 @@ use tower_mcp_auth::store::{
     MemoryStore, Quota, RateDecision, StateStore, StoreError, StoreResult,
 };
 use tower_mcp_auth::{
-    ClientIpResolver, Deferred, EndpointPolicy, FailMode, FailedAuthLimitLayer, McpAuth,
-    RateLimitKey, RateLimitLayer,
+    ClientIpResolver, Deferred, EndpointPolicy, FailMode, FailedAuthLimitLayer, JwtVerifier,
+    McpAuth, RateLimitKey, RateLimitLayer,
 };
 
-fn auth() -> tower_mcp_auth::McpAuthLayer {
+fn auth_builder() -> tower_mcp_auth::McpAuthBuilder {
     McpAuth::builder()
         .api_keys(registry())
         .endpoint("/open", EndpointPolicy::open())
         .default_policy(EndpointPolicy::api_key_only())
-        .build()
-        .unwrap()
 }
 
-/// lockout → auth → quota → routes, all on `store`.
+fn auth() -> tower_mcp_auth::McpAuthLayer {
+    auth_builder().build().unwrap()
+}
+
+/// lockout → auth → quota → routes, all on `store`, composed by `McpAuth` in one layer.
 fn app(
     store: Arc<dyn StateStore>,
     quota: Quota,
     lockout: Quota,
     resolver: ClientIpResolver,
 ) -> Router {
+    let auth = auth_builder()
+        .rate_limit(RateLimitLayer::from_shared(store.clone(), quota).key(RateLimitKey::User))
+        .failed_auth_limit(FailedAuthLimitLayer::from_shared(store, lockout).client_ip(resolver))
+        .build()
+        .unwrap();
+    routes().layer(auth)
+}
+
+/// The same stack from separate layers, as a `ServiceBuilder` user would write it.
+fn app_from_separate_layers(store: Arc<dyn StateStore>, quota: Quota, lockout: Quota) -> Router {
     routes()
         .layer(RateLimitLayer::from_shared(store.clone(), quota).key(RateLimitKey::User))
         .layer(auth())
-        .layer(FailedAuthLimitLayer::from_shared(store, lockout).client_ip(resolver))
+        .layer(FailedAuthLimitLayer::from_shared(store, lockout))
 }
 
 async fn post(base: &str, path: &str, key: Option<&str>) -> reqwest::Response {
@@ -164,6 +176,55 @@ async fn failed_auth_lockout_counts_only_invalid_credentials() {
     let base = serve(|_| app(store, quota, lockout, ClientIpResolver::new())).await;
     let other = serve(|_| app(s2, quota, lockout, ClientIpResolver::new())).await;
     lockout_scenario(&base, &other).await;
+}
+
+#[tokio::test]
+async fn separate_layers_behave_like_the_composed_stack() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let s2 = store.clone();
+    let quota = Quota::per_minute(1000).unwrap();
+    let lockout = Quota::per_minute(3).unwrap();
+    let base = serve(|_| app_from_separate_layers(store, quota, lockout)).await;
+    let other = serve(|_| app_from_separate_layers(s2, quota, lockout)).await;
+    lockout_scenario(&base, &other).await;
+}
+
+#[tokio::test]
+async fn lockout_counts_forged_session_cookies() {
+    let verifier = || JwtVerifier::hs256(SECRET).build().unwrap();
+    let base = serve(|_| {
+        let auth = McpAuth::builder()
+            .bearer(verifier())
+            .session_cookie("mcp_session")
+            .failed_auth_limit(FailedAuthLimitLayer::new(
+                MemoryStore::new(),
+                Quota::per_minute(2).unwrap(),
+            ))
+            .build()
+            .unwrap();
+        routes().layer(auth)
+    })
+    .await;
+    let with_cookie = |value: String| {
+        client()
+            .post(format!("{base}/mcp"))
+            .header("cookie", format!("mcp_session={value}"))
+            .send()
+    };
+    // A good session passes and does not count.
+    assert_eq!(with_cookie(token("alice")).await.unwrap().status(), 200);
+    // Two forged sessions use up the budget...
+    for _ in 0..2 {
+        let res = with_cookie(format!("{}x", token("alice"))).await.unwrap();
+        assert_error(res, 401, "invalid_token").await;
+    }
+    // ... and the lockout now refuses even a good session from that IP.
+    let res = with_cookie(token("alice")).await.unwrap();
+    assert!(header(&res, "retry-after").unwrap() >= 1);
+    assert_error(res, 429, "too_many_requests").await;
+    // A request with no credential at all still gets its normal 401.
+    let res = client().post(format!("{base}/mcp")).send().await.unwrap();
+    assert_error(res, 401, "authentication_required").await;
 }
 
 #[tokio::test]

@@ -59,7 +59,8 @@ pub(crate) struct RateLimitConfig {
 #[derive(Clone)]
 #[must_use]
 pub struct RateLimitLayer {
-    config: Arc<RateLimitConfig>,
+    /// `None` when built by [`McpAuth`](crate::McpAuth) without a limit: the layer passes through.
+    config: Option<Arc<RateLimitConfig>>,
 }
 
 impl RateLimitLayer {
@@ -71,18 +72,24 @@ impl RateLimitLayer {
     /// Uses a store shared with other layers (for example the failed-auth limiter).
     pub fn from_shared(store: Arc<dyn StateStore>, quota: Quota) -> Self {
         Self {
-            config: Arc::new(RateLimitConfig {
+            config: Some(Arc::new(RateLimitConfig {
                 store,
                 quota,
                 quota_for: None,
                 key: RateLimitKey::Identity,
                 fail_mode: FailMode::Open,
-            }),
+            })),
         }
     }
 
+    pub(crate) fn disabled() -> Self {
+        Self { config: None }
+    }
+
     fn map(self, f: impl FnOnce(&mut RateLimitConfig)) -> Self {
-        let c = &self.config;
+        let Some(c) = &self.config else {
+            return self;
+        };
         let mut config = RateLimitConfig {
             store: c.store.clone(),
             quota: c.quota,
@@ -92,7 +99,7 @@ impl RateLimitLayer {
         };
         f(&mut config);
         Self {
-            config: Arc::new(config),
+            config: Some(Arc::new(config)),
         }
     }
 
@@ -125,10 +132,13 @@ impl<S> Layer<S> for RateLimitLayer {
 
 impl fmt::Debug for RateLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(c) = &self.config else {
+            return f.write_str("RateLimitLayer(disabled)");
+        };
         f.debug_struct("RateLimitLayer")
-            .field("quota", &self.config.quota)
-            .field("key", &self.config.key)
-            .field("fail_mode", &self.config.fail_mode)
+            .field("quota", &c.quota)
+            .field("key", &c.key)
+            .field("fail_mode", &c.fail_mode)
             .finish_non_exhaustive()
     }
 }

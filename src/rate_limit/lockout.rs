@@ -34,6 +34,8 @@ struct LockoutConfig {
     quota: Quota,
     resolver: ClientIpResolver,
     fail_mode: FailMode,
+    /// A session cookie that carries a bearer token counts as a presented credential.
+    cookie: Option<Arc<str>>,
 }
 
 /// Locks out client IPs that present too many wrong credentials. Place it outermost, before
@@ -60,7 +62,8 @@ struct LockoutConfig {
 #[derive(Clone)]
 #[must_use]
 pub struct FailedAuthLimitLayer {
-    config: Arc<LockoutConfig>,
+    /// `None` when built by [`McpAuth`](crate::McpAuth) without a lockout: the layer passes through.
+    config: Option<Arc<LockoutConfig>>,
 }
 
 impl FailedAuthLimitLayer {
@@ -72,13 +75,41 @@ impl FailedAuthLimitLayer {
     /// Uses a store shared with other layers.
     pub fn from_shared(store: Arc<dyn StateStore>, quota: Quota) -> Self {
         Self {
-            config: Arc::new(LockoutConfig {
+            config: Some(Arc::new(LockoutConfig {
                 store,
                 quota,
                 resolver: ClientIpResolver::new(),
                 fail_mode: FailMode::Open,
-            }),
+                cookie: None,
+            })),
         }
+    }
+
+    pub(crate) fn disabled() -> Self {
+        Self { config: None }
+    }
+
+    /// Also treats the cookie `name` as a presented credential, as
+    /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) does: a browser
+    /// replaying a forged session cookie is locked out like a client sending forged tokens.
+    /// [`McpAuth`](crate::McpAuth) sets this from its own
+    /// [`session_cookie`](crate::McpAuthBuilder::session_cookie).
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota};
+    /// use tower_mcp_auth::FailedAuthLimitLayer;
+    ///
+    /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
+    ///     .session_cookie("mcp_session");
+    /// # let _ = lockout;
+    /// ```
+    pub fn session_cookie(self, name: impl Into<String>) -> Self {
+        let name: Arc<str> = name.into().into();
+        self.map(|c| c.cookie = Some(name))
+    }
+
+    pub(crate) fn has_session_cookie(&self) -> bool {
+        self.config.as_ref().is_some_and(|c| c.cookie.is_some())
     }
 
     /// How client IPs are found (trusted proxies, IPv6 prefix).
@@ -93,16 +124,19 @@ impl FailedAuthLimitLayer {
     }
 
     fn map(self, f: impl FnOnce(&mut LockoutConfig)) -> Self {
-        let c = &self.config;
+        let Some(c) = &self.config else {
+            return self;
+        };
         let mut config = LockoutConfig {
             store: c.store.clone(),
             quota: c.quota,
             resolver: c.resolver.clone(),
             fail_mode: c.fail_mode,
+            cookie: c.cookie.clone(),
         };
         f(&mut config);
         Self {
-            config: Arc::new(config),
+            config: Some(Arc::new(config)),
         }
     }
 }
@@ -120,10 +154,14 @@ impl<S> Layer<S> for FailedAuthLimitLayer {
 
 impl fmt::Debug for FailedAuthLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(c) = &self.config else {
+            return f.write_str("FailedAuthLimitLayer(disabled)");
+        };
         f.debug_struct("FailedAuthLimitLayer")
-            .field("quota", &self.config.quota)
-            .field("client_ip", &self.config.resolver)
-            .field("fail_mode", &self.config.fail_mode)
+            .field("quota", &c.quota)
+            .field("client_ip", &c.resolver)
+            .field("fail_mode", &c.fail_mode)
+            .field("session_cookie", &c.cookie)
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +170,7 @@ impl fmt::Debug for FailedAuthLimitLayer {
 #[derive(Clone)]
 pub struct FailedAuthLimitService<S> {
     inner: S,
-    config: Arc<LockoutConfig>,
+    config: Option<Arc<LockoutConfig>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for FailedAuthLimitService<S> {
@@ -163,10 +201,20 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
+        let Some(config) = self.config.as_deref() else {
+            return FailedAuthLimitFuture::new(State::Calling {
+                future: self.inner.call(req),
+                tally: None,
+            });
+        };
         // Without a credential nothing can fail as "invalid": never counted, never locked.
-        let presented = credentials::api_key(req.headers(), req.uri(), true).is_present()
-            || credentials::bearer(req.headers()).is_present();
+        let headers = req.headers();
+        let presented = credentials::api_key(headers, req.uri(), true).is_present()
+            || credentials::bearer(headers).is_present()
+            || config
+                .cookie
+                .as_deref()
+                .is_some_and(|name| credentials::cookie(headers, name).is_present());
         let ip = presented
             .then(|| config.resolver.resolve(req.headers(), req.extensions()))
             .flatten();

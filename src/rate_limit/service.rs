@@ -22,11 +22,11 @@ use super::layer::{FailMode, RateLimitConfig};
 #[derive(Clone)]
 pub struct RateLimitService<S> {
     inner: S,
-    config: Arc<RateLimitConfig>,
+    config: Option<Arc<RateLimitConfig>>,
 }
 
 impl<S> RateLimitService<S> {
-    pub(crate) fn new(inner: S, config: Arc<RateLimitConfig>) -> Self {
+    pub(crate) fn new(inner: S, config: Option<Arc<RateLimitConfig>>) -> Self {
         Self { inner, config }
     }
 
@@ -83,7 +83,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
+        let Some(config) = self.config.as_deref() else {
+            return RateLimitFuture::calling(self.inner.call(req), None);
+        };
         let (parts, body) = req.into_parts();
         let key = config.key.key_for(&parts);
         let quota = match (&config.quota_for, parts.extensions.get::<Identity>()) {

@@ -30,6 +30,9 @@ pub(super) struct Signals {
     /// Fetches running: the task's, and any `JwksVerifier::refresh` calls.
     fetching: AtomicUsize,
     last_start_ms: AtomicU64,
+    /// When the last fetch ended. The cooldown runs from the later of start and end: a wake-up
+    /// that arrived during a slow fetch (longer than the cooldown) must not start a second one.
+    last_end_ms: AtomicU64,
     running: AtomicBool,
     closed: AtomicBool,
 }
@@ -43,6 +46,7 @@ impl Signals {
             generation: AtomicU64::new(0),
             fetching: AtomicUsize::new(0),
             last_start_ms: AtomicU64::new(NEVER),
+            last_end_ms: AtomicU64::new(NEVER),
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
@@ -52,10 +56,15 @@ impl Signals {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1)
     }
 
-    /// Whether a fetch started less than `cooldown` ago.
+    /// Whether a fetch started or ended less than `cooldown` ago.
     pub(super) fn cooling_down(&self, cooldown: Duration) -> bool {
-        let last = self.last_start_ms.load(Ordering::Acquire);
-        last != NEVER && u128::from(self.now_ms().saturating_sub(last)) < cooldown.as_millis()
+        let now = self.now_ms();
+        [&self.last_start_ms, &self.last_end_ms]
+            .into_iter()
+            .any(|at| {
+                let at = at.load(Ordering::Acquire);
+                at != NEVER && u128::from(now.saturating_sub(at)) < cooldown.as_millis()
+            })
     }
 
     pub(super) fn fetching(&self) -> bool {
@@ -76,6 +85,7 @@ impl Signals {
 
     /// Marks the end of a fetch and wakes every waiter.
     fn finish(&self) {
+        self.last_end_ms.store(self.now_ms(), Ordering::Release);
         self.fetching.fetch_sub(1, Ordering::AcqRel);
         self.wake_waiters();
     }
