@@ -599,6 +599,51 @@ mod postgres_only {
     }
 
     #[tokio::test]
+    async fn built_store_sweeps_expired_rows_until_dropped() {
+        let schema = format!("tma_test_{}", store_common::random_id());
+        let built = PostgresStore::builder(store_common::database_url())
+            .schema(&schema)
+            .max_connections(2)
+            .purge_interval(Some(ms(100)))
+            .build()
+            .await;
+        let store = match built {
+            Ok(store) => store,
+            Err(err) => {
+                store_common::unreachable("PostgreSQL", "DATABASE_URL", &err);
+                return;
+            }
+        };
+        let pool = store.pool().clone();
+        let rows = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM mcp_auth_kv")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        store.put("short", b"s".to_vec(), ms(20)).await.unwrap();
+        store
+            .put("long", b"l".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(rows().await, 2);
+        tokio::time::sleep(ms(400)).await;
+        let swept = rows().await;
+
+        // Once the store is gone its sweep stops: an expired row stays.
+        drop(store);
+        sqlx::query("INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', '\\x00', 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        tokio::time::sleep(ms(400)).await;
+        let after_drop = rows().await;
+        drop_schema(&pool, &schema).await;
+        assert_eq!(swept, 1, "the expired value is swept, the live one kept");
+        assert_eq!(after_drop, 2, "no sweep after the store was dropped");
+    }
+
+    #[tokio::test]
     async fn migrate_is_idempotent() {
         let Some((store, schema)) = postgres_store().await else {
             return;
@@ -709,6 +754,46 @@ mod sqlite_only {
 
         a.pool().close().await;
         b.pool().close().await;
+        remove_sqlite_files(&path);
+    }
+
+    #[tokio::test]
+    async fn built_store_sweeps_expired_rows_until_dropped() {
+        let path = sqlite_path();
+        let store = SqliteStore::builder(&path)
+            .purge_interval(Some(ms(100)))
+            .build()
+            .await
+            .unwrap();
+        let pool = store.pool().clone();
+        let rows = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM mcp_auth_kv")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        store.put("short", b"s".to_vec(), ms(20)).await.unwrap();
+        store
+            .put("long", b"l".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(rows().await, 2);
+        tokio::time::sleep(ms(400)).await;
+        assert_eq!(
+            rows().await,
+            1,
+            "the expired value is swept, the live one kept"
+        );
+
+        // Once the store is gone its sweep stops: an expired row stays.
+        drop(store);
+        sqlx::query("INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', x'00', 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        tokio::time::sleep(ms(400)).await;
+        assert_eq!(rows().await, 2, "no sweep after the store was dropped");
+        pool.close().await;
         remove_sqlite_files(&path);
     }
 }

@@ -63,6 +63,8 @@ pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use quota::{Quota, QuotaError, RateDecision, MAX_PERIOD};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use sql::DEFAULT_PURGE_INTERVAL;
 #[cfg(feature = "postgres")]
 pub use sql::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]

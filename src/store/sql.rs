@@ -9,8 +9,9 @@
 //! * Single use is one `DELETE ... RETURNING` statement: of concurrent takers, one gets the row.
 //! * GCRA is atomic: PostgreSQL locks the key's row inside a function (one round trip, server
 //!   clock); SQLite takes the write lock up front with `BEGIN IMMEDIATE`.
-//! * Expired rows are invisible to reads and reclaimed by `purge_expired()`, which an
-//!   application calls from time to time (a cron job, a periodic task).
+//! * Expired rows are invisible to reads. A store made by its builder reclaims them itself
+//!   every [`DEFAULT_PURGE_INTERVAL`] (a Tokio task that ends with the store); a store made
+//!   `from_pool` leaves `purge_expired()` to the application.
 
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -18,6 +19,7 @@ mod postgres;
 mod sqlite;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
@@ -29,6 +31,61 @@ use super::StoreError;
 
 /// Default deadline for one store operation, pool wait included.
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a SQL store built by its builder deletes expired rows, unless configured
+/// otherwise (`purge_interval`).
+///
+/// ```
+/// # use std::time::Duration;
+/// assert_eq!(tower_mcp_auth::store::DEFAULT_PURGE_INTERVAL, Duration::from_secs(300));
+/// ```
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// A store's periodic expiry sweep. Held in an `Arc` by every clone of the store; the task
+/// is aborted when the last clone goes, so a dropped store leaves no task (or pool) behind.
+struct PurgeTask {
+    task: tokio::task::AbortHandle,
+    interval: Duration,
+}
+
+impl PurgeTask {
+    /// Calls `purge` every `interval`, starting one interval from now. Errors are logged
+    /// (a database that is down now may be back at the next tick), never fatal.
+    fn spawn<F, Fut>(backend: &'static str, interval: Duration, purge: F) -> Arc<Self>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<u64, StoreError>> + Send,
+    {
+        let task = tokio::spawn(async move {
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            // After a stall, one sweep catches up with everything: no burst of sweeps.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match purge().await {
+                    Ok(removed) => tracing::debug!(backend, removed, "purged expired rows"),
+                    Err(e) => tracing::warn!(backend, error = %e, "could not purge expired rows"),
+                }
+            }
+        });
+        Arc::new(Self {
+            task: task.abort_handle(),
+            interval,
+        })
+    }
+
+    /// For `Debug` of the stores.
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+impl Drop for PurgeTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// Runs one store operation with a deadline, so a hung database fails the request with
 /// [`StoreError::Timeout`] instead of holding it. Dropping a sqlx future mid-query is safe:

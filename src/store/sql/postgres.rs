@@ -2,12 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{map_sqlx, stored_tat, timed, ttl_micros, Class, Migration, DEFAULT_OPERATION_TIMEOUT};
+use super::{
+    map_sqlx, stored_tat, timed, ttl_micros, Class, Migration, PurgeTask,
+    DEFAULT_OPERATION_TIMEOUT, DEFAULT_PURGE_INTERVAL,
+};
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::Deferred;
@@ -31,8 +35,9 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 ///   (recorded in `tower_mcp_auth_migrations`, never in the application's `_sqlx_migrations`).
 /// * GCRA is one round trip: a function locks the key's row, reads `clock_timestamp()` and
 ///   stores the new TAT only when allowed. `take` is one `DELETE ... RETURNING`.
-/// * Expired rows are invisible to reads; call [`purge_expired`](Self::purge_expired) from a
-///   periodic task to reclaim them.
+/// * Expired rows are invisible to reads and deleted by a sweep every
+///   [`DEFAULT_PURGE_INTERVAL`] ([`PostgresStoreBuilder::purge_interval`]); a store made
+///   [`from_pool`](Self::from_pool) leaves [`purge_expired`](Self::purge_expired) to you.
 /// * Every operation has a deadline ([`PostgresStoreBuilder::operation_timeout`]).
 ///
 /// Cloning is cheap; clones share the pool.
@@ -50,6 +55,8 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
+    /// The expiry sweep of a store built by its builder; `None` for `from_pool`.
+    purge: Option<Arc<PurgeTask>>,
     pool: PgPool,
     timeout: Duration,
 }
@@ -77,6 +84,7 @@ pub struct PostgresStoreBuilder {
     acquire_timeout: Duration,
     operation_timeout: Duration,
     migrate: bool,
+    purge_interval: Option<Duration>,
 }
 
 impl PostgresStore {
@@ -107,6 +115,7 @@ impl PostgresStore {
             acquire_timeout: Duration::from_secs(5),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             migrate: true,
+            purge_interval: Some(DEFAULT_PURGE_INTERVAL),
         }
     }
 
@@ -123,6 +132,7 @@ impl PostgresStore {
     /// ```
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
+            purge: None,
             pool,
             timeout: DEFAULT_OPERATION_TIMEOUT,
         }
@@ -189,15 +199,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let removed: i64 = sqlx::query_scalar(
-            "WITH kv AS (DELETE FROM mcp_auth_kv WHERE expires_at <= mcp_auth_now_us() RETURNING 1), \
-                  g AS (DELETE FROM mcp_auth_gcra WHERE tat <= mcp_auth_now_us() RETURNING 1) \
-             SELECT (SELECT count(*) FROM kv) + (SELECT count(*) FROM g)",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(u64::try_from(removed).unwrap_or(0))
+        purge_expired(&self.pool).await
     }
 
     fn decide(
@@ -302,6 +304,22 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How often the built store deletes expired rows (default [`DEFAULT_PURGE_INTERVAL`],
+    /// 5 minutes); `None` turns the sweep off, for deployments that run
+    /// [`purge_expired`](PostgresStore::purge_expired) from a job of their own. The sweep is a Tokio
+    /// task that stops when the last clone of the store is dropped. With several instances
+    /// sharing one database each one sweeps; the deletes are idempotent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::PostgresStore;
+    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").purge_interval(Some(Duration::from_secs(60)));
+    /// ```
+    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
+        self.purge_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
     /// Validates, connects and (by default) migrates.
     ///
     /// ```no_run
@@ -336,11 +354,32 @@ impl PostgresStoreBuilder {
         if self.migrate {
             migrate(&pool, self.schema.as_deref()).await?;
         }
+        let purge = self.purge_interval.map(|interval| {
+            let pool = pool.clone();
+            PurgeTask::spawn(BACKEND, interval, move || {
+                let pool = pool.clone();
+                async move { purge_expired(&pool).await }
+            })
+        });
         Ok(PostgresStore {
+            purge,
             pool,
             timeout: self.operation_timeout,
         })
     }
+}
+
+/// Deletes expired values and full-again GCRA rows; see [`PostgresStore::purge_expired`].
+async fn purge_expired(pool: &PgPool) -> Result<u64, StoreError> {
+    let removed: i64 = sqlx::query_scalar(
+        "WITH kv AS (DELETE FROM mcp_auth_kv WHERE expires_at <= mcp_auth_now_us() RETURNING 1), \
+              g AS (DELETE FROM mcp_auth_gcra WHERE tat <= mcp_auth_now_us() RETURNING 1) \
+         SELECT (SELECT count(*) FROM kv) + (SELECT count(*) FROM g)",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(u64::try_from(removed).unwrap_or(0))
 }
 
 impl StateStore for PostgresStore {
@@ -440,6 +479,10 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("pool_size", &self.pool.size())
+            .field(
+                "purge_interval",
+                &self.purge.as_deref().map(PurgeTask::interval),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -453,6 +496,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .field("migrate", &self.migrate)
+            .field("purge_interval", &self.purge_interval)
             .finish_non_exhaustive()
     }
 }

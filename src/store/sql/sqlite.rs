@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -11,8 +12,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use super::{
-    map_sqlx, stored_tat, tat_to_i64, timed, ttl_micros, Class, Migration,
-    DEFAULT_OPERATION_TIMEOUT,
+    map_sqlx, stored_tat, tat_to_i64, timed, ttl_micros, Class, Migration, PurgeTask,
+    DEFAULT_OPERATION_TIMEOUT, DEFAULT_PURGE_INTERVAL,
 };
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
@@ -33,8 +34,9 @@ const MIGRATIONS: &[Migration] = &[Migration {
 ///
 /// Tables `mcp_auth_kv` and `mcp_auth_gcra` come from the migrations shipped in
 /// `migrations/sqlite/`, applied by [`migrate`](Self::migrate). `take` is one
-/// `DELETE ... RETURNING`; expired rows are invisible to reads and reclaimed by
-/// [`purge_expired`](Self::purge_expired).
+/// `DELETE ... RETURNING`; expired rows are invisible to reads and deleted by a sweep every
+/// [`DEFAULT_PURGE_INTERVAL`] ([`SqliteStoreBuilder::purge_interval`]); a store made
+/// [`from_pool`](Self::from_pool) leaves [`purge_expired`](Self::purge_expired) to you.
 ///
 /// Cloning is cheap; clones share the pool.
 ///
@@ -49,6 +51,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The expiry sweep of a store built by its builder; `None` for `from_pool`.
+    purge: Option<Arc<PurgeTask>>,
     pool: SqlitePool,
     timeout: Duration,
 }
@@ -76,6 +80,7 @@ pub struct SqliteStoreBuilder {
     max_connections: u32,
     operation_timeout: Duration,
     migrate: bool,
+    purge_interval: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -105,6 +110,7 @@ impl SqliteStore {
             max_connections: 4,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             migrate: true,
+            purge_interval: Some(DEFAULT_PURGE_INTERVAL),
         }
     }
 
@@ -121,6 +127,7 @@ impl SqliteStore {
     /// ```
     pub fn from_pool(pool: SqlitePool) -> Self {
         Self {
+            purge: None,
             pool,
             timeout: DEFAULT_OPERATION_TIMEOUT,
         }
@@ -187,24 +194,7 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let now = now_micros()?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        let kv = sqlx::query("DELETE FROM mcp_auth_kv WHERE expires_at <= ?1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let gcra = sqlx::query("DELETE FROM mcp_auth_gcra WHERE tat <= ?1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(kv.rows_affected() + gcra.rows_affected())
+        purge_expired(&self.pool).await
     }
 
     fn decide(
@@ -311,6 +301,22 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// How often the built store deletes expired rows (default [`DEFAULT_PURGE_INTERVAL`],
+    /// 5 minutes); `None` turns the sweep off, for deployments that run
+    /// [`purge_expired`](SqliteStore::purge_expired) from a job of their own. The sweep is a Tokio
+    /// task that stops when the last clone of the store is dropped. With several instances
+    /// sharing one database each one sweeps; the deletes are idempotent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// let builder = SqliteStore::builder("a.db").purge_interval(Some(Duration::from_secs(60)));
+    /// ```
+    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
+        self.purge_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
     /// Validates, opens (creating the file if needed) and (by default) migrates.
     ///
     /// ```no_run
@@ -340,7 +346,15 @@ impl SqliteStoreBuilder {
             .connect_with(options)
             .await
             .map_err(map_err)?;
+        let purge = self.purge_interval.map(|interval| {
+            let pool = pool.clone();
+            PurgeTask::spawn(BACKEND, interval, move || {
+                let pool = pool.clone();
+                async move { purge_expired(&pool).await }
+            })
+        });
         let store = SqliteStore {
+            purge,
             pool,
             timeout: self.operation_timeout,
         };
@@ -349,6 +363,24 @@ impl SqliteStoreBuilder {
         }
         Ok(store)
     }
+}
+
+/// Deletes expired values and full-again GCRA rows; see [`SqliteStore::purge_expired`].
+async fn purge_expired(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let now = now_micros()?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+    let kv = sqlx::query("DELETE FROM mcp_auth_kv WHERE expires_at <= ?1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let gcra = sqlx::query("DELETE FROM mcp_auth_gcra WHERE tat <= ?1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(kv.rows_affected() + gcra.rows_affected())
 }
 
 impl StateStore for SqliteStore {
@@ -455,6 +487,10 @@ impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("pool_size", &self.pool.size())
+            .field(
+                "purge_interval",
+                &self.purge.as_deref().map(PurgeTask::interval),
+            )
             .finish_non_exhaustive()
     }
 }
