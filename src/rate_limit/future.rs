@@ -11,12 +11,10 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{error_response, ResponseBody};
-use crate::deferred::Deferred;
-use crate::store::{RateDecision, StoreError};
+use crate::store::RateDecision;
 
+use super::gate::{PendingCheck, Verdict};
 use super::headers::insert_rate_limit_headers;
-use super::layer::FailMode;
-use super::service::{verdict, Verdict};
 
 pin_project! {
     /// Response future of [`RateLimitService`](super::RateLimitService).
@@ -35,42 +33,45 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        // Boxed: only network stores take this path, and they already box their future.
-        Checking { pending: Box<Pending<S, ReqBody>> },
+        Checking { pending: Box<PendingCheck<S, ReqBody>> },
         Calling { #[pin] future: S::Future, decision: Option<RateDecision> },
         Denied { response: Option<Response<Full<Bytes>>> },
     }
-}
-
-pub(crate) struct Pending<S, ReqBody> {
-    pub(crate) decision: Deferred<Result<RateDecision, StoreError>>,
-    pub(crate) request: Option<Request<ReqBody>>,
-    pub(crate) service: S,
-    pub(crate) fail_mode: FailMode,
 }
 
 impl<S, ReqBody> RateLimitFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
+    /// Not limited (no key for this request, or the layer is off): no headers.
     pub(crate) fn calling(future: S::Future, decision: Option<RateDecision>) -> Self {
         Self {
             state: State::Calling { future, decision },
         }
     }
 
-    pub(crate) fn denied(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn decided(verdict: Verdict<S::Future>) -> Self {
         Self {
-            state: State::Denied {
-                response: Some(response),
-            },
+            state: State::from(verdict),
         }
     }
 
-    pub(crate) fn checking(pending: Pending<S, ReqBody>) -> Self {
+    pub(crate) fn checking(pending: Box<PendingCheck<S, ReqBody>>) -> Self {
         Self {
-            state: State::Checking {
-                pending: Box::new(pending),
+            state: State::Checking { pending },
+        }
+    }
+}
+
+impl<S, ReqBody> From<Verdict<S::Future>> for State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn from(verdict: Verdict<S::Future>) -> Self {
+        match verdict {
+            Verdict::Call { future, decision } => State::Calling { future, decision },
+            Verdict::Deny(response) => State::Denied {
+                response: Some(response),
             },
         }
     }
@@ -87,23 +88,8 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Checking { pending } => {
-                    let result = ready!(Pin::new(&mut pending.decision).poll(cx));
-                    let next = match verdict(result, pending.fail_mode) {
-                        Verdict::Allow(decision) => {
-                            let request = pending
-                                .request
-                                .take()
-                                .expect("RateLimitFuture polled after completion");
-                            State::Calling {
-                                future: pending.service.call(request),
-                                decision,
-                            }
-                        }
-                        Verdict::Deny(response) => State::Denied {
-                            response: Some(response),
-                        },
-                    };
-                    this.state.set(next);
+                    let verdict = ready!(pending.poll(cx));
+                    this.state.set(State::from(verdict));
                 }
                 StateProj::Calling { future, decision } => {
                     let mut response = ready!(future.poll(cx))?;

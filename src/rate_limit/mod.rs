@@ -4,6 +4,7 @@
 
 mod client_ip;
 mod future;
+mod gate;
 mod headers;
 mod key;
 mod layer;

@@ -4,19 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::error::{AuthError, ErrorContext};
 use crate::identity::Identity;
-use crate::store::{RateDecision, StoreError};
 
-use super::future::{Pending, RateLimitFuture};
-use super::headers::insert_rate_limit_headers;
-use super::layer::{FailMode, RateLimitConfig};
+use super::future::RateLimitFuture;
+use super::gate::check;
+use super::layer::RateLimitConfig;
 
 /// Service produced by [`RateLimitLayer`](super::RateLimitLayer).
 #[derive(Clone)]
@@ -33,40 +29,6 @@ impl<S> RateLimitService<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
-    }
-}
-
-/// What a store answer means for the request.
-pub(crate) enum Verdict {
-    /// Call the inner service; add headers when there is a decision (none when failing open).
-    Allow(Option<RateDecision>),
-    /// Answer with this response instead.
-    Deny(Response<Full<Bytes>>),
-}
-
-pub(crate) fn verdict(result: Result<RateDecision, StoreError>, fail_mode: FailMode) -> Verdict {
-    match result {
-        Ok(decision) if decision.allowed => Verdict::Allow(Some(decision)),
-        Ok(decision) => {
-            let mut res = AuthError::TooManyRequests {
-                retry_after: decision.retry_after,
-            }
-            .to_response(&ErrorContext::new(false, false));
-            insert_rate_limit_headers(res.headers_mut(), &decision);
-            Verdict::Deny(res)
-        }
-        Err(e) => unavailable(&e, fail_mode),
-    }
-}
-
-/// A store failure: pass (fail open) or 503 (fail closed).
-pub(crate) fn unavailable(e: &StoreError, fail_mode: FailMode) -> Verdict {
-    tracing::warn!(error = %e, ?fail_mode, "rate limit store unavailable");
-    match fail_mode {
-        FailMode::Open => Verdict::Allow(None),
-        FailMode::Closed => Verdict::Deny(
-            AuthError::TemporarilyUnavailable.to_response(&ErrorContext::new(false, false)),
-        ),
     }
 }
 
@@ -96,23 +58,10 @@ where
         let Some(key) = key else {
             return RateLimitFuture::calling(self.inner.call(req), None);
         };
-        match config.store.gcra(&key, quota, 1).try_into_ready() {
-            Ok(result) => match verdict(result, config.fail_mode) {
-                Verdict::Allow(decision) => {
-                    RateLimitFuture::calling(self.inner.call(req), decision)
-                }
-                Verdict::Deny(response) => RateLimitFuture::denied(response),
-            },
-            Err(decision) => {
-                let clone = self.inner.clone();
-                let service = std::mem::replace(&mut self.inner, clone);
-                RateLimitFuture::checking(Pending {
-                    decision,
-                    request: Some(req),
-                    service,
-                    fail_mode: config.fail_mode,
-                })
-            }
+        let decision = config.store.gcra(&key, quota, 1);
+        match check(decision, req, &mut self.inner, config.fail_mode) {
+            Ok(verdict) => RateLimitFuture::decided(verdict),
+            Err(pending) => RateLimitFuture::checking(pending),
         }
     }
 }

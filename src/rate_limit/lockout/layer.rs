@@ -1,0 +1,146 @@
+//! [`FailedAuthLimitLayer`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use crate::store::{Quota, StateStore};
+
+use super::super::client_ip::ClientIpResolver;
+use super::super::layer::FailMode;
+use super::service::FailedAuthLimitService;
+
+pub(super) struct LockoutConfig {
+    pub(super) store: Arc<dyn StateStore>,
+    pub(super) quota: Quota,
+    pub(super) resolver: ClientIpResolver,
+    pub(super) fail_mode: FailMode,
+    /// A session cookie that carries a bearer token counts as a presented credential.
+    pub(super) cookie: Option<Arc<str>>,
+}
+
+/// Locks out client IPs that present too many wrong credentials. Place it outermost, before
+/// the authenticators, so it sees every refusal's [`AuthFailure`].
+///
+/// `quota` is the failure budget: `Quota::per_minute(20)` allows a burst of 20 wrong
+/// credentials, then one more every 3 seconds (GCRA); a locked-out client is told when to
+/// retry in `Retry-After`. Shared through a Redis store, every instance enforces one lockout.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_mcp_auth::store::{MemoryStore, Quota};
+/// use tower_mcp_auth::{ClientIpResolver, FailedAuthLimitLayer};
+///
+/// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
+///     .client_ip(ClientIpResolver::new().trust_proxies(["10.0.0.0/8"]).unwrap());
+/// let svc = ServiceBuilder::new()
+///     .layer(lockout)
+///     .service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// # let _ = svc;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct FailedAuthLimitLayer {
+    /// `None` when built by [`McpAuth`](crate::McpAuth) without a lockout: the layer passes through.
+    config: Option<Arc<LockoutConfig>>,
+}
+
+impl FailedAuthLimitLayer {
+    /// Allows each client IP `quota` failed authentications, counted in `store`.
+    pub fn new(store: impl StateStore, quota: Quota) -> Self {
+        Self::from_shared(Arc::new(store), quota)
+    }
+
+    /// Uses a store shared with other layers.
+    pub fn from_shared(store: Arc<dyn StateStore>, quota: Quota) -> Self {
+        Self {
+            config: Some(Arc::new(LockoutConfig {
+                store,
+                quota,
+                resolver: ClientIpResolver::new(),
+                fail_mode: FailMode::Open,
+                cookie: None,
+            })),
+        }
+    }
+
+    pub(crate) fn disabled() -> Self {
+        Self { config: None }
+    }
+
+    /// Also treats the cookie `name` as a presented credential, as
+    /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) does: a browser
+    /// replaying a forged session cookie is locked out like a client sending forged tokens.
+    /// [`McpAuth`](crate::McpAuth) sets this from its own
+    /// [`session_cookie`](crate::McpAuthBuilder::session_cookie).
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota};
+    /// use tower_mcp_auth::FailedAuthLimitLayer;
+    ///
+    /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
+    ///     .session_cookie("mcp_session");
+    /// # let _ = lockout;
+    /// ```
+    pub fn session_cookie(self, name: impl Into<String>) -> Self {
+        let name: Arc<str> = name.into().into();
+        self.map(|c| c.cookie = Some(name))
+    }
+
+    pub(crate) fn has_session_cookie(&self) -> bool {
+        self.config.as_ref().is_some_and(|c| c.cookie.is_some())
+    }
+
+    /// How client IPs are found (trusted proxies, IPv6 prefix).
+    pub fn client_ip(self, resolver: ClientIpResolver) -> Self {
+        self.map(|c| c.resolver = resolver)
+    }
+
+    /// What to do when the store fails before a credentialed request (default
+    /// [`FailMode::Open`]: the request is authenticated normally, only not limited).
+    pub fn fail_mode(self, mode: FailMode) -> Self {
+        self.map(|c| c.fail_mode = mode)
+    }
+
+    fn map(self, f: impl FnOnce(&mut LockoutConfig)) -> Self {
+        let Some(c) = &self.config else {
+            return self;
+        };
+        let mut config = LockoutConfig {
+            store: c.store.clone(),
+            quota: c.quota,
+            resolver: c.resolver.clone(),
+            fail_mode: c.fail_mode,
+            cookie: c.cookie.clone(),
+        };
+        f(&mut config);
+        Self {
+            config: Some(Arc::new(config)),
+        }
+    }
+}
+
+impl<S> Layer<S> for FailedAuthLimitLayer {
+    type Service = FailedAuthLimitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FailedAuthLimitService::new(inner, self.config.clone())
+    }
+}
+
+impl fmt::Debug for FailedAuthLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(c) = &self.config else {
+            return f.write_str("FailedAuthLimitLayer(disabled)");
+        };
+        f.debug_struct("FailedAuthLimitLayer")
+            .field("quota", &c.quota)
+            .field("client_ip", &c.resolver)
+            .field("fail_mode", &c.fail_mode)
+            .field("session_cookie", &c.cookie)
+            .finish_non_exhaustive()
+    }
+}

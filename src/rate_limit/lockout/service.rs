@@ -1,0 +1,97 @@
+//! [`FailedAuthLimitService`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::credentials;
+
+use super::super::gate::check;
+use super::future::{FailedAuthLimitFuture, Tally};
+use super::layer::LockoutConfig;
+
+/// Service produced by [`FailedAuthLimitLayer`].
+#[derive(Clone)]
+pub struct FailedAuthLimitService<S> {
+    inner: S,
+    config: Option<Arc<LockoutConfig>>,
+}
+
+impl<S> FailedAuthLimitService<S> {
+    pub(super) fn new(inner: S, config: Option<Arc<LockoutConfig>>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for FailedAuthLimitService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailedAuthLimitService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FailedAuthLimitService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = FailedAuthLimitFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let Some(config) = self.config.as_deref() else {
+            return FailedAuthLimitFuture::unlimited(self.inner.call(req));
+        };
+        // Without a credential nothing can fail as "invalid": never counted, never locked.
+        let headers = req.headers();
+        let presented = credentials::api_key(headers, req.uri(), true).is_present()
+            || credentials::bearer(headers).is_present()
+            || config
+                .cookie
+                .as_deref()
+                .is_some_and(|name| credentials::cookie(headers, name).is_present());
+        if !presented {
+            return FailedAuthLimitFuture::unlimited(self.inner.call(req));
+        }
+        let Some(ip) = config.resolver.resolve(headers, req.extensions()) else {
+            warn_no_client_addr();
+            return FailedAuthLimitFuture::unlimited(self.inner.call(req));
+        };
+        let tally = Tally {
+            store: config.store.clone(),
+            key: format!("fa:ip:{}", config.resolver.bucket(ip)),
+            quota: config.quota,
+        };
+        let peek = config.store.gcra_peek(&tally.key, tally.quota, 1);
+        match check(peek, req, &mut self.inner, config.fail_mode) {
+            Ok(verdict) => FailedAuthLimitFuture::decided(verdict, tally),
+            Err(pending) => FailedAuthLimitFuture::checking(pending, tally),
+        }
+    }
+}
+
+/// A lockout without client addresses protects nothing: say so once, loudly.
+fn warn_no_client_addr() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::warn!(
+            "FailedAuthLimitLayer sees no client address: serve axum with \
+             into_make_service_with_connect_info and the `axum` feature, or insert \
+             tower_mcp_auth::ClientAddr into request extensions; requests are not limited"
+        );
+    });
+}
