@@ -18,7 +18,8 @@
 //! | `SESSION_TTL_SECS` | `3600` | session lifetime |
 //!
 //! Routes: `GET /auth/oauth/<provider>/start` (302 to the provider), `GET /auth/oauth/callback`
-//! (sets the `mcp_session` cookie, then 302 to `/`), `GET /` (who is logged in, as JSON),
+//! (sets the `mcp_session` cookie, then 302 to `/`), `POST /auth/logout` (clears the cookie,
+//! then 303 to `/`), `GET /` (who is logged in, as JSON),
 //! `POST /mcp` (protected: the session cookie or `Authorization: Bearer <session JWT>`),
 //! `GET /health`.
 //!
@@ -116,6 +117,7 @@ async fn run() -> Result<(), Error> {
     let start = oauth.start_path("{provider}");
     let login_path = oauth.start_path(&provider_name);
     let callback = oauth.callback_path().to_owned();
+    let logout = oauth.logout_path().to_owned();
     // The policy layer consumes what the authenticators found; `/` is open but wants to know
     // who is logged in, so it identifies the session itself.
     let identify = BearerLayer::new(session.verifier()).session_cookie(session.cookie_name());
@@ -127,7 +129,8 @@ async fn run() -> Result<(), Error> {
         .route("/mcp", post(mcp::handle))
         .route("/health", get(|| async { "ok" }))
         .route_service(&start, oauth.routes())
-        .route_service(&callback, oauth.routes());
+        .route_service(&callback, oauth.routes())
+        .route_service(&logout, oauth.routes());
     let app = request_log::with_auth_and_logging(app, auth);
 
     let state_store = store_url.split("://").next().unwrap_or("memory");

@@ -103,6 +103,20 @@ async fn unsafe_or_broken_configurations_are_refused() {
             "{path}: {err}"
         );
     }
+    for path in [
+        "auth/logout",
+        "/logout?next=/",
+        "/auth/oauth/callback",
+        "/auth/oauth/github/start",
+    ] {
+        let err = build(base(&provider, ok).logout_path(path))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, OAuthConfigError::LogoutPath(_)),
+            "{path}: {err}"
+        );
+    }
 
     let err = build(base(&provider, ok).provider(provider.oidc()))
         .await

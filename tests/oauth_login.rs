@@ -146,6 +146,21 @@ async fn full_login_then_mcp_with_the_session_cookie() {
             .load(std::sync::atomic::Ordering::SeqCst),
         1
     );
+
+    // Logout is POST only (a GET from any page or prefetcher must not log anyone out)...
+    let res = browser.get(&format!("{}/auth/logout", app.base)).await;
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(browser.post_mcp(&app.base).await.status(), 200);
+    // ... clears the session cookie and sends the browser home.
+    let res = browser.post(&format!("{}/auth/logout", app.base)).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let cleared = set_cookie_for(&res, "mcp_session").expect("cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(!browser.cookies.lock().unwrap().contains_key("mcp_session"));
+    assert_eq!(browser.post_mcp(&app.base).await.status(), 401);
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ use super::{OAuthConfigError, OAuthError, StateError, UserInfo};
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(300);
 /// Default start route; `{provider}` is the provider's name.
 pub const DEFAULT_START_PATH: &str = "/auth/oauth/{provider}/start";
+/// Default logout route (`POST`): clears the session cookie.
+pub const DEFAULT_LOGOUT_PATH: &str = "/auth/logout";
 /// Default timeout of each request to a provider.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upstream tokens are refreshed when they expire within this window.
@@ -109,6 +111,7 @@ struct Inner {
     callback_path: String,
     start_prefix: String,
     start_suffix: String,
+    logout_path: String,
     targets: Vec<String>,
     session: Option<SessionConfig>,
     vault: Option<TokenVault>,
@@ -134,6 +137,7 @@ pub struct OAuthClientBuilder {
     keys: Vec<EncryptionKey>,
     http_timeout: Duration,
     start_path: String,
+    logout_path: String,
     prefix: String,
     bind_browser: bool,
     refresh_skew: Duration,
@@ -157,6 +161,7 @@ impl OAuthClient {
             keys: Vec::new(),
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             start_path: DEFAULT_START_PATH.to_owned(),
+            logout_path: DEFAULT_LOGOUT_PATH.to_owned(),
             prefix: "oauth:".to_owned(),
             bind_browser: true,
             refresh_skew: DEFAULT_REFRESH_SKEW,
@@ -244,6 +249,16 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// The logout route (default [`DEFAULT_LOGOUT_PATH`], `/auth/logout`): a `POST` there
+    /// clears the session cookie and answers `303 See Other` to the default target.
+    ///
+    /// Session tokens are signed, not stored, so logging out removes the browser's copy; a
+    /// token copied out of the browser stays valid until its `exp` (keep the session TTL short).
+    pub fn logout_path(mut self, path: impl Into<String>) -> Self {
+        self.logout_path = path.into();
+        self
+    }
+
     /// Prefix of every store key (default `oauth:`).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -307,6 +322,18 @@ impl OAuthClientBuilder {
         let (start_prefix, start_suffix) = split_start_path(&self.start_path)?;
         if start_prefix == callback_path {
             return Err(OAuthConfigError::StartPath("overlaps the callback path"));
+        }
+        let logout_path = self.logout_path;
+        if !logout_path.starts_with('/') || logout_path.contains(['?', '#']) {
+            return Err(OAuthConfigError::LogoutPath(
+                "must be an absolute path without query or fragment",
+            ));
+        }
+        let is_start_route = start_route_name(&start_prefix, &start_suffix, &logout_path).is_some();
+        if logout_path == callback_path || is_start_route {
+            return Err(OAuthConfigError::LogoutPath(
+                "overlaps the callback or start path",
+            ));
         }
         let mut targets = self.targets;
         if targets.is_empty() {
@@ -373,6 +400,7 @@ impl OAuthClientBuilder {
                 callback_path,
                 start_prefix,
                 start_suffix,
+                logout_path,
                 targets,
                 session: self.session,
                 vault,
@@ -408,6 +436,12 @@ impl fmt::Debug for OAuthClient {
             .field("state_ttl", &self.inner.state_ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// The provider name in `path` if it is `{prefix}{name}{suffix}`, one path segment.
+fn start_route_name<'p>(prefix: &str, suffix: &str, path: &'p str) -> Option<&'p str> {
+    let name = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 fn split_start_path(template: &str) -> Result<(String, String), OAuthConfigError> {
@@ -696,9 +730,7 @@ impl OAuthClient {
 
     /// The provider named by a request path, if it is a start route.
     pub(crate) fn start_route_provider<'p>(&self, path: &'p str) -> Option<&'p str> {
-        let rest = path.strip_prefix(self.inner.start_prefix.as_str())?;
-        let name = rest.strip_suffix(self.inner.start_suffix.as_str())?;
-        (!name.is_empty() && !name.contains('/')).then_some(name)
+        start_route_name(&self.inner.start_prefix, &self.inner.start_suffix, path)
     }
 
     /// The start route of `provider`.
@@ -713,6 +745,11 @@ impl OAuthClient {
             "{}{provider}{}",
             self.inner.start_prefix, self.inner.start_suffix
         )
+    }
+
+    /// The logout route (`POST`); see [`OAuthClientBuilder::logout_path`].
+    pub fn logout_path(&self) -> &str {
+        &self.inner.logout_path
     }
 
     /// The default post-login target (the first allowed one).

@@ -243,6 +243,9 @@ pub enum OAuthConfigError {
     /// The start path template is invalid.
     #[error("invalid start path: {0}")]
     StartPath(&'static str),
+    /// The logout path is invalid.
+    #[error("invalid logout path: {0}")]
+    LogoutPath(&'static str),
     /// A provider could not be set up (discovery, JWKS, endpoints).
     #[error("provider {provider:?}: {reason}")]
     Provider {

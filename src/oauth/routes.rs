@@ -19,8 +19,10 @@ use super::{OAuthClient, OAuthError, StartOptions};
 /// The OAuth routes as a Tower service: `GET {start path}` (default
 /// `/auth/oauth/{provider}/start`, optional `?redirect_to=` and `?upstream=`) answers `302`
 /// to the provider; `GET {callback path}` (the redirect URI's path) completes the flow, sets
-/// the session cookie and answers `302` to the target. Errors are JSON, or an HTML page when
-/// the client accepts `text/html`; never a redirect, never a 500. Other paths get a JSON 404.
+/// the session cookie and answers `302` to the target; `POST {logout path}` (default
+/// `/auth/logout`) clears the session cookie and answers `303` to the default target. Errors
+/// are JSON, or an HTML page when the client accepts `text/html`; never a redirect, never a
+/// 500. Other paths get a JSON 404.
 ///
 /// The service looks at the full request path, so mount it without stripping a prefix:
 /// axum's `route_service` (not `nest_service`) or, with the crate's `axum` feature,
@@ -48,7 +50,7 @@ impl OAuthRoutes {
         Self { client }
     }
 
-    /// An axum `Router` with the start and callback routes, to `merge` into an app.
+    /// An axum `Router` with the start, callback and logout routes, to `merge` into an app.
     ///
     /// ```
     /// # async fn demo(oauth: tower_mcp_auth::oauth::OAuthClient) {
@@ -59,9 +61,11 @@ impl OAuthRoutes {
     pub fn into_router(self) -> axum::Router {
         let start = self.client.start_path("{provider}");
         let callback = self.client.callback_path().to_owned();
+        let logout = self.client.logout_path().to_owned();
         axum::Router::new()
             .route_service(&start, self.clone())
-            .route_service(&callback, self)
+            .route_service(&callback, self.clone())
+            .route_service(&logout, self)
     }
 
     /// Handles one request.
@@ -72,15 +76,20 @@ impl OAuthRoutes {
         let path = parts.uri.path();
         let result = if path == client.callback_path() {
             if !is_get(&parts.method) {
-                return method_not_allowed();
+                return method_not_allowed("GET");
             }
             match client.callback(&parts).await {
                 Ok(outcome) => return client.success_response(&parts, &outcome),
                 Err(e) => Err(e),
             }
+        } else if path == client.logout_path() {
+            if parts.method != Method::POST {
+                return method_not_allowed("POST");
+            }
+            return logout(client);
         } else if let Some(provider) = client.start_route_provider(path) {
             if !is_get(&parts.method) {
-                return method_not_allowed();
+                return method_not_allowed("GET");
             }
             start(client, provider, &parts)
                 .await
@@ -125,15 +134,34 @@ fn wants_html(parts: &Parts) -> bool {
         .any(|v| v.contains("text/html"))
 }
 
-fn method_not_allowed() -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     let mut res = super::error::json_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
-        "Use GET",
+        &format!("Use {allow}"),
         None,
     );
     res.headers_mut()
-        .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    res
+}
+
+/// Clears the session cookie and sends the browser home. `POST` only: a `GET` would let any
+/// page (or a link prefetcher) log the user out.
+fn logout(client: &OAuthClient) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::default());
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    let headers = res.headers_mut();
+    if let Ok(home) = http::HeaderValue::from_str(client.default_target()) {
+        headers.insert(http::header::LOCATION, home);
+    }
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    if let Some(session) = client.session() {
+        headers.insert(http::header::SET_COOKIE, session.clear_cookie());
+    }
     res
 }
 

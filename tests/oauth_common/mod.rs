@@ -519,6 +519,7 @@ pub fn app_router(client: &OAuthClient, session: &SessionConfig) -> Router {
             identify.layer(client.routes()),
         )
         .route_service(client.callback_path(), identify.layer(client.routes()))
+        .route_service(client.logout_path(), client.routes())
         .layer(auth)
 }
 
@@ -597,6 +598,19 @@ impl Browser {
             req = req.header("accept", "text/html,application/xhtml+xml");
         }
         let res = req.send().await.unwrap();
+        self.keep_cookies(&res);
+        res
+    }
+
+    /// `POST url` with the browser's cookies and no body, keeping the cookies it sets.
+    pub async fn post(&self, url: &str) -> reqwest::Response {
+        let res = self
+            .http
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
         self.keep_cookies(&res);
         res
     }
