@@ -228,38 +228,43 @@ async fn cache_ttl_bounds_how_long_a_revoked_token_keeps_working() {
     assert!(uncached.verify(TOKEN).try_into_ready().is_err());
 }
 
-#[tokio::test]
-async fn end_to_end_opaque_tokens() {
-    let idp = Idp::start(&[]).await;
-    idp.set_introspection(TOKEN, active("alice"));
+/// An oauth-only MCP server on `/mcp` answering `whoami`, with `verifier`; its base URL.
+async fn serve(verifier: IntrospectionVerifier) -> String {
     let auth = McpAuth::builder()
-        .bearer(builder(&idp).build().unwrap())
+        .bearer(verifier)
         .default_policy(EndpointPolicy::oauth_only())
         .build()
         .unwrap();
-    let base = common::serve(move |_| {
+    common::serve(move |_| {
         Router::new()
             .route("/mcp", post(common::whoami))
             .layer(auth)
     })
-    .await;
-    let client = common::client();
+    .await
+}
 
-    let res = client
+/// POSTs to the server's `/mcp` with `token`.
+async fn call(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+    client
         .post(format!("{base}/mcp"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(token)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn end_to_end_opaque_tokens() {
+    let idp = Idp::start(&[]).await;
+    idp.set_introspection(TOKEN, active("alice"));
+    let base = serve(builder(&idp).build().unwrap()).await;
+    let client = common::client();
+
+    let res = call(&client, &base, TOKEN).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["user_id"], "alice");
 
-    let res = client
-        .post(format!("{base}/mcp"))
-        .bearer_auth("revoked-token")
-        .send()
-        .await
-        .unwrap();
+    let res = call(&client, &base, "revoked-token").await;
     let challenge = common::challenge(&res).unwrap();
     assert!(
         challenge.contains(r#"error="invalid_token""#),
@@ -270,4 +275,38 @@ async fn end_to_end_opaque_tokens() {
         body["error_description"],
         TokenRejection::Inactive.to_string()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_new_token_cost_one_introspection() {
+    let idp = Idp::start(&[]).await;
+    idp.set_introspection(TOKEN, active("alice"));
+    // Slow enough that all requests arrive while the first introspection is under way.
+    idp.set_delay(Duration::from_millis(300));
+    let verifier = builder(&idp).timeout(Duration::from_secs(5)).build();
+    let base = serve(verifier.unwrap()).await;
+    let client = common::client();
+
+    let requests: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let res = call(&client, &base, TOKEN).await;
+                assert_eq!(res.status(), 200);
+                res.json::<Value>().await.unwrap()["user_id"].clone()
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), "alice");
+    }
+    assert_eq!(
+        idp.introspection_hits(),
+        1,
+        "one introspection for 32 concurrent requests"
+    );
+
+    // Later requests are served from the cache.
+    assert_eq!(call(&client, &base, TOKEN).await.status(), 200);
+    assert_eq!(idp.introspection_hits(), 1);
 }

@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::deferred::Deferred;
 use crate::identity::Identity;
 
-use super::token_cache::{TokenCache, TokenHash};
+use super::single_flight::{self, Flights, Outcome, SingleFlight};
+use super::token_cache::TokenCache;
 use super::verifier::{TokenError, TokenVerifier};
 
 /// Default [`max_entries`](CachedVerifierBuilder::max_entries) of a [`CachedVerifier`].
@@ -41,9 +42,17 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 ///   `kid` was unknown before a key rotation, a token before its `nbf`), and an unavailable
 ///   verifier must be asked again; to slow down floods of bad tokens, put a
 ///   [`FailedAuthLimitLayer`](crate::FailedAuthLimitLayer) in front.
+/// - **Single flight: concurrent first requests with one token cost one verification.**
+///   While the inner verifier's answer for a token is pending (a JWKS refresh, a network
+///   round trip), other requests with the same token wait for that answer instead of calling
+///   the inner verifier again, and all of them get it, success or error (errors are shared,
+///   not cached). An inner verifier that answers at once ([`Deferred::ready`], like
+///   [`JwtVerifier`](crate::JwtVerifier)) is simply called: nothing is shared or registered.
+///   If the request that started the verification goes away (client gone, timeout), one of
+///   the waiting requests starts it again and the others wait for that one.
 ///
 /// A hit answers with [`Deferred::ready`]: no allocation besides the `Identity` clone (a
-/// reference count), no await.
+/// reference count), no await, no lock but the cache shard's read lock.
 ///
 /// ```
 /// use tower_mcp_auth::{CachedVerifier, JwtVerifier, TokenVerifier};
@@ -65,9 +74,62 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// }
 /// assert_eq!(verifier.len(), 1);
 /// ```
+///
+/// Concurrent requests with one new token, in front of a verifier that answers later:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use tower_mcp_auth::{AuthMethod, CachedVerifier, Deferred, Identity, TokenError, TokenVerifier};
+///
+/// /// Stands for a verifier that asks the network; counts its calls.
+/// struct Remote(Arc<AtomicUsize>);
+///
+/// impl TokenVerifier for Remote {
+///     fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///         let name = token.to_owned();
+///         Deferred::boxed(async move { Ok(Identity::builder(AuthMethod::Bearer, name).build()) })
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let calls = Arc::new(AtomicUsize::new(0));
+/// let verifier = CachedVerifier::new(Remote(calls.clone()));
+///
+/// // Three requests arrive before the first verification finished: one call.
+/// let (a, b, c) = tokio::join!(verifier.verify("t"), verifier.verify("t"), verifier.verify("t"));
+/// assert_eq!(calls.load(Ordering::SeqCst), 1);
+/// assert!(a.is_ok() && b.is_ok() && c.is_ok());
+///
+/// // Later requests are cache hits.
+/// assert!(verifier.verify("t").try_into_ready().unwrap().is_ok());
+/// assert_eq!(calls.load(Ordering::SeqCst), 1);
+/// # });
+/// ```
 pub struct CachedVerifier<V> {
+    shared: Arc<Shared<V>>,
+}
+
+/// What a `CachedVerifier` and its clones share (the waiting requests may call `inner`).
+struct Shared<V> {
     inner: V,
-    cache: Arc<TokenCache>,
+    cache: TokenCache,
+    flights: Flights,
+}
+
+impl<V: TokenVerifier> SingleFlight for Shared<V> {
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    fn flights(&self) -> &Flights {
+        &self.flights
+    }
+
+    fn verify_uncached(self: &Arc<Self>, token: &str) -> Deferred<Outcome> {
+        self.inner.verify(token)
+    }
 }
 
 impl<V: TokenVerifier> CachedVerifier<V> {
@@ -107,7 +169,7 @@ impl<V> CachedVerifier<V> {
     /// let _jwt: &JwtVerifier = v.get_ref();
     /// ```
     pub fn get_ref(&self) -> &V {
-        &self.inner
+        &self.shared.inner
     }
 
     /// Number of cached tokens (expired ones count until evicted).
@@ -118,7 +180,7 @@ impl<V> CachedVerifier<V> {
     /// assert_eq!(v.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.cache.len()
+        self.shared.cache.len()
     }
 
     /// Whether nothing is cached.
@@ -141,7 +203,7 @@ impl<V> CachedVerifier<V> {
     /// assert!(v.capacity() <= tower_mcp_auth::DEFAULT_CACHE_ENTRIES);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.cache.capacity()
+        self.shared.cache.capacity()
     }
 
     /// Forgets every cached token, for example after revoking a signing key.
@@ -153,44 +215,21 @@ impl<V> CachedVerifier<V> {
     /// assert!(v.is_empty());
     /// ```
     pub fn clear(&self) {
-        self.cache.clear();
+        self.shared.cache.clear();
     }
 }
 
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
-        let key = TokenHash::of(token);
-        let now = SystemTime::now();
-        if let Some(identity) = self.cache.get(&key, now) {
-            return Deferred::ready(Ok(identity));
-        }
-        match self.inner.verify(token).try_into_ready() {
-            Ok(result) => {
-                if let Ok(identity) = &result {
-                    self.cache.insert(key, identity, now);
-                }
-                Deferred::ready(result)
-            }
-            Err(pending) => {
-                let cache = Arc::clone(&self.cache);
-                Deferred::boxed(async move {
-                    let result = pending.await;
-                    if let Ok(identity) = &result {
-                        cache.insert(key, identity, SystemTime::now());
-                    }
-                    result
-                })
-            }
-        }
+        single_flight::verify(&self.shared, token)
     }
 }
 
-impl<V: Clone> Clone for CachedVerifier<V> {
-    /// Clones share one cache.
+impl<V> Clone for CachedVerifier<V> {
+    /// Clones share one inner verifier, one cache and one set of verifications in flight.
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
-            cache: Arc::clone(&self.cache),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -198,8 +237,8 @@ impl<V: Clone> Clone for CachedVerifier<V> {
 impl<V: fmt::Debug> fmt::Debug for CachedVerifier<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedVerifier")
-            .field("inner", &self.inner)
-            .field("cache", &self.cache)
+            .field("inner", &self.shared.inner)
+            .field("cache", &self.shared.cache)
             .finish()
     }
 }
@@ -252,8 +291,11 @@ impl<V: TokenVerifier> CachedVerifierBuilder<V> {
     /// ```
     pub fn build(self) -> CachedVerifier<V> {
         CachedVerifier {
-            inner: self.inner,
-            cache: Arc::new(TokenCache::new(self.max_entries, self.max_ttl)),
+            shared: Arc::new(Shared {
+                inner: self.inner,
+                cache: TokenCache::new(self.max_entries, self.max_ttl),
+                flights: Flights::new(),
+            }),
         }
     }
 }
@@ -261,6 +303,7 @@ impl<V: TokenVerifier> CachedVerifierBuilder<V> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
 
     use super::*;
     use crate::error::TokenRejection;
@@ -344,5 +387,276 @@ mod tests {
         assert!(now(v.verify("ok")).is_ok());
         assert!(now(v.verify("ok")).is_ok());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
+
+/// Single flight, with an inner verifier that answers only when the test releases it.
+#[cfg(test)]
+mod single_flight_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::error::TokenRejection;
+    use crate::identity::AuthMethod;
+
+    /// Counts `verify` calls and the futures that actually ran; answers once released. The
+    /// identity is named `{token}#{call}`, so tests see which call an answer came from.
+    /// Tokens starting with "ok" are accepted, "down" is unavailable, the rest rejected.
+    struct Gated(Arc<Gate>);
+
+    struct Gate {
+        calls: AtomicUsize,
+        started: AtomicUsize,
+        release: watch::Receiver<bool>,
+    }
+
+    impl TokenVerifier for Gated {
+        fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
+            let call = self.0.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let this = Arc::clone(&self.0);
+            let token = token.to_owned();
+            Deferred::boxed(async move {
+                this.started.fetch_add(1, Ordering::SeqCst);
+                let mut release = this.release.clone();
+                release.wait_for(|released| *released).await.unwrap();
+                if token.starts_with("ok") {
+                    Ok(Identity::builder(AuthMethod::Bearer, format!("{token}#{call}")).build())
+                } else if token == "down" {
+                    Err(TokenError::Unavailable(format!("down#{call}")))
+                } else {
+                    Err(TokenRejection::BadSignature.into())
+                }
+            })
+        }
+    }
+
+    struct Setup {
+        verifier: CachedVerifier<Gated>,
+        gated: Arc<Gate>,
+        release: watch::Sender<bool>,
+    }
+
+    impl Setup {
+        fn new() -> Self {
+            let (release, rx) = watch::channel(false);
+            let gated = Arc::new(Gate {
+                calls: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
+                release: rx,
+            });
+            Self {
+                verifier: CachedVerifier::new(Gated(Arc::clone(&gated))),
+                gated,
+                release,
+            }
+        }
+
+        fn calls(&self) -> usize {
+            self.gated.calls.load(Ordering::SeqCst)
+        }
+
+        fn started(&self) -> usize {
+            self.gated.started.load(Ordering::SeqCst)
+        }
+
+        fn in_flight(&self) -> usize {
+            self.verifier.shared.flights.len()
+        }
+
+        /// Starts `n` verifications of `token` now and awaits each in its own task.
+        fn spawn(&self, token: &str, n: usize) -> Vec<JoinHandle<Outcome>> {
+            (0..n)
+                .map(|_| tokio::spawn(self.verifier.verify(token)))
+                .collect()
+        }
+
+        fn release(&self) {
+            self.release.send_replace(true);
+        }
+    }
+
+    async fn outcomes(tasks: Vec<JoinHandle<Outcome>>) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(task.await.expect("verification task"));
+        }
+        out
+    }
+
+    fn names(outcomes: &[Outcome]) -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|o| o.as_ref().expect("accepted").name().to_owned())
+            .collect()
+    }
+
+    /// Waits until `cond` holds (the spawned tasks run on other threads).
+    async fn until(mut cond: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("condition not reached in time");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_requests_cost_one_verification() {
+        let s = Setup::new();
+        let tasks = s.spawn("ok-a", 64);
+        until(|| s.started() == 1).await;
+        assert_eq!(s.calls(), 1);
+        assert_eq!(s.in_flight(), 1);
+        assert!(s.verifier.is_empty());
+
+        s.release();
+        let outcomes = outcomes(tasks).await;
+        assert_eq!(names(&outcomes), vec!["ok-a#1"; 64]);
+        assert_eq!(s.calls(), 1);
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.verifier.len(), 1);
+        // And the next request is a ready cache hit.
+        let hit = s.verifier.verify("ok-a").try_into_ready().unwrap();
+        assert_eq!(hit.unwrap().name(), "ok-a#1");
+        assert_eq!(s.calls(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_tasks_start_one_verification() {
+        // Here each task calls `verify` itself, so calls race with the registration. Work
+        // (a polled inner future) is still done exactly once; a `verify` call that lost the
+        // race has its future dropped unpolled.
+        let s = Arc::new(Setup::new());
+        let registered = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, registered) = (Arc::clone(&s), Arc::clone(&registered));
+                tokio::spawn(async move {
+                    let pending = s.verifier.verify("ok-r");
+                    registered.fetch_add(1, Ordering::SeqCst);
+                    pending.await
+                })
+            })
+            .collect();
+        until(|| registered.load(Ordering::SeqCst) == 64).await;
+        s.release();
+        let outcomes = outcomes(tasks).await;
+        assert_eq!(outcomes.len(), 64);
+        assert!(outcomes.iter().all(|o| o.is_ok()));
+        assert_eq!(s.started(), 1);
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn different_tokens_fly_separately() {
+        let s = Setup::new();
+        let a = s.spawn("ok-a", 8);
+        let b = s.spawn("ok-b", 8);
+        until(|| s.started() == 2).await;
+        assert_eq!(s.in_flight(), 2);
+        s.release();
+        let (a, b) = (outcomes(a).await, outcomes(b).await);
+        let (a, b) = (names(&a), names(&b));
+        assert!(a.iter().all(|n| n == &a[0]) && a[0].starts_with("ok-a#"));
+        assert!(b.iter().all(|n| n == &b[0]) && b[0].starts_with("ok-b#"));
+        assert_eq!(s.calls(), 2);
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_are_shared_but_not_cached() {
+        let s = Setup::new();
+        let down = s.spawn("down", 16);
+        let bad = s.spawn("bad", 16);
+        until(|| s.started() == 2).await;
+        s.release();
+        for outcome in outcomes(down).await {
+            assert_eq!(
+                outcome.unwrap_err(),
+                TokenError::Unavailable("down#1".into())
+            );
+        }
+        for outcome in outcomes(bad).await {
+            assert_eq!(outcome.unwrap_err(), TokenRejection::BadSignature.into());
+        }
+        assert_eq!(s.calls(), 2);
+        assert_eq!(s.in_flight(), 0);
+        assert!(s.verifier.is_empty());
+        // Not cached: the next request asks again.
+        assert!(s.verifier.verify("down").await.is_err());
+        assert_eq!(s.calls(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_leader_is_replaced_by_one_waiter() {
+        let s = Setup::new();
+        let leader = s.spawn("ok-l", 1).pop().unwrap();
+        until(|| s.started() == 1).await;
+        let waiters = s.spawn("ok-l", 16);
+        assert_eq!(s.calls(), 1, "the waiters joined");
+
+        // The leader goes away mid-flight (its inner future is dropped while waiting).
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        until(|| s.started() == 2).await;
+        assert_eq!(s.calls(), 2, "exactly one waiter took over");
+        assert_eq!(s.in_flight(), 1);
+
+        s.release();
+        let outcomes = outcomes(waiters).await;
+        assert_eq!(names(&outcomes), vec!["ok-l#2"; 16]);
+        assert_eq!(s.calls(), 2);
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropped_futures_leave_nothing_in_flight() {
+        let s = Setup::new();
+        // A leader dropped before it was ever polled, with no waiters.
+        drop(s.verifier.verify("ok-u"));
+        assert_eq!(s.in_flight(), 0);
+        // Waiters dropped, then the leader.
+        let leader = s.verifier.verify("ok-u");
+        let waiters: Vec<_> = (0..4).map(|_| s.verifier.verify("ok-u")).collect();
+        assert_eq!(s.in_flight(), 1);
+        drop(waiters);
+        drop(leader);
+        assert_eq!(s.in_flight(), 0);
+        // Everyone dropped after the leader was polled and the waiters registered wakers.
+        let tasks = s.spawn("ok-u", 4);
+        until(|| s.started() == 1).await;
+        tokio::task::yield_now().await;
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            assert!(task.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.calls(), 3);
+    }
+
+    #[test]
+    fn ready_answers_are_not_shared() {
+        // A synchronous inner verifier is called for every request and registers nothing.
+        struct Immediate(Arc<AtomicUsize>);
+        impl TokenVerifier for Immediate {
+            fn verify(&self, _: &str) -> Deferred<Result<Identity, TokenError>> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                Deferred::ready(Err(TokenError::Unavailable("no".into())))
+            }
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let v = CachedVerifier::new(Immediate(Arc::clone(&calls)));
+        for _ in 0..3 {
+            assert!(v.verify("t").try_into_ready().unwrap().is_err());
+            assert_eq!(v.shared.flights.len(), 0);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

@@ -17,7 +17,8 @@ use crate::identity::Identity;
 use super::claims::identity_from_claims;
 use super::jwt::DEFAULT_LEEWAY;
 use super::remote::{default_client, parse_url, read_json, FetchError, UrlError};
-use super::token_cache::{TokenCache, TokenHash};
+use super::single_flight::{self, Flights, Outcome, SingleFlight};
+use super::token_cache::TokenCache;
 use super::verifier::{TokenError, TokenVerifier};
 
 /// Longest token sent to the authorization server. Real access tokens are far shorter; a
@@ -89,6 +90,7 @@ struct Inner {
     leeway: Duration,
     timeout: Duration,
     cache: TokenCache,
+    flights: Flights,
 }
 
 /// Verifies opaque (or any) access tokens by asking the authorization server's
@@ -104,6 +106,12 @@ struct Inner {
 /// - Active answers are cached, keyed by the SHA-256 of the token, until the earlier of the
 ///   token's `exp` and [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl) (default 60 s,
 ///   so a revoked token stops working within a minute). Rejections are not cached.
+/// - **Single flight: concurrent first requests with one token cost one introspection.**
+///   While the answer for a token is awaited, other requests with the same token wait for it
+///   instead of sending their own request, and all get the same result, active or not,
+///   reachable or not (only active answers are cached). If the request that asked goes away
+///   (client gone, timeout), one of the waiting requests asks again and the others wait for
+///   that one.
 /// - The endpoint unreachable, slow (beyond [`timeout`](IntrospectionVerifierBuilder::timeout))
 ///   or answering anything but 200 with JSON: [`TokenError::Unavailable`] (503).
 ///
@@ -199,17 +207,23 @@ impl TokenVerifier for IntrospectionVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Deferred::ready(Err(TokenRejection::Malformed.into()));
         }
-        let key = TokenHash::of(token);
-        if let Some(identity) = self.inner.cache.get(&key, SystemTime::now()) {
-            return Deferred::ready(Ok(identity));
-        }
-        let inner = Arc::clone(&self.inner);
+        single_flight::verify(&self.inner, token)
+    }
+}
+
+impl SingleFlight for Inner {
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    fn flights(&self) -> &Flights {
+        &self.flights
+    }
+
+    fn verify_uncached(self: &Arc<Self>, token: &str) -> Deferred<Outcome> {
+        let inner = Arc::clone(self);
         let token = token.to_owned();
-        Deferred::boxed(async move {
-            let identity = inner.introspect(&token).await?;
-            inner.cache.insert(key, &identity, SystemTime::now());
-            Ok(identity)
-        })
+        Deferred::boxed(async move { inner.introspect(&token).await })
     }
 }
 
@@ -538,6 +552,7 @@ impl IntrospectionVerifierBuilder {
                 leeway: self.leeway,
                 timeout: self.timeout,
                 cache: TokenCache::new(self.cache_entries, self.cache_ttl),
+                flights: Flights::new(),
             }),
         })
     }
@@ -645,6 +660,28 @@ mod tests {
         assert!(!dbg.contains("hunter2"), "{dbg}");
         let b = IntrospectionVerifier::builder("https://as/introspect", "id", "hunter2");
         assert!(!format!("{b:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_answer_and_leave_nothing_in_flight() {
+        // Nothing listens on port 1: the one request fails, and every waiter gets its error.
+        let v = verifier();
+        let pending: Vec<_> = (0..8).map(|_| v.verify("opaque")).collect();
+        assert_eq!(v.inner.flights.len(), 1);
+        let mut errors = Vec::new();
+        for p in pending {
+            errors.push(p.await.unwrap_err());
+        }
+        assert!(
+            matches!(&errors[0], TokenError::Unavailable(_)),
+            "{errors:?}"
+        );
+        assert!(errors.iter().all(|e| e == &errors[0]));
+        assert_eq!(v.inner.flights.len(), 0);
+        assert_eq!(v.inner.cache.len(), 0);
+        // A request dropped before it was polled leaves nothing behind either.
+        drop(v.verify("opaque"));
+        assert_eq!(v.inner.flights.len(), 0);
     }
 
     #[test]

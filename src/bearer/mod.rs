@@ -14,6 +14,7 @@ mod layer;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 mod remote;
 mod service;
+mod single_flight;
 mod token_cache;
 mod verifier;
 

@@ -30,6 +30,12 @@ impl TokenHash {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
+    /// Which of `shards` (a power of two) holds this key. Uses other bits than the maps do.
+    pub(crate) fn shard_index(&self, shards: usize) -> usize {
+        debug_assert!(shards.is_power_of_two());
+        (self.word(1) as usize) & (shards - 1)
+    }
+
     fn word(&self, i: usize) -> u64 {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
@@ -47,7 +53,7 @@ impl Hash for TokenHash {
 
 /// Hasher for [`TokenHash`] keys: passes the pre-computed hash through.
 #[derive(Default)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -67,7 +73,16 @@ impl Hasher for PassThrough {
     }
 }
 
-type Map = HashMap<TokenHash, Entry, BuildHasherDefault<PassThrough>>;
+/// A map keyed by [`TokenHash`] that does not hash the key again.
+pub(crate) type TokenMap<V> = HashMap<TokenHash, V, BuildHasherDefault<PassThrough>>;
+
+type Map = TokenMap<Entry>;
+
+/// Shards of a token-keyed table: four per core, as a power of two, at most 64.
+pub(crate) fn shard_count() -> usize {
+    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (parallelism * 4).next_power_of_two().clamp(1, 64)
+}
 
 struct Entry {
     identity: Identity,
@@ -135,8 +150,7 @@ impl TokenCache {
     /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
     /// `max_entries == 0` or a zero `max_ttl` disables caching.
     pub(crate) fn new(max_entries: usize, max_ttl: Duration) -> Self {
-        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let wanted = (parallelism * 4).next_power_of_two().clamp(1, 64);
+        let wanted = shard_count();
         // Never more shards than entries, so every shard holds at least one.
         let shards = if max_entries == 0 {
             1
@@ -151,9 +165,7 @@ impl TokenCache {
     }
 
     fn shard(&self, key: &TokenHash) -> &RwLock<Shard> {
-        // Shard count is a power of two; use other bits than the map does.
-        let index = (key.word(1) as usize) & (self.shards.len() - 1);
-        &self.shards[index]
+        &self.shards[key.shard_index(self.shards.len())]
     }
 
     /// The identity stored for `key`, unless absent or no longer valid at `now`.
