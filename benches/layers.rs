@@ -29,9 +29,11 @@ use http::{Request, Response};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
+use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
-    generate_api_key, ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, BearerLayer, EndpointPolicy,
-    EndpointPolicyLayer, JwtVerifier, McpAuth,
+    generate_api_key, ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, BearerLayer, ClientAddr,
+    EndpointPolicy, EndpointPolicyLayer, FailedAuthLimitLayer, JwtVerifier, McpAuth,
+    RateLimitLayer,
 };
 
 const SECRET: &[u8] = b"bench-secret-that-is-at-least-32-bytes!!";
@@ -233,6 +235,38 @@ fn bench_stack(c: &mut Criterion) {
     });
     g.bench_function("full_stack_valid_key_served_request", |b| {
         b.iter(|| call(&mut full, served_request(&plaintext)))
+    });
+    // With both limiters on a MemoryStore: a lockout peek per client IP and a GCRA decision
+    // per key, plus the `RateLimit-*` headers. The quota is large enough never to refuse.
+    let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
+    let mut limited = McpAuth::builder()
+        .api_keys(registry.clone())
+        .endpoint("/mcp", EndpointPolicy::api_key_only())
+        .rate_limit(RateLimitLayer::from_shared(
+            store.clone(),
+            Quota::new(1_000_000_000, std::time::Duration::from_secs(1)).unwrap(),
+        ))
+        .failed_auth_limit(FailedAuthLimitLayer::from_shared(
+            store,
+            Quota::per_minute(20).unwrap(),
+        ))
+        .build()
+        .unwrap()
+        .layer(Bare);
+    let addressed_request = |key: &str| {
+        let mut req = served_request(key);
+        req.extensions_mut()
+            .insert(ClientAddr(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        req
+    };
+    g.bench_function("bare_service_addressed_request", |b| {
+        b.iter(|| call(&mut bare, addressed_request(&plaintext)))
+    });
+    g.bench_function("full_stack_with_limits_valid_key", |b| {
+        b.iter(|| call(&mut limited, addressed_request(&plaintext)))
     });
     let mut policy_only = EndpointPolicyLayer::new(EndpointPolicy::open()).layer(Bare);
     g.bench_function("policy_layer_open", |b| {

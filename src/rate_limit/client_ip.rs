@@ -122,11 +122,22 @@ impl ClientIpResolver {
     /// The bucket name for an IP: the address itself for IPv4, the masked prefix for IPv6
     /// (`2001:db8:1:2::/64`). IPv4-mapped IPv6 addresses count as IPv4.
     pub fn bucket(&self, ip: IpAddr) -> String {
-        match ip {
-            IpAddr::V4(v4) => v4.to_string(),
+        self.store_key("", ip)
+    }
+
+    /// `prefix` followed by the [`bucket`](Self::bucket) of `ip`, built in one allocation
+    /// (this runs on every limited request).
+    pub(crate) fn store_key(&self, prefix: &str, ip: IpAddr) -> String {
+        use fmt::Write as _;
+        // Longest bucket: a full IPv6 address (39) plus "/128".
+        let mut key = String::with_capacity(prefix.len() + 43);
+        key.push_str(prefix);
+        // Writing into a String cannot fail.
+        let _ = match ip {
+            IpAddr::V4(v4) => write!(key, "{v4}"),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None if self.ipv6_prefix >= 128 => v6.to_string(),
+                Some(v4) => write!(key, "{v4}"),
+                None if self.ipv6_prefix >= 128 => write!(key, "{v6}"),
                 None => {
                     let bits = u128::from(v6);
                     let mask = if self.ipv6_prefix == 0 {
@@ -134,10 +145,11 @@ impl ClientIpResolver {
                     } else {
                         u128::MAX << (128 - u32::from(self.ipv6_prefix))
                     };
-                    format!("{}/{}", Ipv6Addr::from(bits & mask), self.ipv6_prefix)
+                    write!(key, "{}/{}", Ipv6Addr::from(bits & mask), self.ipv6_prefix)
                 }
             },
-        }
+        };
+        key
     }
 }
 

@@ -50,33 +50,40 @@ impl RateLimitKey {
         RateLimitKey::Custom(Arc::new(f))
     }
 
-    /// The store key for this request, namespaced by kind (`rl:user:alice`).
+    /// The store key for this request, namespaced by kind (`rl:user:alice`). Built with one
+    /// allocation and no formatting machinery: this runs on every limited request.
     pub(crate) fn key_for(&self, parts: &Parts) -> Option<String> {
         let identity = || parts.extensions.get::<Identity>();
+        let credential =
+            |id: &Identity| concat(&["rl:cred:", id.method().as_str(), ":", id.name()]);
         match self {
-            RateLimitKey::Identity => {
-                let id = identity()?;
-                Some(format!("rl:cred:{}:{}", id.method(), id.name()))
-            }
+            RateLimitKey::Identity => identity().map(credential),
             RateLimitKey::User => {
                 let id = identity()?;
                 Some(match id.user_id() {
-                    Some(user) => format!("rl:user:{user}"),
-                    None => format!("rl:cred:{}:{}", id.method(), id.name()),
+                    Some(user) => concat(&["rl:user:", user]),
+                    None => credential(id),
                 })
             }
             RateLimitKey::Role => {
                 let id = identity()?;
-                Some(format!("rl:role:{}", id.role().unwrap_or("")))
+                Some(concat(&["rl:role:", id.role().unwrap_or("")]))
             }
-            RateLimitKey::Endpoint => Some(format!("rl:path:{}", parts.uri.path())),
+            RateLimitKey::Endpoint => Some(concat(&["rl:path:", parts.uri.path()])),
             RateLimitKey::ClientIp(resolver) => {
                 let ip = resolver.resolve(&parts.headers, &parts.extensions)?;
-                Some(format!("rl:ip:{}", resolver.bucket(ip)))
+                Some(resolver.store_key("rl:ip:", ip))
             }
-            RateLimitKey::Custom(f) => f(parts).map(|k| format!("rl:custom:{k}")),
+            RateLimitKey::Custom(f) => f(parts).map(|k| concat(&["rl:custom:", &k])),
         }
     }
+}
+
+/// The pieces joined into one exactly-sized `String`.
+fn concat(pieces: &[&str]) -> String {
+    let mut key = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    pieces.iter().for_each(|p| key.push_str(p));
+    key
 }
 
 impl fmt::Debug for RateLimitKey {

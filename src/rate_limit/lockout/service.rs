@@ -73,7 +73,7 @@ where
         };
         let tally = Tally {
             store: config.store.clone(),
-            key: format!("fa:ip:{}", config.resolver.bucket(ip)),
+            key: config.resolver.store_key("fa:ip:", ip),
             quota: config.quota,
         };
         let peek = config.store.gcra_peek(&tally.key, tally.quota, 1);
