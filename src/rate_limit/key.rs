@@ -98,3 +98,80 @@ impl fmt::Debug for RateLimitKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use http::Request;
+
+    use super::*;
+    use crate::identity::AuthMethod;
+    use crate::ClientAddr;
+
+    fn parts(identity: Option<Identity>) -> Parts {
+        let mut req = Request::post("/users/alice/mcp").body(()).unwrap();
+        if let Some(identity) = identity {
+            req.extensions_mut().insert(identity);
+        }
+        req.extensions_mut()
+            .insert(ClientAddr(SocketAddr::from(([192, 0, 2, 7], 4000))));
+        req.into_parts().0
+    }
+
+    #[test]
+    fn keys_are_namespaced_by_kind() {
+        let alice = Identity::builder(AuthMethod::ApiKey, "laptop")
+            .user_id("alice")
+            .role("admin")
+            .build();
+        let public = Identity::builder(AuthMethod::Bearer, "svc").build();
+        let with = |key: RateLimitKey, id: &Identity| key.key_for(&parts(Some(id.clone())));
+        assert_eq!(
+            with(RateLimitKey::Identity, &alice).as_deref(),
+            Some("rl:cred:api_key:laptop")
+        );
+        assert_eq!(
+            with(RateLimitKey::User, &alice).as_deref(),
+            Some("rl:user:alice")
+        );
+        assert_eq!(
+            with(RateLimitKey::User, &public).as_deref(),
+            Some("rl:cred:bearer:svc")
+        );
+        assert_eq!(
+            with(RateLimitKey::Role, &alice).as_deref(),
+            Some("rl:role:admin")
+        );
+        assert_eq!(
+            with(RateLimitKey::Role, &public).as_deref(),
+            Some("rl:role:")
+        );
+        assert_eq!(
+            RateLimitKey::Endpoint.key_for(&parts(None)).as_deref(),
+            Some("rl:path:/users/alice/mcp")
+        );
+        assert_eq!(
+            RateLimitKey::ClientIp(ClientIpResolver::new())
+                .key_for(&parts(None))
+                .as_deref(),
+            Some("rl:ip:192.0.2.7")
+        );
+        let tenant = RateLimitKey::custom(|p| Some(p.method.as_str().to_owned()));
+        assert_eq!(
+            tenant.key_for(&parts(None)).as_deref(),
+            Some("rl:custom:POST")
+        );
+    }
+
+    #[test]
+    fn identity_keys_need_an_identity() {
+        for key in [
+            RateLimitKey::Identity,
+            RateLimitKey::User,
+            RateLimitKey::Role,
+        ] {
+            assert_eq!(key.key_for(&parts(None)), None);
+        }
+    }
+}
