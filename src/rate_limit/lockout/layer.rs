@@ -21,7 +21,7 @@ pub(super) struct LockoutConfig {
 }
 
 /// Locks out client IPs that present too many wrong credentials. Place it outermost, before
-/// the authenticators, so it sees every refusal's [`AuthFailure`].
+/// the authenticators, so it sees every refusal's [`AuthFailure`](crate::AuthFailure).
 ///
 /// `quota` is the failure budget: `Quota::per_minute(20)` allows a burst of 20 wrong
 /// credentials, then one more every 3 seconds (GCRA); a locked-out client is told when to

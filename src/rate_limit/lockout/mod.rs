@@ -1,6 +1,6 @@
 //! [`FailedAuthLimitLayer`]: failed-auth lockout per client IP.
 //!
-//! Only responses whose [`AuthFailure`] marks a presented-but-wrong credential count; a
+//! Only responses whose [`AuthFailure`](crate::AuthFailure) marks a presented-but-wrong credential count; a
 //! *missing* credential never does, so an MCP client's OAuth discovery probe (a request with
 //! no credential, answered 401) can never lock anyone out. While a client is locked out, its
 //! requests that carry a credential get 429; requests without one pass (and get their 401 or

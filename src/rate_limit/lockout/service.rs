@@ -14,7 +14,7 @@ use super::super::gate::check;
 use super::future::{FailedAuthLimitFuture, Tally};
 use super::layer::LockoutConfig;
 
-/// Service produced by [`FailedAuthLimitLayer`].
+/// Service produced by [`FailedAuthLimitLayer`](super::FailedAuthLimitLayer).
 #[derive(Clone)]
 pub struct FailedAuthLimitService<S> {
     inner: S,
