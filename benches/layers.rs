@@ -230,6 +230,23 @@ fn bench_stack(c: &mut Criterion) {
     g.bench_function("full_stack_valid_key", |b| {
         b.iter(|| call(&mut full, keyed_request(&plaintext)))
     });
+    // The same three layers composed by hand, without the limiters `McpAuth` carries switched
+    // off: the difference to `full_stack_valid_key` is what the pass-through limiters cost.
+    let mut by_hand = tower::ServiceBuilder::new()
+        .layer(ApiKeyLayer::new(registry.clone()))
+        .layer(BearerLayer::new(JwtVerifier::hs256(SECRET).build().unwrap()))
+        .layer(
+            EndpointPolicyLayer::builder(EndpointPolicy::open())
+                .route("/health", EndpointPolicy::open())
+                .route("/mcp", EndpointPolicy::both())
+                .public_base_url("http://127.0.0.1:8080")
+                .build()
+                .unwrap(),
+        )
+        .service(Bare);
+    g.bench_function("hand_composed_stack_valid_key", |b| {
+        b.iter(|| call(&mut by_hand, keyed_request(&plaintext)))
+    });
     g.bench_function("bare_service_served_request", |b| {
         b.iter(|| call(&mut bare, served_request(&plaintext)))
     });
