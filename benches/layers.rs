@@ -234,7 +234,9 @@ fn bench_stack(c: &mut Criterion) {
     // off: the difference to `full_stack_valid_key` is what the pass-through limiters cost.
     let mut by_hand = tower::ServiceBuilder::new()
         .layer(ApiKeyLayer::new(registry.clone()))
-        .layer(BearerLayer::new(JwtVerifier::hs256(SECRET).build().unwrap()))
+        .layer(BearerLayer::new(
+            JwtVerifier::hs256(SECRET).build().unwrap(),
+        ))
         .layer(
             EndpointPolicyLayer::builder(EndpointPolicy::open())
                 .route("/health", EndpointPolicy::open())
