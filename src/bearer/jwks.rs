@@ -19,7 +19,7 @@ use crate::identity::Identity;
 use super::claims::identity_from_claims;
 use super::crypto::install_crypto_provider;
 use super::jwt::{rejection, DEFAULT_LEEWAY};
-use super::remote::{default_client, get_json, parse_url, FetchError, UrlError};
+use super::remote::{default_client, get_json_with_max_age, parse_url, FetchError, UrlError};
 use super::verifier::{TokenError, TokenVerifier};
 
 use keys::{ClaimRules, KeySet, Lookup, RawKeySet, ASYMMETRIC};
@@ -209,7 +209,9 @@ impl Shared {
     }
 
     /// One attempt: discovery if needed, then the JWK set. Keeps the old keys on failure.
-    async fn fetch_and_store(&self) -> Result<usize, JwksError> {
+    /// Fetches and swaps in the keys; on success, how many keys and how long the identity
+    /// provider says they stay fresh.
+    async fn fetch_and_store(&self) -> Result<(usize, Option<Duration>), JwksError> {
         let result = match tokio::time::timeout(self.attempt_budget(), self.fetch()).await {
             Ok(result) => result,
             Err(_) => Err(JwksError::Timeout),
@@ -219,12 +221,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match result {
-            Ok(keys) => {
+            Ok((keys, max_age)) => {
                 let count = keys.len();
                 self.keys.store(Some(Arc::new(keys)));
                 *last_error = None;
-                tracing::debug!(keys = count, source = %self.source.describe(), "JWKS refreshed");
-                Ok(count)
+                tracing::debug!(keys = count, ?max_age, source = %self.source.describe(), "JWKS refreshed");
+                Ok((count, max_age))
             }
             Err(e) => {
                 let stale = self.keys.load().is_some();
@@ -235,24 +237,25 @@ impl Shared {
         }
     }
 
-    async fn fetch(&self) -> Result<KeySet, JwksError> {
+    async fn fetch(&self) -> Result<(KeySet, Option<Duration>), JwksError> {
         let timeout = self.config.fetch_timeout;
         let url = self.jwks_uri().await?;
-        let raw = match get_json::<RawKeySet>(&self.client, &url, timeout).await {
-            Ok(raw) => raw,
-            Err(e) => {
-                if let Source::Issuer { jwks_uri, .. } = &self.source {
-                    // The issuer may have moved its keys: discover again next time.
-                    *jwks_uri.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let (raw, max_age) =
+            match get_json_with_max_age::<RawKeySet>(&self.client, &url, timeout).await {
+                Ok(raw) => raw,
+                Err(e) => {
+                    if let Source::Issuer { jwks_uri, .. } = &self.source {
+                        // The issuer may have moved its keys: discover again next time.
+                        *jwks_uri.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    }
+                    return Err(JwksError::fetch(&url, e));
                 }
-                return Err(JwksError::fetch(&url, e));
-            }
-        };
+            };
         let keys = KeySet::prepare(raw, &self.rules);
         if keys.len() == 0 {
             return Err(JwksError::NoUsableKeys);
         }
-        Ok(keys)
+        Ok((keys, max_age))
     }
 
     async fn jwks_uri(&self) -> Result<Url, JwksError> {
@@ -429,7 +432,7 @@ impl JwksVerifier {
     pub async fn refresh(&self) -> Result<usize, JwksError> {
         ensure_running(&self.shared);
         let _attempt = self.shared.signals.attempt();
-        self.shared.fetch_and_store().await
+        self.shared.fetch_and_store().await.map(|(count, _)| count)
     }
 
     /// Verifies with the keys held now, or fetches first (boxed) when the token names a key
@@ -590,7 +593,10 @@ impl JwksVerifierBuilder {
         self
     }
 
-    /// How often the keys are fetched in the background (default 5 minutes).
+    /// How often the keys are fetched in the background (default 5 minutes). When the
+    /// identity provider answers with a shorter `Cache-Control: max-age`, the next fetch comes
+    /// that much sooner (never sooner than a minute after the last one); a longer one does not
+    /// stretch the interval.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -141,18 +141,80 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     url: &Url,
     timeout: Duration,
 ) -> Result<T, FetchError> {
+    get_json_with_max_age(client, url, timeout)
+        .await
+        .map(|(value, _)| value)
+}
+
+/// [`get_json`], also returning how long the server says the answer stays fresh
+/// (`Cache-Control: max-age`; `no-cache` / `no-store` count as zero).
+#[cfg(feature = "jwks")]
+pub(crate) async fn get_json_with_max_age<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    url: &Url,
+    timeout: Duration,
+) -> Result<(T, Option<Duration>), FetchError> {
     let response = client
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(timeout)
         .send()
         .await?;
-    read_json(response).await
+    let max_age = max_age(response.headers());
+    Ok((read_json(response).await?, max_age))
+}
+
+/// Freshness from `Cache-Control` (RFC 9111 §5.2.2): `no-store` and `no-cache` mean none,
+/// else `max-age` (`s-maxage` is for shared caches, not for us). Unparsable values are
+/// ignored.
+#[cfg(feature = "jwks")]
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let mut found = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',').map(str::trim) {
+            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                return Some(Duration::ZERO);
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                if let Ok(secs) = arg.trim_matches('"').parse::<u64>() {
+                    found = Some(Duration::from_secs(secs));
+                }
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "jwks")]
+    #[test]
+    fn cache_control_freshness() {
+        use reqwest::header::{HeaderMap, HeaderValue, CACHE_CONTROL};
+        let of = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(CACHE_CONTROL, HeaderValue::from_str(v).unwrap());
+            }
+            max_age(&headers)
+        };
+        assert_eq!(of(&[]), None);
+        assert_eq!(
+            of(&["public, max-age=3600"]),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            of(&["public", "MAX-AGE=\"60\""]),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(of(&["max-age=600, no-cache"]), Some(Duration::ZERO));
+        assert_eq!(of(&["no-store"]), Some(Duration::ZERO));
+        assert_eq!(of(&["max-age=soon", "s-maxage=10"]), None);
+    }
 
     #[test]
     fn https_required_except_loopback_or_opt_in() {

@@ -187,23 +187,62 @@ async fn run(shared: Weak<Shared>, signals: Arc<Signals>) {
             }
             continue;
         }
-        let ok = {
+        let fetched = {
             let _attempt = signals.attempt();
-            shared.fetch_and_store().await.is_ok()
+            shared.fetch_and_store().await
         };
-        failures = if ok { 0 } else { failures.saturating_add(1) };
-        next_periodic = Instant::now() + next_delay(&shared, failures);
+        let (delay, failed) = match fetched {
+            Ok((_, max_age)) => (fresh_for(shared.config.refresh_interval, max_age), 0),
+            Err(_) => {
+                let failed = failures.saturating_add(1);
+                (retry_after_failures(&shared, failed), failed)
+            }
+        };
+        failures = failed;
+        next_periodic = Instant::now() + delay;
     }
 }
 
-/// The periodic interval, or after failures an exponential back-off (from the cooldown, at
-/// least 1 s) capped by the interval, so an IdP that comes back is noticed soon.
-fn next_delay(shared: &Shared, failures: u32) -> Duration {
-    let interval = shared.config.refresh_interval;
-    if failures == 0 {
-        return interval;
+/// Least time between refreshes that an identity provider's `Cache-Control` can ask for
+/// (`no-cache`, `max-age=0`): it must not turn the refresh task into a busy loop.
+const MIN_CACHE_CONTROL_REFRESH: Duration = Duration::from_secs(60);
+
+/// After a successful fetch: the periodic interval, or sooner when the identity provider's
+/// `Cache-Control: max-age` says its keys go stale sooner (never below a minute, or the
+/// interval when that is shorter). A longer `max-age` does not stretch the interval: the
+/// interval is how fast a rotation or revocation is picked up without an unknown `kid`.
+fn fresh_for(interval: Duration, max_age: Option<Duration>) -> Duration {
+    match max_age {
+        Some(age) => age.clamp(MIN_CACHE_CONTROL_REFRESH.min(interval), interval),
+        None => interval,
     }
+}
+
+/// After `failures` failed fetches in a row: an exponential back-off (from the cooldown, at
+/// least 1 s) capped by the interval, so an IdP that comes back is noticed soon.
+fn retry_after_failures(shared: &Shared, failures: u32) -> Duration {
     let base = shared.config.cooldown.max(Duration::from_secs(1));
-    base.saturating_mul(1 << (failures - 1).min(6))
-        .min(interval)
+    base.saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(shared.config.refresh_interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_only_shortens_the_interval_down_to_a_minute() {
+        let min = Duration::from_secs;
+        let five = min(300);
+        assert_eq!(fresh_for(five, None), five);
+        assert_eq!(fresh_for(five, Some(min(120))), min(120));
+        assert_eq!(fresh_for(five, Some(min(3600))), five, "never stretched");
+        assert_eq!(
+            fresh_for(five, Some(Duration::ZERO)),
+            min(60),
+            "no busy loop"
+        );
+        // An interval under a minute is its own floor.
+        assert_eq!(fresh_for(min(10), Some(Duration::ZERO)), min(10));
+    }
 }
