@@ -62,6 +62,10 @@ pub enum TokenRejection {
     /// A required claim (such as `exp`) is absent.
     #[error("The access token is missing a required claim")]
     MissingClaim,
+    /// The header's `typ` is not an accepted token type (only when a verifier requires one,
+    /// for example `at+jwt` for RFC 9068 access tokens).
+    #[error("The access token type is not accepted")]
+    WrongType,
     /// The header's `kid` names no known key.
     #[error("The access token was signed with an unknown key")]
     UnknownKey,

@@ -95,6 +95,33 @@ async fn eddsa_and_rfc9068_typ_at_jwt_are_accepted() {
 }
 
 #[tokio::test]
+async fn required_token_type_is_checked_before_any_key_lookup() {
+    let ed = SigningKey::ed();
+    let idp = Idp::start(&[&ed]).await;
+    let v = builder(&idp).token_type("at+jwt").build().unwrap();
+    let claims = idp.claims("u1");
+    let at = ed.sign_with(&claims, Some("ed-1"), Some("application/at+jwt"));
+    assert_eq!(verify(&v, &at).await.unwrap().name(), "u1");
+    for typ in [Some("JWT"), None] {
+        let other = ed.sign_with(&claims, Some("ed-1"), typ);
+        assert_eq!(
+            rejected(&v, &other).await,
+            TokenRejection::WrongType,
+            "{typ:?}"
+        );
+    }
+    // A wrong type with an unknown kid is refused at once, without asking the IdP.
+    let hits = idp.jwks_hits();
+    let unknown = ed.sign_with(&claims, Some("never-seen"), Some("JWT"));
+    let answer = v
+        .verify(&unknown)
+        .try_into_ready()
+        .expect("refused without a fetch");
+    assert!(answer.is_err());
+    assert_eq!(idp.jwks_hits(), hits);
+}
+
+#[tokio::test]
 async fn openid_configuration_fallbacks_and_issuer_paths() {
     let rsa = SigningKey::rsa();
     for (path, metadata) in [

@@ -248,6 +248,44 @@ fn bad_signature_and_garbage() {
 }
 
 #[test]
+fn required_token_type_refuses_other_jwts() {
+    let c = claims("alice");
+    let typed = |typ: Option<&str>| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = typ.map(str::to_owned);
+        encode(&header, &c, &EncodingKey::from_secret(SECRET)).unwrap()
+    };
+    // Default: any typ, or none.
+    for typ in [Some("JWT"), Some("at+jwt"), None] {
+        assert!(hs_verifier().verify_now(&typed(typ)).is_ok(), "{typ:?}");
+    }
+    // Required: RFC 9068 access tokens only, the media type compared the RFC 7515 way; on the
+    // one-key fast path and with several keys.
+    let single = JwtVerifier::hs256(SECRET)
+        .token_type("at+jwt")
+        .build()
+        .unwrap();
+    let several = JwtVerifier::builder()
+        .key(JwtKey::hmac(b"another-secret-of-at-least-32-bytes!!").kid("old"))
+        .key(JwtKey::hmac(SECRET))
+        .token_type("application/at+jwt")
+        .build()
+        .unwrap();
+    for v in [&single, &several] {
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(v.verify_now(&typed(Some(typ))).is_ok(), "{typ}");
+        }
+        for typ in [Some("JWT"), Some("id_token+jwt"), None] {
+            assert_eq!(
+                v.verify_now(&typed(typ)).unwrap_err(),
+                TokenRejection::WrongType,
+                "{typ:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn rfc9068_access_token_is_accepted() {
     let v = JwtVerifier::hs256(SECRET)
         .audience("https://mcp.example/mcp")

@@ -6,6 +6,22 @@ use serde_json::{Map, Value};
 
 use crate::identity::{AuthMethod, Identity};
 
+/// A `typ` as configured or sent, compared the RFC 7515 way: case-insensitive, and
+/// `application/at+jwt` is the same type as `at+jwt`.
+pub(crate) fn normalize_token_type(typ: &str) -> String {
+    let typ = typ.trim().to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(short) if !short.contains('/') => short.to_owned(),
+        _ => typ,
+    }
+}
+
+/// Whether a token whose header says `typ` is acceptable: anything when `accepted` is empty
+/// (no requirement), else one of them (already normalized).
+pub(crate) fn token_type_accepted(accepted: &[String], typ: Option<&str>) -> bool {
+    accepted.is_empty() || typ.is_some_and(|t| accepted.contains(&normalize_token_type(t)))
+}
+
 /// Builds the [`Identity`] of a verified token from its claims.
 ///
 /// - `sub` is the user id and the name; without `sub`, `client_id` names a client-credentials

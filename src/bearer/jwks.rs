@@ -16,7 +16,7 @@ use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
 
-use super::claims::identity_from_claims;
+use super::claims::{identity_from_claims, normalize_token_type, token_type_accepted};
 use super::crypto::install_crypto_provider;
 use super::jwt::{rejection, DEFAULT_LEEWAY};
 use super::remote::{default_client, get_json_with_max_age, parse_url, FetchError, UrlError};
@@ -442,6 +442,9 @@ impl JwksVerifier {
             Ok(header) => header,
             Err(e) => return Deferred::ready(Err(rejection(e.kind()).into())),
         };
+        if !token_type_accepted(&self.shared.rules.token_types, header.typ.as_deref()) {
+            return Deferred::ready(Err(TokenRejection::WrongType.into()));
+        }
         if !self.shared.rules.algorithms.contains(&header.alg) {
             // HMAC, or an algorithm the application excluded: no key could ever verify it,
             // so it must not trigger a fetch either.
@@ -512,6 +515,7 @@ pub struct JwksVerifierBuilder {
     issuer: Option<String>,
     leeway: Duration,
     algorithms: Vec<Algorithm>,
+    token_types: Vec<String>,
     config: Config,
     client: Option<Client>,
 }
@@ -522,6 +526,7 @@ impl JwksVerifierBuilder {
             source,
             audiences: Vec::new(),
             issuer: None,
+            token_types: Vec::new(),
             leeway: DEFAULT_LEEWAY,
             algorithms: ASYMMETRIC.to_vec(),
             config: Config {
@@ -545,6 +550,20 @@ impl JwksVerifierBuilder {
     /// ```
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts only tokens whose header `typ` is `token_type`, for example `at+jwt` (RFC 9068
+    /// access tokens); see [`JwtVerifierBuilder::token_type`](crate::JwtVerifierBuilder::token_type).
+    ///
+    /// ```
+    /// # use tower_mcp_auth::JwksVerifier;
+    /// let b = JwksVerifier::from_issuer("https://auth.example.com").token_type("at+jwt");
+    /// # let _ = b;
+    /// ```
+    pub fn token_type(mut self, token_type: impl AsRef<str>) -> Self {
+        self.token_types
+            .push(normalize_token_type(token_type.as_ref()));
         self
     }
 
@@ -719,6 +738,7 @@ impl JwksVerifierBuilder {
                 issuer: self.issuer,
                 leeway: self.leeway,
                 algorithms: self.algorithms,
+                token_types: self.token_types,
             },
             source,
             client,

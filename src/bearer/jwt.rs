@@ -12,7 +12,7 @@ use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
 
-use super::claims::identity_from_claims;
+use super::claims::{identity_from_claims, normalize_token_type, token_type_accepted};
 use super::crypto::install_crypto_provider;
 use super::verifier::{TokenError, TokenVerifier};
 
@@ -195,6 +195,8 @@ struct PreparedKey {
 #[derive(Clone)]
 pub struct JwtVerifier {
     keys: Arc<[PreparedKey]>,
+    /// Accepted header `typ`s, normalized; empty accepts any.
+    token_types: Arc<[String]>,
 }
 
 impl JwtVerifier {
@@ -206,6 +208,7 @@ impl JwtVerifier {
             audiences: Vec::new(),
             leeway: DEFAULT_LEEWAY,
             allow_weak_secrets: false,
+            token_types: Vec::new(),
         }
     }
 
@@ -225,13 +228,16 @@ impl JwtVerifier {
 
     fn decode(&self, token: &str) -> Result<Map<String, Value>, TokenRejection> {
         if let [only] = &*self.keys {
-            if only.kid.is_none() {
+            if only.kid.is_none() && self.token_types.is_empty() {
                 // One key, no kid to match: jsonwebtoken checks the header's alg against the
                 // allowlist itself, so skip our own header parse.
                 return decode_with(token, only);
             }
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| rejection(e.kind()))?;
+        if !token_type_accepted(&self.token_types, header.typ.as_deref()) {
+            return Err(TokenRejection::WrongType);
+        }
         let mut kid_matched = false;
         let mut last = TokenRejection::AlgorithmNotAllowed;
         for key in self.keys.iter() {
@@ -302,6 +308,7 @@ impl fmt::Debug for JwtVerifier {
             .field("keys", &self.keys.len())
             .field("issuer", &first.and_then(|v| v.iss.as_ref()))
             .field("audience", &first.and_then(|v| v.aud.as_ref()))
+            .field("token_types", &self.token_types)
             .finish()
     }
 }
@@ -315,6 +322,7 @@ pub struct JwtVerifierBuilder {
     audiences: Vec<String>,
     leeway: Duration,
     allow_weak_secrets: bool,
+    token_types: Vec<String>,
 }
 
 impl JwtVerifierBuilder {
@@ -335,6 +343,31 @@ impl JwtVerifierBuilder {
     /// more than once.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts only tokens whose header `typ` is `token_type` (may be called more than once).
+    /// `at+jwt` enforces RFC 9068 access tokens, so an ID token or another JWT from the same
+    /// issuer and keys is refused even when its audience matches. Compared case-insensitively;
+    /// `application/at+jwt` counts as `at+jwt`. By default any `typ` (or none) is accepted,
+    /// because many identity providers send `JWT` for access tokens.
+    ///
+    /// ```
+    /// use tower_mcp_auth::JwtVerifier;
+    ///
+    /// let secret = b"an-hs256-secret-that-is-32-bytes+";
+    /// let verifier = JwtVerifier::hs256(secret).token_type("at+jwt").build().unwrap();
+    /// let claims = serde_json::json!({"sub": "alice", "exp": 4_000_000_000u64});
+    /// let key = jsonwebtoken::EncodingKey::from_secret(secret);
+    ///
+    /// let mut header = jsonwebtoken::Header::default(); // typ: JWT
+    /// assert!(verifier.verify_now(&jsonwebtoken::encode(&header, &claims, &key).unwrap()).is_err());
+    /// header.typ = Some("at+jwt".into());
+    /// assert!(verifier.verify_now(&jsonwebtoken::encode(&header, &claims, &key).unwrap()).is_ok());
+    /// ```
+    pub fn token_type(mut self, token_type: impl AsRef<str>) -> Self {
+        self.token_types
+            .push(normalize_token_type(token_type.as_ref()));
         self
     }
 
@@ -405,6 +438,7 @@ impl JwtVerifierBuilder {
         }
         Ok(JwtVerifier {
             keys: prepared.into(),
+            token_types: self.token_types.into(),
         })
     }
 }

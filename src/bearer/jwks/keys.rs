@@ -63,6 +63,8 @@ pub(super) struct ClaimRules {
     pub(super) leeway: Duration,
     /// Application-wide allowlist, intersected with each key's own.
     pub(super) algorithms: Vec<Algorithm>,
+    /// Accepted header `typ`s, normalized; empty accepts any.
+    pub(super) token_types: Vec<String>,
 }
 
 impl ClaimRules {
