@@ -289,6 +289,7 @@ mod tests {
             issuer: None,
             leeway: Duration::from_secs(60),
             algorithms: ASYMMETRIC.to_vec(),
+            token_types: Vec::new(),
         }
     }
 
