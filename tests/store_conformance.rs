@@ -584,6 +584,29 @@ mod redis_only {
     }
 }
 
+/// A SQL store built with a 100 ms `purge_interval`: one expired and one live value, a wait,
+/// then the store is dropped and an already-expired row inserted behind its back. Returns the
+/// row counts after the sweep and after the drop (1 and 2 when the sweep works and stops).
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+async fn sweep_then_drop(
+    store: impl StateStore,
+    rows: impl AsyncFn() -> i64,
+    insert_expired_row: impl AsyncFnOnce(),
+) -> (i64, i64) {
+    store.put("short", b"s".to_vec(), ms(20)).await.unwrap();
+    store
+        .put("long", b"l".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(rows().await, 2);
+    tokio::time::sleep(ms(400)).await;
+    let swept = rows().await;
+    drop(store);
+    insert_expired_row().await;
+    tokio::time::sleep(ms(400)).await;
+    (swept, rows().await)
+}
+
 #[cfg(feature = "postgres")]
 mod postgres_only {
     use super::*;
@@ -635,29 +658,24 @@ mod postgres_only {
             }
         };
         let pool = store.pool().clone();
-        let rows = || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM mcp_auth_kv")
-                .fetch_one(&pool)
+        let (swept, after_drop) = sweep_then_drop(
+            store,
+            async || {
+                sqlx::query_scalar("SELECT count(*) FROM mcp_auth_kv")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            },
+            async || {
+                sqlx::query(
+                    "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', '\\x00', 0)",
+                )
+                .execute(&pool)
                 .await
-                .unwrap()
-        };
-        store.put("short", b"s".to_vec(), ms(20)).await.unwrap();
-        store
-            .put("long", b"l".to_vec(), Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(rows().await, 2);
-        tokio::time::sleep(ms(400)).await;
-        let swept = rows().await;
-
-        // Once the store is gone its sweep stops: an expired row stays.
-        drop(store);
-        sqlx::query("INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', '\\x00', 0)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        tokio::time::sleep(ms(400)).await;
-        let after_drop = rows().await;
+                .unwrap();
+            },
+        )
+        .await;
         drop_schema(&pool, &schema).await;
         assert_eq!(swept, 1, "the expired value is swept, the live one kept");
         assert_eq!(after_drop, 2, "no sweep after the store was dropped");
@@ -786,33 +804,26 @@ mod sqlite_only {
             .await
             .unwrap();
         let pool = store.pool().clone();
-        let rows = || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM mcp_auth_kv")
-                .fetch_one(&pool)
+        let (swept, after_drop) = sweep_then_drop(
+            store,
+            async || {
+                sqlx::query_scalar("SELECT count(*) FROM mcp_auth_kv")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            },
+            async || {
+                sqlx::query(
+                    "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', x'00', 0)",
+                )
+                .execute(&pool)
                 .await
-                .unwrap()
-        };
-        store.put("short", b"s".to_vec(), ms(20)).await.unwrap();
-        store
-            .put("long", b"l".to_vec(), Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(rows().await, 2);
-        tokio::time::sleep(ms(400)).await;
-        assert_eq!(
-            rows().await,
-            1,
-            "the expired value is swept, the live one kept"
-        );
-
-        // Once the store is gone its sweep stops: an expired row stays.
-        drop(store);
-        sqlx::query("INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ('dead', x'00', 0)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        tokio::time::sleep(ms(400)).await;
-        assert_eq!(rows().await, 2, "no sweep after the store was dropped");
+                .unwrap();
+            },
+        )
+        .await;
+        assert_eq!(swept, 1, "the expired value is swept, the live one kept");
+        assert_eq!(after_drop, 2, "no sweep after the store was dropped");
         pool.close().await;
         remove_sqlite_files(&path);
     }
