@@ -2,7 +2,8 @@
 //!
 //! Composable [Tower](https://docs.rs/tower) layers that give any hyper, axum or tonic MCP
 //! (Model Context Protocol) server authentication in-process: API keys, OAuth 2.1 bearer
-//! tokens and per-endpoint policy, in the four auth modes users know from MCP gateways.
+//! tokens, rate limiting and per-endpoint policy, in the four auth modes users know from MCP
+//! gateways.
 //!
 //! ```text
 //! request ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ your MCP service
@@ -11,8 +12,10 @@
 //!
 //! Authenticators only *identify*: they verify a presented credential and leave the outcome
 //! in the request extensions. [`EndpointPolicyLayer`] *decides* per endpoint and puts the one
-//! chosen [`Identity`] into the extensions for handlers. [`McpAuth`] composes all three in one
-//! `.layer(...)`.
+//! chosen [`Identity`] into the extensions for handlers. [`McpAuth`] composes the stack in one
+//! `.layer(...)`: the authenticators and the policy always, the limiters
+//! ([`McpAuthBuilder::failed_auth_limit`], [`McpAuthBuilder::rate_limit`]) and the MCP
+//! permissions ([`McpAuthBuilder::mcp_permissions`]) when configured.
 //!
 //! ## The four modes (per endpoint)
 //!
