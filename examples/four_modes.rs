@@ -39,14 +39,12 @@ mod mcp;
 mod request_log;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::routing::{get, get_service, post};
 use axum::Router;
 use env::{env_or, AuthEnv, Error};
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
-use tower_mcp_auth::store::Quota;
-use tower_mcp_auth::{EndpointPolicy, FailedAuthLimitLayer};
+use tower_mcp_auth::EndpointPolicy;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -61,15 +59,7 @@ async fn main() -> Result<(), Error> {
 async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let auth_env = AuthEnv::from_env()?;
-    let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
-    let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
-    // `limit` failures per `window`, as one GCRA bucket per client IP.
-    let lockout_quota = Quota::new(limit, window)
-        .map_err(|e| format!("FAILED_AUTH_LIMIT / FAILED_AUTH_WINDOW_SECS: {e}"))?;
-    let store_url = env_or("STATE_STORE", "memory");
-    let store = tower_mcp_auth::store::connect(&store_url)
-        .await
-        .map_err(|e| format!("STATE_STORE: {e}"))?;
+    let (lockout, state_store) = env::lockout_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let bound = listener.local_addr()?;
@@ -85,7 +75,7 @@ async fn run() -> Result<(), Error> {
         .endpoint("/.well-known/{*path}", EndpointPolicy::open())
         .endpoint("/mcp", mode.clone())
         .endpoint(private_path, mode.private_to("alice"))
-        .failed_auth_limit(FailedAuthLimitLayer::from_shared(store, lockout_quota));
+        .failed_auth_limit(lockout);
     let mut app = Router::new()
         .route("/mcp", post(mcp::handle))
         .route(private_path, post(mcp::handle))
@@ -101,7 +91,6 @@ async fn run() -> Result<(), Error> {
     let app = request_log::inner(app).layer(auth.build()?);
     let app = client_addr::with_client_addr(request_log::outer(app));
 
-    let state_store = store_url.split("://").next().unwrap_or("memory");
     tracing::info!(
         %base,
         api_keys = auth_env.api_keys,

@@ -9,6 +9,7 @@
 //! | `MCP_API_KEYS`, `USE_QUERY_PARAM_AUTH` | —, `true` | API keys, as in `four_modes` |
 //! | `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE` | — | HS256 bearer tokens, as in `four_modes` |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `STATE_STORE` | `memory` | where the lockout is counted, as in `four_modes` |
 //!
 //! Routes: `POST /mcp` (a minimal JSON-RPC MCP endpoint with tools `whoami` and `echo`, and
 //! per-tool permissions: `tools/call` needs `tools/call:<tool>`), `GET /health` (open) and,
@@ -25,7 +26,6 @@
 mod env;
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -37,8 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
-use tower_mcp_auth::store::{MemoryStore, Quota};
-use tower_mcp_auth::{ClientAddr, FailedAuthLimitLayer, Identity, McpRequestBody, McpRules};
+use tower_mcp_auth::{ClientAddr, Identity, McpRequestBody, McpRules};
 
 use env::{env_or, AuthEnv, Error};
 
@@ -60,8 +59,7 @@ async fn run() -> Result<(), Error> {
 
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let auth_env = AuthEnv::from_env()?;
-    let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
-    let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
+    let (lockout, state_store) = env::lockout_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let bound = listener.local_addr()?;
@@ -85,13 +83,8 @@ async fn run() -> Result<(), Error> {
 
     // lockout (per client IP) → auth → MCP permissions → handler. `ServiceBuilder` lists
     // layers outermost first.
-    let app = ServiceBuilder::new()
-        .layer(FailedAuthLimitLayer::new(
-            MemoryStore::new(),
-            Quota::new(limit, window)?,
-        ))
-        .layer(auth)
-        .service_fn(move |req: Request<McpRequestBody<Incoming>>| {
+    let app = ServiceBuilder::new().layer(lockout).layer(auth).service_fn(
+        move |req: Request<McpRequestBody<Incoming>>| {
             let metadata = metadata.clone();
             let metadata_route = metadata_route.clone();
             async move {
@@ -106,9 +99,10 @@ async fn run() -> Result<(), Error> {
                 };
                 Ok::<_, Infallible>(res)
             }
-        });
+        },
+    );
 
-    tracing::info!(%base, api_keys = auth_env.api_keys, oauth = auth_env.oauth, "hyper_server listening");
+    tracing::info!(%base, api_keys = auth_env.api_keys, oauth = auth_env.oauth, state_store, "hyper_server listening");
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,

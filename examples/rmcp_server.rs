@@ -15,6 +15,8 @@
 //! | `JWKS_URL` | unset | verify tokens with this JWK set instead (feature `jwks`) |
 //! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
+//! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
 //! | `MCP_TOOL_PERMISSIONS` | `true` | per-tool permissions: `tools/call` needs `tools/call:<tool>` (or `tools/call`, `*`); `tools/list` shows only callable tools |
 //!
 //! Tools: `whoami` answers a JSON object with the caller's `user_id`, `method`, `name` and
@@ -35,6 +37,8 @@
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}'
 //! ```
 
+#[path = "common/client_addr.rs"]
+mod client_addr;
 #[path = "common/env.rs"]
 mod env;
 #[path = "common/request_log.rs"]
@@ -163,6 +167,7 @@ async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let auth_env = AuthEnv::from_env()?;
     let tool_permissions = env_bool("MCP_TOOL_PERMISSIONS", true)?;
+    let (lockout, state_store) = env::lockout_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let bound = listener.local_addr()?;
@@ -198,7 +203,8 @@ async fn run() -> Result<(), Error> {
     let auth = auth_env
         .builder(&base, &resource)
         .await?
-        .endpoint("/mcp", auth_env.mode());
+        .endpoint("/mcp", auth_env.mode())
+        .failed_auth_limit(lockout);
     let app = if tool_permissions {
         let rules = McpRules::new()
             .public(["tools/list"])
@@ -209,7 +215,13 @@ async fn run() -> Result<(), Error> {
         request_log::outer(request_log::inner(app).layer(auth.build()?))
     };
 
-    tracing::info!(%base, api_keys = auth_env.api_keys, oauth = auth_env.oauth, tool_permissions, "rmcp_server listening");
-    axum::serve(listener, app).await?;
+    let app = client_addr::with_client_addr(app);
+
+    tracing::info!(%base, api_keys = auth_env.api_keys, oauth = auth_env.oauth, tool_permissions, state_store, "rmcp_server listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! protoc, no prost: the two tiny messages are encoded by hand). Configured like
 //! `four_modes` (`MCP_AUTH_ADDR`, `ENABLE_API_KEY_AUTH`, `ENABLE_OAUTH`, `MCP_API_KEYS`,
 //! `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `PUBLIC_BASE_URL`, `FAILED_AUTH_LIMIT`,
-//! `FAILED_AUTH_WINDOW_SECS`); `USE_QUERY_PARAM_AUTH` defaults to `false` here, since gRPC
+//! `FAILED_AUTH_WINDOW_SECS`, `STATE_STORE`); `USE_QUERY_PARAM_AUTH` defaults to `false` here, since gRPC
 //! clients send metadata, not query strings.
 //!
 //! Credentials travel as gRPC metadata (HTTP/2 headers): `x-api-key: …` or
@@ -25,7 +25,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::body::Body;
@@ -36,8 +35,7 @@ use tonic::transport::server::{TcpConnectInfo, TcpIncoming};
 use tonic::transport::Server;
 use tonic::Status;
 use tower::ServiceBuilder;
-use tower_mcp_auth::store::{MemoryStore, Quota};
-use tower_mcp_auth::{ClientAddr, FailedAuthLimitLayer, Identity};
+use tower_mcp_auth::{ClientAddr, Identity};
 
 use env::{env_bool, env_or, AuthEnv, Error};
 
@@ -64,8 +62,7 @@ async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let mut auth_env = AuthEnv::from_env()?;
     auth_env.query = env_bool("USE_QUERY_PARAM_AUTH", false)?;
-    let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20").parse()?;
-    let window = Duration::from_secs(env_or("FAILED_AUTH_WINDOW_SECS", "60").parse()?);
+    let (lockout, state_store) = env::lockout_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let bound = listener.local_addr()?;
@@ -78,9 +75,8 @@ async fn run() -> Result<(), Error> {
         .await?
         .default_policy(auth_env.mode())
         .build()?;
-    let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::new(limit, window)?);
 
-    tracing::info!(%bound, api_keys = auth_env.api_keys, oauth = auth_env.oauth, "tonic_server listening");
+    tracing::info!(%bound, api_keys = auth_env.api_keys, oauth = auth_env.oauth, state_store, "tonic_server listening");
     Server::builder()
         .layer(
             ServiceBuilder::new()

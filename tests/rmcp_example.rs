@@ -219,3 +219,32 @@ async fn missing_credentials_are_refused_before_mcp() {
     assert!(res.headers().get("www-authenticate").is_none());
     common::assert_error(res, 401, "authentication_required").await;
 }
+
+#[tokio::test]
+async fn wrong_keys_lock_the_client_out() {
+    let Some(s) = start(&[
+        ("MCP_API_KEYS", KEYS),
+        ("FAILED_AUTH_LIMIT", "2"),
+        ("FAILED_AUTH_WINDOW_SECS", "60"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let post = |key: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/mcp", s.base))
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+            .send()
+    };
+    for _ in 0..2 {
+        common::assert_error(post("wrong").await.unwrap(), 401, "invalid_credentials").await;
+    }
+    // Locked out: even the right key waits.
+    let res = post("k-alice").await.unwrap();
+    assert!(res.headers().get("retry-after").is_some());
+    common::assert_error(res, 429, "too_many_requests").await;
+}

@@ -2,8 +2,12 @@
 //! defaults as `four_modes`.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
+use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
-    ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder, ProtectedResourceMetadata,
+    ApiKeyRegistry, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier, McpAuth, McpAuthBuilder,
+    ProtectedResourceMetadata,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -23,6 +27,27 @@ pub fn env_bool(name: &str, default: bool) -> Result<bool, Error> {
             _ => Err(format!("{name} must be true or false, got {v:?}").into()),
         },
     }
+}
+
+/// The failed-auth lockout: `FAILED_AUTH_LIMIT` wrong credentials (default 20) per
+/// `FAILED_AUTH_WINDOW_SECS` (default 60) per client IP, as one GCRA bucket, counted in
+/// `STATE_STORE` (`memory`, the default; `redis://…`, `postgres://…`, `sqlite:path` with the
+/// matching feature, shared by every instance). Also returns the store's scheme, for the log.
+pub async fn lockout_from_env() -> Result<(FailedAuthLimitLayer, String), Error> {
+    let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20")
+        .parse()
+        .map_err(|e| format!("FAILED_AUTH_LIMIT: {e}"))?;
+    let window: u64 = env_or("FAILED_AUTH_WINDOW_SECS", "60")
+        .parse()
+        .map_err(|e| format!("FAILED_AUTH_WINDOW_SECS: {e}"))?;
+    let quota = Quota::new(limit, Duration::from_secs(window))
+        .map_err(|e| format!("FAILED_AUTH_LIMIT / FAILED_AUTH_WINDOW_SECS: {e}"))?;
+    let url = env_or("STATE_STORE", "memory");
+    let store = tower_mcp_auth::store::connect(&url)
+        .await
+        .map_err(|e| format!("STATE_STORE: {e}"))?;
+    let scheme = url.split("://").next().unwrap_or("memory").to_owned();
+    Ok((FailedAuthLimitLayer::from_shared(store, quota), scheme))
 }
 
 /// The auth configuration shared by the examples.
