@@ -6,20 +6,34 @@ use serde_json::{Map, Value};
 
 use crate::identity::{AuthMethod, Identity};
 
-/// A `typ` as configured or sent, compared the RFC 7515 way: case-insensitive, and
-/// `application/at+jwt` is the same type as `at+jwt`.
+/// A `typ` as configured, in the form [`token_type_accepted`] compares: lowercase, without an
+/// `application/` prefix (RFC 7515 §4.1.9: `application/at+jwt` is the same type as `at+jwt`).
 pub(crate) fn normalize_token_type(typ: &str) -> String {
-    let typ = typ.trim().to_ascii_lowercase();
-    match typ.strip_prefix("application/") {
-        Some(short) if !short.contains('/') => short.to_owned(),
-        _ => typ,
-    }
+    short_media_type(typ.trim()).to_ascii_lowercase()
 }
 
 /// Whether a token whose header says `typ` is acceptable: anything when `accepted` is empty
-/// (no requirement), else one of them (already normalized).
+/// (no requirement), else one of them (normalized). Runs per request: no allocation.
 pub(crate) fn token_type_accepted(accepted: &[String], typ: Option<&str>) -> bool {
-    accepted.is_empty() || typ.is_some_and(|t| accepted.contains(&normalize_token_type(t)))
+    if accepted.is_empty() {
+        return true;
+    }
+    let Some(typ) = typ else {
+        return false;
+    };
+    let typ = short_media_type(typ.trim());
+    accepted.iter().any(|a| a.eq_ignore_ascii_case(typ))
+}
+
+/// `typ` without a case-insensitive `application/` prefix, if what follows has no `/`.
+fn short_media_type(typ: &str) -> &str {
+    const PREFIX: &str = "application/";
+    match typ.get(..PREFIX.len()) {
+        Some(head) if head.eq_ignore_ascii_case(PREFIX) && !typ[PREFIX.len()..].contains('/') => {
+            &typ[PREFIX.len()..]
+        }
+        _ => typ,
+    }
 }
 
 /// Builds the [`Identity`] of a verified token from its claims.
@@ -84,6 +98,29 @@ mod tests {
             ["x", "y"]
         );
         assert!(id(json!({"sub": "a"})).permissions().is_empty());
+    }
+
+    #[test]
+    fn token_types_compare_as_media_types() {
+        let at = [normalize_token_type(" Application/AT+JWT ")];
+        assert_eq!(at[0], "at+jwt");
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "APPLICATION/At+Jwt",
+        ] {
+            assert!(token_type_accepted(&at, Some(typ)), "{typ}");
+        }
+        for typ in [
+            Some("JWT"),
+            Some("application/x/at+jwt"),
+            Some("app/at+jwt"),
+            None,
+        ] {
+            assert!(!token_type_accepted(&at, typ), "{typ:?}");
+        }
+        assert!(token_type_accepted(&[], None), "no requirement");
     }
 
     #[test]

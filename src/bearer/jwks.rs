@@ -631,8 +631,8 @@ impl JwksVerifierBuilder {
     }
 
     /// The least time between two fetches caused by unknown `kid`s (default 5 s), counted
-    /// from both the start and the end of the last fetch, so a slow identity provider is not
-    /// asked again the moment it answers. A rotation is picked up by the first token that uses
+    /// from the end of the last fetch, so a slow identity provider is not asked again the
+    /// moment it answers. A rotation is picked up by the first token that uses
     /// the new key; a flood of made-up `kid`s causes at most one fetch per cooldown.
     ///
     /// ```

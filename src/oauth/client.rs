@@ -533,18 +533,26 @@ impl AuthorizationRedirect {
 
     /// A `302 Found` to the provider, with the cookie and `Cache-Control: no-store`.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut res = Response::new(Full::new(Bytes::new()));
-        *res.status_mut() = StatusCode::FOUND;
-        if let Ok(location) = HeaderValue::try_from(self.url) {
-            res.headers_mut().insert(LOCATION, location);
-        }
+        let mut res = no_store_redirect(StatusCode::FOUND, &self.url);
         if let Some(cookie) = self.cookie {
             res.headers_mut().append(SET_COOKIE, cookie);
         }
-        res.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
+}
+
+/// An empty `status` redirect to `location` that no cache keeps (every redirect of the flows
+/// carries state, cookies or both). A location that is not a valid header value (never one
+/// this crate builds) is left out rather than turned into a 500.
+pub(crate) fn no_store_redirect(status: StatusCode, location: &str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    if let Ok(location) = HeaderValue::try_from(location) {
+        headers.insert(LOCATION, location);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 impl fmt::Debug for AuthorizationRedirect {
@@ -1114,13 +1122,8 @@ impl OAuthClient {
             CallbackOutcome::Login { redirect_to, .. }
             | CallbackOutcome::Upstream { redirect_to, .. } => redirect_to.as_str(),
         };
-        let mut res = Response::new(Full::new(Bytes::new()));
-        *res.status_mut() = StatusCode::FOUND;
+        let mut res = no_store_redirect(StatusCode::FOUND, target);
         let h = res.headers_mut();
-        if let Ok(v) = HeaderValue::try_from(target) {
-            h.insert(LOCATION, v);
-        }
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let (
             CallbackOutcome::Login {
                 session: Some(token),

@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use crate::deferred::BoxFuture;
 
-use super::client::{query_params, request_user};
+use super::client::{no_store_redirect, query_params, request_user};
 use super::{OAuthClient, OAuthError, StartOptions};
 
 /// The OAuth routes as a Tower service: `GET {start path}` (default
@@ -149,18 +149,10 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 /// Clears the session cookie and sends the browser home. `POST` only: a `GET` would let any
 /// page (or a link prefetcher) log the user out.
 fn logout(client: &OAuthClient) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::default());
-    *res.status_mut() = StatusCode::SEE_OTHER;
-    let headers = res.headers_mut();
-    if let Ok(home) = http::HeaderValue::from_str(client.default_target()) {
-        headers.insert(http::header::LOCATION, home);
-    }
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
+    let mut res = no_store_redirect(StatusCode::SEE_OTHER, client.default_target());
     if let Some(session) = client.session() {
-        headers.insert(http::header::SET_COOKIE, session.clear_cookie());
+        res.headers_mut()
+            .insert(http::header::SET_COOKIE, session.clear_cookie());
     }
     res
 }

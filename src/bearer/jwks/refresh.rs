@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use super::Shared;
 
-/// "No fetch started yet" in `last_start_ms`.
+/// "No fetch ended yet" in `last_end_ms`.
 const NEVER: u64 = u64::MAX;
 
 /// How requests and the refresh task talk. Held by both; the task holds no strong reference
@@ -29,9 +29,10 @@ pub(super) struct Signals {
     generation: AtomicU64,
     /// Fetches running: the task's, and any `JwksVerifier::refresh` calls.
     fetching: AtomicUsize,
-    last_start_ms: AtomicU64,
-    /// When the last fetch ended. The cooldown runs from the later of start and end: a wake-up
-    /// that arrived during a slow fetch (longer than the cooldown) must not start a second one.
+    /// When the last fetch ended. The cooldown runs from there: while a fetch runs,
+    /// `fetching` already keeps requests and the task from starting another, and counting
+    /// from its end means a wake-up that arrived during a slow fetch (longer than the
+    /// cooldown) cannot start a second one the moment it finishes.
     last_end_ms: AtomicU64,
     running: AtomicBool,
     closed: AtomicBool,
@@ -45,7 +46,6 @@ impl Signals {
             done: Notify::new(),
             generation: AtomicU64::new(0),
             fetching: AtomicUsize::new(0),
-            last_start_ms: AtomicU64::new(NEVER),
             last_end_ms: AtomicU64::new(NEVER),
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -56,15 +56,10 @@ impl Signals {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NEVER - 1)
     }
 
-    /// Whether a fetch started or ended less than `cooldown` ago.
+    /// Whether the last fetch ended less than `cooldown` ago.
     pub(super) fn cooling_down(&self, cooldown: Duration) -> bool {
-        let now = self.now_ms();
-        [&self.last_start_ms, &self.last_end_ms]
-            .into_iter()
-            .any(|at| {
-                let at = at.load(Ordering::Acquire);
-                at != NEVER && u128::from(now.saturating_sub(at)) < cooldown.as_millis()
-            })
+        let ended = self.last_end_ms.load(Ordering::Acquire);
+        ended != NEVER && u128::from(self.now_ms().saturating_sub(ended)) < cooldown.as_millis()
     }
 
     pub(super) fn fetching(&self) -> bool {
@@ -75,10 +70,9 @@ impl Signals {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Marks a fetch as running (for the cooldown and for waiters) until the guard drops,
-    /// also when the fetch is cancelled.
+    /// Marks a fetch as running (for waiters, and for the cooldown once it ends) until the
+    /// guard drops, also when the fetch is cancelled.
     pub(super) fn attempt(&self) -> Attempt<'_> {
-        self.last_start_ms.store(self.now_ms(), Ordering::Release);
         self.fetching.fetch_add(1, Ordering::AcqRel);
         Attempt(self)
     }
