@@ -91,7 +91,9 @@
 //! Every failure is a JSON body with `error`, `error_description` and `timestamp`,
 //! `Cache-Control: no-store`, RFC 6750 / RFC 9728 challenges where OAuth is on, and an
 //! [`AuthFailure`] in the response extensions; see [`AuthError`].
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// `doc_auto_cfg` was folded into `doc_cfg` on current nightly (docs.rs builds with it); with
+// `doc_cfg` on, rustdoc labels every feature-gated item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
