@@ -1,0 +1,109 @@
+//! The stacks the hot-path measurements compare, built once here for `hotpath` (callgrind)
+//! and `load` (loopback throughput), so both measure exactly the same thing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
+use tower_mcp_auth::{
+    ApiKeyRegistry, ApiKeySpec, CachedVerifier, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier,
+    McpAuth, McpAuthBuilder, RateLimitLayer,
+};
+
+const SECRET: &[u8] = b"bench-secret-that-is-at-least-32-bytes!!";
+/// A fixed key as long as a generated one (53 bytes: one SHA-256 block), so every run hashes
+/// the same bytes.
+pub const KEY: &str = "hotpath-bench-key-0123456789abcdefghijklmnopqrstuvwxy";
+const BASE_URL: &str = "http://127.0.0.1:8080";
+
+/// Every stack name, bare first.
+pub const STACKS: &[&str] = &["bare", "key", "limited", "cached_token", "uncached_token"];
+
+/// The handler every stack wraps: a small JSON answer, like an MCP result.
+fn handler_router() -> Router {
+    Router::new().route(
+        "/mcp",
+        post(|| async { Json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})) }),
+    )
+}
+
+fn base() -> McpAuthBuilder {
+    let registry = ApiKeyRegistry::builder()
+        .key(
+            KEY,
+            ApiKeySpec::new("bench").user_id("u").permissions(["*"]),
+        )
+        .build();
+    McpAuth::builder()
+        .api_keys(registry)
+        .public_base_url(BASE_URL)
+        .endpoint("/mcp", EndpointPolicy::both())
+}
+
+fn verifier() -> JwtVerifier {
+    JwtVerifier::hs256(SECRET)
+        .issuer("https://as")
+        .audience(format!("{BASE_URL}/mcp"))
+        .build()
+        .expect("verifier")
+}
+
+/// An HS256 access token the stacks accept.
+pub fn token() -> String {
+    tower_mcp_auth::install_crypto_provider();
+    let claims = json!({"sub": "alice", "scope": "mcp:tools", "iss": "https://as",
+        "aud": format!("{BASE_URL}/mcp"), "exp": 4_000_000_000u64, "iat": 1_700_000_000u64});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .expect("encode")
+}
+
+/// The router for `stack` and the credential header its requests carry, or `None` for an
+/// unknown name.
+pub fn build(stack: &str) -> Option<(Router, (&'static str, String))> {
+    let key = ("x-api-key", KEY.to_owned());
+    let bearer = ("authorization", format!("Bearer {}", token()));
+    Some(match stack {
+        "bare" => (handler_router(), key),
+        "key" => (
+            handler_router().layer(base().bearer(verifier()).build().expect("stack")),
+            key,
+        ),
+        "limited" => {
+            let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+            let layer = base()
+                .bearer(verifier())
+                .rate_limit(RateLimitLayer::from_shared(
+                    store.clone(),
+                    Quota::new(1_000_000_000, Duration::from_secs(1)).expect("quota"),
+                ))
+                .failed_auth_limit(FailedAuthLimitLayer::from_shared(
+                    store,
+                    Quota::per_minute(20).expect("quota"),
+                ))
+                .build()
+                .expect("stack");
+            (handler_router().layer(layer), key)
+        }
+        "cached_token" => (
+            handler_router().layer(
+                base()
+                    .bearer(CachedVerifier::new(verifier()))
+                    .build()
+                    .expect("stack"),
+            ),
+            bearer,
+        ),
+        "uncached_token" => (
+            handler_router().layer(base().bearer(verifier()).build().expect("stack")),
+            bearer,
+        ),
+        _ => return None,
+    })
+}

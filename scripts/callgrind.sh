@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Instructions per request for a bare axum Router and each auth stack, under callgrind.
+#
+# Each stack runs twice, with N1 and N2 requests; (I(N2) - I(N1)) / (N2 - N1) is the cost of
+# one request with start-up cancelled out, the same to the instruction on every run of the
+# same binary. valgrind hides SHA-NI, so the API-key hash counts high here (about 3.6 k).
+#
+#   scripts/callgrind.sh                 # every stack, N1=2000 N2=4000
+#   N1=1000 N2=3000 scripts/callgrind.sh key limited
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+n1=${N1:-2000}
+n2=${N2:-4000}
+stacks=("$@")
+[ ${#stacks[@]} -gt 0 ] || stacks=(bare key limited cached_token uncached_token)
+
+bin=$(cargo build --profile bench --bench hotpath --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "hotpath" and m.get("executable"):
+        print(m["executable"])')
+[ -n "$bin" ] || { echo "could not build benches/hotpath.rs" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+count() { # stack n -> total instructions
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" "$1" "$2" 2>"$tmp/log" >/dev/null ||
+    { cat "$tmp/log" >&2; exit 1; }
+  sed -n 's/^==[0-9]*== Collected : //p' "$tmp/log"
+}
+
+printf '%-16s %14s %14s\n' stack "instr/request" "vs bare"
+bare=""
+for s in bare "${stacks[@]}"; do
+  [ "$s" = bare ] && [ -n "$bare" ] && continue
+  a=$(count "$s" "$n1")
+  b=$(count "$s" "$n2")
+  per=$(( (b - a) / (n2 - n1) ))
+  if [ "$s" = bare ]; then
+    bare=$per
+    printf '%-16s %14d %14s\n' "$s" "$per" "-"
+  else
+    printf '%-16s %14d %+14d\n' "$s" "$per" "$(( per - bare ))"
+  fi
+done
