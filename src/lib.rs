@@ -153,8 +153,8 @@ pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
 pub use policy::EndpointPolicyLayerBuilder;
 pub use policy::{
-    CanonicalPath, EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner,
-    PathPattern, PathRejection, PolicyError, PolicyFuture,
+    CanonicalPath, EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern,
+    PathRejection, PolicyError, PolicyFuture,
 };
 pub use rate_limit::{
     ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,

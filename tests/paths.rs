@@ -21,7 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tower_mcp_auth::store::{MemoryStore, Quota};
 use tower_mcp_auth::{
-    AuthFailure, AuthFailureKind, EndpointPolicy, FailedAuthLimitLayer, Identity, McpAuth,
+    AuthFailure, AuthFailureKind, CanonicalPath, EndpointPolicy, FailedAuthLimitLayer, Identity,
+    McpAuth,
 };
 
 /// What the handler of `/users/{id}/mcp` sees: axum's decoded `id` and the decided identity.
@@ -185,4 +186,34 @@ async fn non_canonical_paths_are_400_invalid_request() {
     let a = raw_post(&base, "/users/caf%C3%A9/mcp", BOB_KEY).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["id"], "café");
+}
+
+#[tokio::test]
+async fn resolvers_see_the_decoded_path() {
+    // Ownership from the path itself: `/users/{id}/mcp` is private to `id`.
+    let base = serve(|_| {
+        Router::new()
+            .route("/users/{id}/mcp", post(user_mcp))
+            .layer(
+                McpAuth::builder()
+                    .api_keys(registry())
+                    .default_policy(EndpointPolicy::api_key_only())
+                    .resolver(|parts| {
+                        let path = CanonicalPath::of(parts);
+                        let user = path.strip_prefix("/users/")?.strip_suffix("/mcp")?;
+                        Some(EndpointPolicy::api_key_only().private_to(user))
+                    })
+                    .build()
+                    .unwrap(),
+            )
+    })
+    .await;
+    let a = raw_post(&base, "/users/alic%65/mcp", BOB_KEY).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(a.body["error"], "access_denied");
+    let a = raw_post(&base, "/users/alic%65/mcp", ALICE_KEY).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body, json!({"id": "alice", "user_id": "alice"}));
+    let a = raw_post(&base, "/users/bob/mcp", BOB_KEY).await;
+    assert_eq!(a.status, 200, "{}", a.body);
 }

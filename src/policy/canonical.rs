@@ -70,7 +70,9 @@ impl PathRejection {
             Self::DotSegment => {
                 "Malformed request path: dot segments (. and ..), raw or encoded, are not allowed"
             }
-            Self::EmptySegment => "Malformed request path: empty path segments (//) are not allowed",
+            Self::EmptySegment => {
+                "Malformed request path: empty path segments (//) are not allowed"
+            }
             Self::DoubleEncoding => {
                 "Malformed request path: an encoded percent sign (%25) is not allowed"
             }
@@ -285,7 +287,15 @@ mod tests {
 
     #[test]
     fn plain_paths_are_borrowed() {
-        for raw in ["/", "/mcp", "/mcp/", "/users/alice/mcp", "/a.b/.c/..d/c..", "/café", "*"] {
+        for raw in [
+            "/",
+            "/mcp",
+            "/mcp/",
+            "/users/alice/mcp",
+            "/a.b/.c/..d/c..",
+            "/café",
+            "*",
+        ] {
             assert!(
                 matches!(canonicalize(raw), Ok(Cow::Borrowed(p)) if p == raw),
                 "{raw}"
@@ -386,9 +396,40 @@ mod tests {
     /// (valid, invalid, encoded separators and dots, multi-byte UTF-8), plain characters.
     fn random_path(rng: &mut Rng) -> String {
         const PIECES: &[&str] = &[
-            "/", "/", "/", "a", "b", "z", "0", ".", ".", "-", "~", "é", "%", "2", "e", "F",
-            "%41", "%61", "%2e", "%2E", "%2F", "%5C", "%25", "%20", "%3F", "%C3%A9", "%E2%82%AC",
-            "%ff", "%C3", "%00", "%7f", "%g1", "%4", "\\",
+            "/",
+            "/",
+            "/",
+            "a",
+            "b",
+            "z",
+            "0",
+            ".",
+            ".",
+            "-",
+            "~",
+            "é",
+            "%",
+            "2",
+            "e",
+            "F",
+            "%41",
+            "%61",
+            "%2e",
+            "%2E",
+            "%2F",
+            "%5C",
+            "%25",
+            "%20",
+            "%3F",
+            "%C3%A9",
+            "%E2%82%AC",
+            "%ff",
+            "%C3",
+            "%00",
+            "%7f",
+            "%g1",
+            "%4",
+            "\\",
         ];
         let mut path = String::from("/");
         for _ in 0..rng.below(12) {
