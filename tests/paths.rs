@@ -217,3 +217,42 @@ async fn resolvers_see_the_decoded_path() {
     let a = raw_post(&base, "/users/bob/mcp", BOB_KEY).await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
+
+#[tokio::test]
+async fn nested_routers_match_the_full_path_and_handlers_read_their_own() {
+    // The policy sees `/api/...`; the nested handler's URI has the prefix stripped.
+    async fn echo(req: Request) -> Json<Value> {
+        Json(json!({"canonical": CanonicalPath::of_request(&req), "uri": req.uri().path()}))
+    }
+    let base = serve(|_| {
+        Router::new()
+            .nest("/api", Router::new().route("/users/{id}/mcp", post(echo)))
+            .layer(
+                McpAuth::builder()
+                    .api_keys(registry())
+                    .default_policy(EndpointPolicy::api_key_only())
+                    .endpoint(
+                        "/api/users/alice/mcp",
+                        EndpointPolicy::api_key_only().private_to("alice"),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+    })
+    .await;
+    let a = raw_post(&base, "/api/users/alic%65/mcp", BOB_KEY).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(a.body["error"], "access_denied");
+    let a = raw_post(&base, "/api/users/alic%65/mcp", ALICE_KEY).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // However it was spelled, the handler reads the canonical form of its own URI.
+    assert_eq!(
+        a.body,
+        json!({"canonical": "/users/alice/mcp", "uri": "/users/alic%65/mcp"})
+    );
+    let a = raw_post(&base, "/api/users/alice/mcp", ALICE_KEY).await;
+    assert_eq!(
+        a.body,
+        json!({"canonical": "/users/alice/mcp", "uri": "/users/alice/mcp"})
+    );
+}

@@ -177,16 +177,18 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 }
 
 /// The decoded, canonical path of a request, as
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) matched it.
+/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) matches it.
 ///
 /// The policy layer refuses non-canonical paths (`%2F`, dot segments, NUL, ...) with 400
 /// `invalid_request` and decodes the rest. When decoding changed the path (it had `%`
-/// escapes), the decoded path is put into the request extensions as a `CanonicalPath`;
-/// otherwise the URI's path already is the canonical one and nothing is allocated or
-/// inserted. [`CanonicalPath::of`] gives the right one either way: use it in a
+/// escapes), the result is kept in the request extensions as a `CanonicalPath`, so later
+/// readers do not decode again; a plain path is already canonical, and nothing is allocated
+/// or inserted for it. Read it with [`CanonicalPath::of`] (or
+/// [`of_request`](Self::of_request)) in a
 /// [`resolver`](crate::EndpointPolicyLayerBuilder::resolver) and in any layer or handler
-/// inside the policy layer that authorizes by path. (Behind `nest`, which strips a prefix
-/// from the URI, it is still the full path the policy layer saw.)
+/// inside the policy layer that authorizes by path: it is the canonical form of the path of
+/// the URI it is given, so it stays right where the URI was rewritten since (axum's `nest`
+/// strips the prefix).
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -196,14 +198,16 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 ///
 /// let layer = EndpointPolicyLayer::builder(EndpointPolicy::open())
 ///     .resolver(|parts| {
-///         // `/users/alic%65/mcp` arrives here as `/users/alice/mcp`.
-///         let user = CanonicalPath::of(parts).strip_prefix("/users/")?.strip_suffix("/mcp")?;
+///         // `/users/b%6Fb/mcp` arrives here as `/users/bob/mcp`.
+///         let path = CanonicalPath::of(parts);
+///         let user = path.strip_prefix("/users/")?.strip_suffix("/mcp")?;
 ///         (user == "bob").then(EndpointPolicy::api_key_only)
 ///     })
 ///     .build()
 ///     .unwrap();
 /// let echo = tower::service_fn(|req: http::Request<()>| async move {
-///     Ok::<_, Infallible>(http::Response::new(CanonicalPath::of_request(&req).to_owned()))
+///     let path = CanonicalPath::of_request(&req).into_owned();
+///     Ok::<_, Infallible>(http::Response::new(path))
 /// });
 /// let svc = tower::ServiceBuilder::new().layer(layer).service(echo);
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -221,51 +225,83 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 /// # });
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct CanonicalPath(Arc<str>);
+pub struct CanonicalPath {
+    /// The raw path, then the decoded one, in one allocation.
+    both: Arc<str>,
+    split: usize,
+}
 
 impl CanonicalPath {
-    /// The canonical path of a request whose `EndpointPolicyLayer` has run: the decoded
-    /// path it recorded, else the URI's path (which was canonical already).
-    pub fn of(parts: &Parts) -> &str {
+    /// The canonical path of this request's URI: the decoded path the policy layer recorded
+    /// for it, else the URI's path decoded here (borrowed when it has no `%`).
+    ///
+    /// Inside the policy layer every path is canonical. Elsewhere a path it would refuse
+    /// (`%2F`, `..`, ...) is returned as it is.
+    pub fn of(parts: &Parts) -> Cow<'_, str> {
         Self::lookup(&parts.uri, &parts.extensions)
     }
 
     /// [`of`](Self::of) for a whole request.
-    pub fn of_request<B>(req: &Request<B>) -> &str {
+    pub fn of_request<B>(req: &Request<B>) -> Cow<'_, str> {
         Self::lookup(req.uri(), req.extensions())
     }
 
     /// The decoded path.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.both[self.split..]
     }
 
-    fn lookup<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
+    /// The raw path it was decoded from.
+    fn raw(&self) -> &str {
+        &self.both[..self.split]
+    }
+
+    fn new(raw: &str, decoded: &str) -> Self {
+        let mut both = String::with_capacity(raw.len() + decoded.len());
+        both.push_str(raw);
+        both.push_str(decoded);
+        Self {
+            both: Arc::from(both),
+            split: raw.len(),
+        }
+    }
+
+    fn lookup<'a>(uri: &'a Uri, extensions: &'a Extensions) -> Cow<'a, str> {
+        let raw = uri.path();
         match extensions.get::<CanonicalPath>() {
-            Some(path) => path.as_str(),
-            None => uri.path(),
+            Some(path) if path.raw() == raw => Cow::Borrowed(path.as_str()),
+            _ => canonicalize(raw).unwrap_or(Cow::Borrowed(raw)),
         }
     }
 }
 
 impl fmt::Debug for CanonicalPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CanonicalPath({:?})", &*self.0)
+        write!(f, "CanonicalPath({:?})", self.as_str())
     }
 }
 
-/// Canonicalizes the request's path and records the result for [`CanonicalPath::of`]:
-/// inserts the decoded path when it differs from the URI's, removes a stale one otherwise.
+/// Canonicalizes the request's path and records the result: inserts the decoded path when
+/// it differs from the URI's, removes a stale one otherwise, so that [`recorded`] holds.
 pub(crate) fn record(parts: &mut Parts) -> Result<(), PathRejection> {
     match canonicalize(parts.uri.path())? {
         Cow::Borrowed(_) => {
             parts.extensions.remove::<CanonicalPath>();
         }
         Cow::Owned(decoded) => {
-            parts.extensions.insert(CanonicalPath(Arc::from(decoded)));
+            let path = CanonicalPath::new(parts.uri.path(), &decoded);
+            parts.extensions.insert(path);
         }
     }
     Ok(())
+}
+
+/// After [`record`] succeeded on `parts`: the canonical path, without decoding again.
+pub(crate) fn recorded(parts: &Parts) -> &str {
+    match parts.extensions.get::<CanonicalPath>() {
+        Some(path) => path.as_str(),
+        None => parts.uri.path(),
+    }
 }
 
 #[cfg(test)]
@@ -363,19 +399,42 @@ mod tests {
             .unwrap()
             .into_parts();
         record(&mut parts).unwrap();
-        assert_eq!(CanonicalPath::of(&parts), "/users/alice/mcp");
+        assert_eq!(recorded(&parts), "/users/alice/mcp");
+        assert!(matches!(
+            CanonicalPath::of(&parts),
+            Cow::Borrowed("/users/alice/mcp")
+        ));
 
         let (mut plain, ()) = http::Request::get("/mcp").body(()).unwrap().into_parts();
         record(&mut plain).unwrap();
         assert!(plain.extensions.get::<CanonicalPath>().is_none());
-        assert_eq!(CanonicalPath::of(&plain), "/mcp");
+        assert_eq!(recorded(&plain), "/mcp");
+        assert!(matches!(CanonicalPath::of(&plain), Cow::Borrowed("/mcp")));
         // A decoded path left by an outer layer for another URI does not survive.
         plain.extensions = parts.extensions.clone();
         record(&mut plain).unwrap();
-        assert_eq!(CanonicalPath::of(&plain), "/mcp");
+        assert_eq!(recorded(&plain), "/mcp");
 
         let (mut bad, ()) = http::Request::get("/a%2Fb").body(()).unwrap().into_parts();
         assert_eq!(record(&mut bad), Err(PathRejection::EncodedSeparator));
+    }
+
+    #[test]
+    fn of_follows_a_rewritten_uri() {
+        // As behind `nest("/api", ..)`: the URI loses its prefix after the policy layer.
+        let (mut parts, ()) = http::Request::get("/api/users/alic%65/mcp")
+            .body(())
+            .unwrap()
+            .into_parts();
+        record(&mut parts).unwrap();
+        assert_eq!(CanonicalPath::of(&parts), "/api/users/alice/mcp");
+        parts.uri = "/users/alic%65/mcp".parse().unwrap();
+        assert_eq!(CanonicalPath::of(&parts), "/users/alice/mcp");
+        parts.uri = "/users/bob/mcp".parse().unwrap();
+        assert_eq!(CanonicalPath::of(&parts), "/users/bob/mcp");
+        // Outside the policy layer a refused path is returned as it is.
+        parts.uri = "/a%2Fb".parse().unwrap();
+        assert_eq!(CanonicalPath::of(&parts), "/a%2Fb");
     }
 
     /// A small deterministic generator (xorshift64*), so the property tests need no crate.

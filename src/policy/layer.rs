@@ -11,7 +11,7 @@ use tower_layer::Layer;
 
 use crate::error::ErrorContext;
 
-use super::canonical::{canonicalize, CanonicalPath};
+use super::canonical::CanonicalPath;
 use super::endpoint::EndpointPolicy;
 use super::pattern::PathPattern;
 use super::service::EndpointPolicyService;
@@ -28,19 +28,10 @@ pub(crate) struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// The policy for a request, for layers that render refusals for the same endpoints.
-    ///
-    /// Inside the policy layer the canonical path is known (see [`CanonicalPath::of`]); a
-    /// layer used without it canonicalizes here, and a path the policy layer would refuse
-    /// gets the default policy.
+    /// The policy for a request, for layers that render refusals for the same endpoints
+    /// (see [`CanonicalPath::of`]).
     pub(crate) fn policy_for(&self, parts: &Parts) -> Cow<'_, EndpointPolicy> {
-        if parts.extensions.get::<CanonicalPath>().is_some() {
-            return self.select(CanonicalPath::of(parts), parts);
-        }
-        match canonicalize(parts.uri.path()) {
-            Ok(path) => self.select(&path, parts),
-            Err(_) => Cow::Borrowed(&self.default),
-        }
+        self.select(&CanonicalPath::of(parts), parts)
     }
 
     /// The policy for canonical `path`: first matching route, else the resolver (which reads

@@ -10,7 +10,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, ErrorContext};
 
-use super::canonical::{self, CanonicalPath};
+use super::canonical;
 use super::decide::decide;
 use super::future::PolicyFuture;
 use super::layer::PolicyConfig;
@@ -54,7 +54,7 @@ where
             let error = AuthError::MalformedPath(reason);
             return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
         }
-        let policy = config.select(CanonicalPath::of(&parts), &parts);
+        let policy = config.select(canonical::recorded(&parts), &parts);
 
         match decide(&policy, &mut parts.extensions) {
             Ok(Some(identity)) => {
