@@ -17,6 +17,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use crate::identity::AuthMethod;
+use crate::policy::PathRejection;
 
 /// Why a presented API key was not accepted. Logged, never shown to the client in detail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +119,11 @@ pub enum AuthError {
     /// A store or key provider is down and the policy is fail-closed.
     #[error("temporarily unavailable")]
     TemporarilyUnavailable,
+    /// 400 `invalid_request`: the request path is not canonical (`%2F`, a dot segment, NUL,
+    /// ...), so which endpoint it names depends on who decodes it. Not an auth failure: the
+    /// failed-auth lockout does not count it.
+    #[error("malformed request path: {0}")]
+    MalformedPath(PathRejection),
 }
 
 /// What kind of failure a response carries; see [`AuthFailure`].
@@ -138,6 +144,8 @@ pub enum AuthFailureKind {
     RateLimited,
     /// Backing store unavailable.
     Unavailable,
+    /// The request itself is malformed (a non-canonical path); no credential was judged.
+    MalformedRequest,
 }
 
 /// Typed marker in the extensions of every error response this crate produces, so outer
@@ -282,6 +290,7 @@ impl AuthError {
             }
             AuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::MalformedPath(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -295,6 +304,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => "insufficient_scope",
             AuthError::TooManyRequests { .. } => "too_many_requests",
             AuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            AuthError::MalformedPath(_) => "invalid_request",
         }
     }
 
@@ -308,6 +318,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => AuthFailureKind::InsufficientScope,
             AuthError::TooManyRequests { .. } => AuthFailureKind::RateLimited,
             AuthError::TemporarilyUnavailable => AuthFailureKind::Unavailable,
+            AuthError::MalformedPath(_) => AuthFailureKind::MalformedRequest,
         }
     }
 
@@ -333,6 +344,7 @@ impl AuthError {
             AuthError::TemporarilyUnavailable => {
                 Cow::Borrowed("Authentication is temporarily unavailable. Please retry shortly.")
             }
+            AuthError::MalformedPath(reason) => Cow::Borrowed(reason.description()),
         }
     }
 
@@ -368,7 +380,8 @@ impl AuthError {
     /// The contract's JSON body for this error, for layers that embed it in another shape
     /// (the MCP layer puts it in a JSON-RPC error's `data`).
     pub(crate) fn body<'a>(&self, ctx: &'a ErrorContext<'_>) -> ErrorBody<'a> {
-        let resource_metadata = if ctx.oauth {
+        // A malformed path names no endpoint, so no resource either.
+        let resource_metadata = if ctx.oauth && !matches!(self, AuthError::MalformedPath(_)) {
             ctx.resource_metadata.as_deref()
         } else {
             None
@@ -428,8 +441,8 @@ impl AuthError {
         }
     }
 
-    /// The `WWW-Authenticate` value, or `None` (api-key-only endpoints, 403 access_denied,
-    /// 429, 503).
+    /// The `WWW-Authenticate` value, or `None` (api-key-only endpoints, 400, 403
+    /// access_denied, 429, 503).
     fn challenge(&self, ctx: &ErrorContext<'_>, required_scope: Option<&str>) -> Option<String> {
         if !ctx.oauth {
             // A Bearer challenge is what sends MCP clients into an OAuth loop.
@@ -591,6 +604,29 @@ mod tests {
             assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
             assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
         }
+    }
+
+    #[test]
+    fn malformed_path_is_400_invalid_request_without_challenge() {
+        let err = AuthError::MalformedPath(PathRejection::DotSegment);
+        // Even on an OAuth endpoint with metadata: the path names no endpoint.
+        let ctx = ErrorContext::both().with_resource_metadata("https://h/.well-known/x");
+        let res = err.to_response(&ctx);
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-store");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+        let failure = res.extensions().get::<AuthFailure>().unwrap();
+        assert_eq!(failure.kind, AuthFailureKind::MalformedRequest);
+        assert!(!failure.is_invalid_credential());
+        let b = body(&res);
+        assert_eq!(b["error"], "invalid_request");
+        assert_eq!(
+            b["error_description"],
+            "Malformed request path: dot segments (. and ..), raw or encoded, are not allowed"
+        );
+        assert!(b.get("supported_methods").is_none());
+        assert!(b.get("resource_metadata").is_none());
     }
 
     #[test]

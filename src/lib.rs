@@ -155,8 +155,8 @@ pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
 pub use policy::EndpointPolicyLayerBuilder;
 pub use policy::{
-    EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern, PolicyError,
-    PolicyFuture,
+    CanonicalPath, EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern,
+    PathRejection, PolicyError, PolicyFuture,
 };
 pub use rate_limit::{
     ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,

@@ -237,7 +237,11 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         self
     }
 
-    /// Externally visible base URL, for `resource_metadata` in challenges.
+    /// Externally visible base URL (`https://mcp.example.com`), for `resource_metadata` in
+    /// challenges. Set it whenever OAuth is on: without it the URL is built from each
+    /// request's `Host` header with `http://` (wrong behind a TLS-terminating proxy), and
+    /// [`build`](Self::build) logs a `tracing` warning; see
+    /// [`EndpointPolicyLayerBuilder::public_base_url`](crate::EndpointPolicyLayerBuilder::public_base_url).
     pub fn public_base_url(mut self, url: impl Into<String>) -> Self {
         self.policy = self.policy.public_base_url(url);
         self

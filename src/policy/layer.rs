@@ -11,6 +11,7 @@ use tower_layer::Layer;
 
 use crate::error::ErrorContext;
 
+use super::canonical::CanonicalPath;
 use super::endpoint::EndpointPolicy;
 use super::pattern::PathPattern;
 use super::service::EndpointPolicyService;
@@ -27,9 +28,15 @@ pub(crate) struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// The policy for a request: first matching route, else the resolver, else the default.
+    /// The policy for a request, for layers that render refusals for the same endpoints
+    /// (see [`CanonicalPath::of`]).
     pub(crate) fn policy_for(&self, parts: &Parts) -> Cow<'_, EndpointPolicy> {
-        let path = parts.uri.path();
+        self.select(&CanonicalPath::of(parts), parts)
+    }
+
+    /// The policy for canonical `path`: first matching route, else the resolver (which reads
+    /// `parts`), else the default.
+    pub(crate) fn select(&self, path: &str, parts: &Parts) -> Cow<'_, EndpointPolicy> {
         if let Some((_, policy)) = self.routes.iter().find(|(p, _)| p.matches(path)) {
             return Cow::Borrowed(policy);
         }
@@ -40,6 +47,9 @@ impl PolicyConfig {
     }
 
     /// How a refusal on `policy` is rendered for a request to `uri`.
+    ///
+    /// The `resource_metadata` URL is built from the raw (still percent-encoded) path: it is
+    /// a URL, and clients compare the resource with the URL they sent byte for byte.
     pub(crate) fn error_context<'a>(
         &'a self,
         policy: &'a EndpointPolicy,
@@ -114,6 +124,14 @@ pub enum PolicyError {
 /// Endpoints are matched by [`PathPattern`] in the order added (first match wins), then by an
 /// optional resolver closure, then fall back to the default policy.
 ///
+/// Patterns match the decoded, canonical path, as the router dispatches it:
+/// `/users/alic%65/mcp` is alice's endpoint. Paths whose meaning depends on who decodes them
+/// (`%2F`, `%5C`, `%25`, dot segments raw or encoded, `//`, NUL and control characters,
+/// invalid escapes or UTF-8) are refused with 400 `invalid_request`
+/// ([`AuthError::MalformedPath`](crate::AuthError::MalformedPath)) before any policy applies,
+/// on open endpoints too. Resolvers and inner layers read the decoded path with
+/// [`CanonicalPath::of`].
+///
 /// ```
 /// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer};
 ///
@@ -133,7 +151,11 @@ pub struct EndpointPolicyLayer {
 
 impl EndpointPolicyLayer {
     /// Applies `policy` to every request.
+    ///
+    /// Without a public base URL, so an OAuth `policy` logs the warning described at
+    /// [`EndpointPolicyLayerBuilder::public_base_url`]; use the builder to set one.
     pub fn new(policy: EndpointPolicy) -> Self {
+        warn_if_host_derived(None, std::iter::once(&policy));
         Self {
             config: Arc::new(PolicyConfig {
                 routes: Vec::new(),
@@ -234,8 +256,14 @@ impl EndpointPolicyLayerBuilder {
     }
 
     /// The externally visible base URL (`https://mcp.example.com`), from which the RFC 9728
-    /// `resource_metadata` URL of challenges is built. Without it the `Host` header is used
-    /// with `http`, which is wrong behind a TLS-terminating proxy.
+    /// `resource_metadata` URL of challenges is built.
+    ///
+    /// Set it whenever an endpoint accepts OAuth. Without it the URL is built from each
+    /// request's `Host` header with `http://`: wrong behind a TLS-terminating proxy (clients
+    /// then fetch metadata over plain http, or refuse the mismatch), and it follows whatever
+    /// `Host` a client sends. [`build`](Self::build) logs a `tracing` warning once when a
+    /// route or the default policy enables OAuth and no base URL is set (policies that only a
+    /// [`resolver`](Self::resolver) returns cannot be seen at build time).
     pub fn public_base_url(mut self, url: impl Into<String>) -> Self {
         self.public_base_url = Some(url.into());
         self
@@ -275,6 +303,13 @@ impl EndpointPolicyLayerBuilder {
             ),
             None => None,
         };
+        warn_if_host_derived(
+            public_base_url.as_deref(),
+            routes
+                .iter()
+                .map(|(_, policy)| policy)
+                .chain(std::iter::once(&self.default)),
+        );
         Ok(EndpointPolicyLayer::from_config(PolicyConfig {
             routes,
             resolver: self.resolver,
@@ -283,5 +318,21 @@ impl EndpointPolicyLayerBuilder {
             public_base_url,
             api_key_query: self.api_key_query,
         }))
+    }
+}
+
+/// Warns (once per built layer) when OAuth challenges will name a metadata URL derived from
+/// the request's `Host` header.
+fn warn_if_host_derived<'a>(
+    public_base_url: Option<&str>,
+    mut policies: impl Iterator<Item = &'a EndpointPolicy>,
+) {
+    if public_base_url.is_none() && policies.any(EndpointPolicy::enable_oauth) {
+        tracing::warn!(
+            "OAuth is enabled but no public_base_url is set: resource_metadata in Bearer \
+             challenges is built from each request's Host header with http://, which is wrong \
+             behind a TLS-terminating proxy and follows any Host a client sends; set \
+             public_base_url to the externally visible base URL"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Per-endpoint decisions: the [`EndpointPolicyLayer`] and [`EndpointPolicy`].
 
+mod canonical;
 mod decide;
 mod endpoint;
 mod future;
@@ -7,6 +8,10 @@ mod layer;
 mod pattern;
 mod service;
 
+/// For the other layers that match paths (MCP rules, metadata routing): match on this.
+#[allow(unused_imports)]
+pub(crate) use canonical::canonicalize;
+pub use canonical::{CanonicalPath, PathRejection};
 pub use endpoint::{EndpointPolicy, Owner};
 pub use future::PolicyFuture;
 pub(crate) use layer::PolicyConfig;

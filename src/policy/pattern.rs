@@ -62,7 +62,8 @@ impl PathPattern {
         })
     }
 
-    /// Whether `path` (without query) matches.
+    /// Whether `path` matches: the decoded, canonical path without query (see
+    /// [`CanonicalPath`](crate::CanonicalPath)), as the policy layer passes it.
     pub fn matches(&self, path: &str) -> bool {
         let Some(tail) = path.strip_prefix('/') else {
             return false;

@@ -1,6 +1,5 @@
 //! [`EndpointPolicyService`].
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,9 +8,10 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::error::{AuthError, ErrorContext};
 
+use super::canonical;
 use super::decide::decide;
-use super::endpoint::EndpointPolicy;
 use super::future::PolicyFuture;
 use super::layer::PolicyConfig;
 
@@ -45,39 +45,31 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let policy: Cow<'_, EndpointPolicy> = match config
-            .routes
-            .iter()
-            .find(|(pattern, _)| pattern.matches(req.uri().path()))
-        {
-            Some((_, policy)) => Cow::Borrowed(policy),
-            None => match &config.resolver {
-                Some(resolver) => {
-                    let (parts, body) = req.into_parts();
-                    let resolved = resolver(&parts);
-                    req = Request::from_parts(parts, body);
-                    resolved.map_or(Cow::Borrowed(&config.default), Cow::Owned)
-                }
-                None => Cow::Borrowed(&config.default),
-            },
-        };
+        let (mut parts, body) = req.into_parts();
+        // Refused before any policy: which endpoint the path names depends on the decoder.
+        if let Err(reason) = canonical::record(&mut parts) {
+            tracing::debug!(path = parts.uri.path(), %reason, "malformed request path");
+            let error = AuthError::MalformedPath(reason);
+            return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
+        }
+        let policy = config.select(canonical::recorded(&parts), &parts);
 
-        match decide(&policy, req.extensions_mut()) {
+        match decide(&policy, &mut parts.extensions) {
             Ok(Some(identity)) => {
-                req.extensions_mut().insert(identity);
-                PolicyFuture::allowed(self.inner.call(req))
+                parts.extensions.insert(identity);
+                PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body)))
             }
-            Ok(None) => PolicyFuture::allowed(self.inner.call(req)),
+            Ok(None) => PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body))),
             Err((error, method)) => {
                 tracing::debug!(
-                    path = req.uri().path(),
+                    path = parts.uri.path(),
                     error = error.code(),
                     method = method.map(|m| m.as_str()),
                     "request denied"
                 );
-                let ctx = config.error_context(&policy, req.uri(), req.headers());
+                let ctx = config.error_context(&policy, &parts.uri, &parts.headers);
                 PolicyFuture::denied(error.to_response_for(&ctx, method))
             }
         }
