@@ -90,6 +90,8 @@ fn vars(provider: &LocalProvider, redirect_uri: &str, store: &str) -> Vec<(&'sta
         ("OAUTH_CLIENT_ID", CLIENT_ID.into()),
         ("OAUTH_CLIENT_SECRET", CLIENT_SECRET.into()),
         ("OAUTH_SCOPES", "openid email profile".into()),
+        // The example refuses every login until told who may log in.
+        ("OAUTH_ALLOWED_EMAILS", "ada@example.com".into()),
         ("OAUTH_REDIRECT_URI", redirect_uri.into()),
         ("STATE_SECRET", SECRET.into()),
         ("STATE_TTL_SECS", "300".into()),
@@ -129,12 +131,12 @@ async fn login_then_call_mcp_with_the_session() {
         .await
         .unwrap();
     assert_eq!(home["logged_in"], true);
-    assert_eq!(home["user_id"], SUB);
+    assert_eq!(home["user_id"], oidc_user_id(&provider, SUB));
     assert_eq!(home["provider"], "oidc");
     let res = browser.post_mcp(&server.base).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["caller"]["user_id"], SUB);
+    assert_eq!(body["caller"]["user_id"], oidc_user_id(&provider, SUB));
 }
 
 /// Two processes spawned from the example binary, same `STATE_SECRET`, one Redis: the flow
