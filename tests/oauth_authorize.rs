@@ -105,7 +105,10 @@ async fn github_id_and_oidc_sub_with_the_same_value_are_two_users() {
     assert_eq!(via_github["idp_sub"], via_oidc["idp_sub"]);
     assert_ne!(via_github["sub"], via_oidc["sub"]);
     assert_eq!(via_github["sub"], github_user_id(&provider, GITHUB_ID));
-    assert_eq!(mcp_user(&app, &one).await, github_user_id(&provider, GITHUB_ID));
+    assert_eq!(
+        mcp_user(&app, &one).await,
+        github_user_id(&provider, GITHUB_ID)
+    );
 }
 
 #[tokio::test]
@@ -207,7 +210,10 @@ async fn email_allowlist_allows_and_refuses_with_json_or_html() {
     assert!(set_cookies(&res).is_empty());
     assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(res.headers()["cache-control"], "no-store");
-    assert_eq!(res.headers()["content-security-policy"], "default-src 'none'");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'"
+    );
     assert!(res.headers().get("location").is_none());
     let page = res.text().await.unwrap();
     assert!(page.contains("not allowed"), "{page}");
@@ -263,7 +269,12 @@ async fn domain_allowlist_compares_the_domain_exactly() {
 async fn user_allowlist_uses_namespaced_ids() {
     let provider = LocalProvider::start().await;
     let me = oidc_user_id(&provider, SUB);
-    let app = app_with(&provider, provider.oidc(), LoginPolicy::new().allow_users([&me])).await;
+    let app = app_with(
+        &provider,
+        provider.oidc(),
+        LoginPolicy::new().allow_users([&me]),
+    )
+    .await;
     let res = login(&app, &Browser::new(), "oidc").await;
     assert_eq!(res.status(), 302);
 
@@ -329,12 +340,23 @@ async fn github_org_membership_is_checked_with_the_api() {
 async fn microsoft_tenant_allowlist() {
     let provider = LocalProvider::start().await;
     provider.behave(|b| b.microsoft_tenant = Some("tid-123".into()));
-    let entra = || Provider::microsoft("common", CLIENT_ID, CLIENT_SECRET).issuer(provider.base.clone());
-    let app = app_with(&provider, entra(), LoginPolicy::new().allow_tenants(["TID-123"])).await;
+    let entra =
+        || Provider::microsoft("common", CLIENT_ID, CLIENT_SECRET).issuer(provider.base.clone());
+    let app = app_with(
+        &provider,
+        entra(),
+        LoginPolicy::new().allow_tenants(["TID-123"]),
+    )
+    .await;
     let claims = login_claims(&app, &Browser::new(), "microsoft").await;
     assert_eq!(claims["sub"], format!("microsoft:tid-123:{SUB}"));
 
-    let app = app_with(&provider, entra(), LoginPolicy::new().allow_tenants(["tid-999"])).await;
+    let app = app_with(
+        &provider,
+        entra(),
+        LoginPolicy::new().allow_tenants(["tid-999"]),
+    )
+    .await;
     let browser = Browser::new();
     let res = login(&app, &browser, "microsoft").await;
     assert_refused(&app, &browser, res).await;
@@ -347,8 +369,14 @@ async fn microsoft_email_counts_only_with_xms_edov() {
         b.microsoft_tenant = Some("tid-123".into());
         b.email_verified = None;
     });
-    let entra = Provider::microsoft("common", CLIENT_ID, CLIENT_SECRET).issuer(provider.base.clone());
-    let app = app_with(&provider, entra, LoginPolicy::new().allow_email_domains(["example.com"])).await;
+    let entra =
+        Provider::microsoft("common", CLIENT_ID, CLIENT_SECRET).issuer(provider.base.clone());
+    let app = app_with(
+        &provider,
+        entra,
+        LoginPolicy::new().allow_email_domains(["example.com"]),
+    )
+    .await;
     // Entra's `email` alone is any text a user or admin set: not copied, not trusted.
     let browser = Browser::new();
     let res = login(&app, &browser, "microsoft").await;
@@ -423,17 +451,22 @@ async fn sessions_need_a_login_policy_and_bad_entries_fail_the_build() {
         Err(OAuthConfigError::NoLoginPolicy)
     ));
     assert!(matches!(
-        build(Some(LoginPolicy::new().allow_email_domains(["*.example.com"]))).await,
+        build(Some(
+            LoginPolicy::new().allow_email_domains(["*.example.com"])
+        ))
+        .await,
         Err(OAuthConfigError::LoginPolicy(_))
     ));
     assert!(build(Some(LoginPolicy::new().allow_github_orgs(["acme"])))
         .await
         .is_ok());
     // Without sessions the app decides from `CallbackOutcome::Login` itself.
-    assert!(OAuthClient::builder("http://127.0.0.1:1/auth/oauth/callback")
-        .provider(Provider::github(CLIENT_ID, CLIENT_SECRET))
-        .state_secret(STATE_SECRET)
-        .build()
-        .await
-        .is_ok());
+    assert!(
+        OAuthClient::builder("http://127.0.0.1:1/auth/oauth/callback")
+            .provider(Provider::github(CLIENT_ID, CLIENT_SECRET))
+            .state_secret(STATE_SECRET)
+            .build()
+            .await
+            .is_ok()
+    );
 }

@@ -192,3 +192,42 @@ async fn two_processes_sharing_redis_complete_one_login() {
     let body = assert_oauth_error(browser.get(&callback).await, 400, "invalid_state").await;
     assert_eq!(body["reason"], "unknown");
 }
+
+/// The example's safe default: with no `OAUTH_ALLOWED_*` list, every login is refused (403,
+/// no session cookie); a list that does not name the user refuses too; the domain list allows.
+#[tokio::test]
+async fn the_example_refuses_logins_unless_told_who_may_log_in() {
+    let provider = LocalProvider::start().await;
+    for (allow, want) in [
+        (None, 403),
+        (Some(("OAUTH_ALLOWED_EMAILS", "bob@example.com")), 403),
+        (Some(("OAUTH_ALLOWED_DOMAINS", "evil-example.com")), 403),
+        (Some(("OAUTH_ALLOWED_DOMAINS", "example.com")), 302),
+    ] {
+        let port = free_port();
+        let redirect = format!("http://127.0.0.1:{port}/auth/oauth/callback");
+        provider.register(&redirect);
+        let mut env: Vec<_> = vars(&provider, &redirect, "memory")
+            .into_iter()
+            .filter(|(k, _)| *k != "OAUTH_ALLOWED_EMAILS")
+            .collect();
+        if let Some((k, v)) = allow {
+            env.push((k, v.to_owned()));
+        }
+        let Some(server) = spawn(port, &env).await else {
+            return;
+        };
+        let browser = Browser::new();
+        let res = browser
+            .login(&format!("{}/auth/oauth/oidc/start", server.base))
+            .await;
+        assert_eq!(res.status().as_u16(), want, "{allow:?}");
+        if want == 403 {
+            assert!(res.headers().get("set-cookie").is_none(), "{allow:?}");
+            assert_oauth_error(res, 403, "access_denied").await;
+            assert_eq!(browser.post_mcp(&server.base).await.status(), 401);
+        } else {
+            assert_eq!(browser.post_mcp(&server.base).await.status(), 200);
+        }
+    }
+}

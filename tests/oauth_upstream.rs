@@ -86,9 +86,9 @@ async fn connect_an_upstream_and_refresh_it_single_flight() {
     let calls = (0..16).map(|_| {
         let client = app.client.clone();
         {
-        let user = user.clone();
-        tokio::spawn(async move { client.upstream_token("tools", &user).await })
-    }
+            let user = user.clone();
+            tokio::spawn(async move { client.upstream_token("tools", &user).await })
+        }
     });
     let mut tokens = Vec::new();
     for call in calls {

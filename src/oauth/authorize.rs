@@ -74,7 +74,12 @@ where
 {
     items
         .into_iter()
-        .map(|s| s.as_ref().trim().trim_start_matches(strip).to_ascii_lowercase())
+        .map(|s| {
+            s.as_ref()
+                .trim()
+                .trim_start_matches(strip)
+                .to_ascii_lowercase()
+        })
         .collect()
 }
 

@@ -398,7 +398,10 @@ impl OAuthClientBuilder {
             let mut resolved = provider
                 .resolve(&http, &redirect_url, is_loopback_http)
                 .await?;
-            let needs_orgs = self.policy.as_ref().is_some_and(LoginPolicy::needs_github_orgs);
+            let needs_orgs = self
+                .policy
+                .as_ref()
+                .is_some_and(LoginPolicy::needs_github_orgs);
             if needs_orgs
                 && resolved.github_api().is_some()
                 && !resolved.scopes.iter().any(|s| s == "read:org")

@@ -69,12 +69,12 @@ mod session;
 mod state;
 mod upstream;
 
+pub use authorize::LoginPolicy;
 pub use client::{
     AuthorizationRedirect, CallbackOutcome, Expected, OAuthClient, OAuthClientBuilder,
     SessionToken, StartOptions, DEFAULT_HTTP_TIMEOUT, DEFAULT_LOGOUT_PATH, DEFAULT_REFRESH_SKEW,
     DEFAULT_START_PATH, DEFAULT_STATE_TTL,
 };
-pub use authorize::LoginPolicy;
 pub use error::{OAuthConfigError, OAuthError};
 pub use pkce::{PkceVerifier, MAX_VERIFIER_LEN, MIN_VERIFIER_LEN, PKCE_METHOD};
 pub use providers::{Provider, UserInfo};

@@ -529,8 +529,10 @@ async fn github_user(State(s): State<Arc<ProviderState>>, headers: HeaderMap) ->
     }
     let b = s.behaviour.lock().unwrap().clone();
     // The profile's public e-mail: whatever the user typed, never proof of anything.
-    Json(json!({"id": b.github_id, "login": "octocat", "name": "The Octocat",
-        "email": "ceo@example.com"}))
+    Json(
+        json!({"id": b.github_id, "login": "octocat", "name": "The Octocat",
+        "email": "ceo@example.com"}),
+    )
     .into_response()
 }
 
@@ -556,7 +558,11 @@ async fn github_membership(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let b = s.behaviour.lock().unwrap().clone();
-    match b.github_orgs.iter().find(|(o, _)| o.eq_ignore_ascii_case(&org)) {
+    match b
+        .github_orgs
+        .iter()
+        .find(|(o, _)| o.eq_ignore_ascii_case(&org))
+    {
         Some((login, state)) => Json(json!({
             "state": state, "role": "member",
             "organization": {"login": login},
