@@ -286,22 +286,22 @@ impl LoginPolicy {
             }
         }
         for rule in self.rules.iter() {
-            match rule {
-                Rule::GithubOrgs(orgs) => {
-                    if let Some(api) = &github {
-                        for org in orgs {
-                            if api.active_member(org).await {
-                                return true;
-                            }
+            let hit = match (rule, &github) {
+                (Rule::GithubOrgs(orgs), Some(api)) => {
+                    let mut member = false;
+                    for org in orgs {
+                        if api.active_member(org).await {
+                            member = true;
+                            break;
                         }
                     }
+                    member
                 }
-                Rule::Custom(check) => {
-                    if check(user.clone()).await {
-                        return true;
-                    }
-                }
-                _ => {}
+                (Rule::Custom(check), _) => check(user.clone()).await,
+                _ => false,
+            };
+            if hit {
+                return true;
             }
         }
         false
