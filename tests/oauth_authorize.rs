@@ -470,3 +470,23 @@ async fn sessions_need_a_login_policy_and_bad_entries_fail_the_build() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_configured_namespace_names_the_users_and_cannot_take_a_built_in_one() {
+    let provider = LocalProvider::start().await;
+    let p = provider.oidc().subject_namespace("corp-sso");
+    let app = serve_app(&provider, memory(), |b| b.provider(p)).await;
+    let claims = login_claims(&app, &Browser::new(), "oidc").await;
+    assert_eq!(claims["sub"], format!("corp-sso:{SUB}"));
+    for bad in ["github", "OIDC", "a:b", "", "has space"] {
+        let res = OAuthClient::builder("http://127.0.0.1:1/auth/oauth/callback")
+            .provider(provider.oidc().subject_namespace(bad))
+            .state_secret(STATE_SECRET)
+            .build()
+            .await;
+        assert!(
+            matches!(res, Err(OAuthConfigError::Provider { .. })),
+            "{bad:?}"
+        );
+    }
+}

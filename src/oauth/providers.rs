@@ -237,6 +237,15 @@ impl Provider {
     /// Set one to keep user ids stable when an issuer URL changes. A namespace is letters,
     /// digits, `.`, `_` and `-`, and not one of the built-in prefixes (`github`, `google`,
     /// `microsoft`, `oidc`), so it cannot collide with another provider's users.
+    ///
+    /// ```
+    /// use tower_mcp_auth::oauth::Provider;
+    ///
+    /// // Sessions say `sub: "corp-sso:<sub>"` whatever the issuer URL becomes.
+    /// let sso = Provider::oidc("sso", "https://sso.example.com/realms/mcp", "mcp", "secret")
+    ///     .subject_namespace("corp-sso");
+    /// # let _ = sso;
+    /// ```
     pub fn subject_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.subject_namespace = Some(namespace.into());
         self
