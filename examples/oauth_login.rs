@@ -16,6 +16,18 @@
 //! | `STATE_STORE` | `memory` | `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //! | `SESSION_SECRET` | derived from `STATE_SECRET` | HS256 secret of the session JWT (32+ bytes) |
 //! | `SESSION_TTL_SECS` | `3600` | session lifetime |
+//! | `OAUTH_ALLOWED_USERS` | — | user ids allowed to log in (`github:583231`, `google:1098…`, `oidc:<issuer>:<sub>`; `GET /` shows yours) |
+//! | `OAUTH_ALLOWED_EMAILS` | — | verified e-mail addresses allowed to log in |
+//! | `OAUTH_ALLOWED_DOMAINS` | — | domains of verified e-mails allowed to log in (exact: no subdomains) |
+//! | `OAUTH_GITHUB_ORGS` | — | `github`: active members of these organizations may log in (adds the `read:org` scope) |
+//! | `OAUTH_ALLOWED_TENANTS` | — | `microsoft`: Entra tenant ids whose accounts may log in |
+//! | `OAUTH_ALLOW_ANY_ACCOUNT` | `false` | `true`: anyone with an account at the provider may log in |
+//!
+//! Lists are comma- or space-separated; a login is allowed when it matches any of them.
+//! **With none of them set, every login is refused** (`403 access_denied`, and a warning at
+//! start-up): an OAuth login only proves who someone is, and "anyone with a GitHub account"
+//! is rarely who should use your MCP server. `OAUTH_ALLOW_ANY_ACCOUNT=true` opens it
+//! knowingly (also warned about).
 //!
 //! Routes: `GET /auth/oauth/<provider>/start` (302 to the provider), `GET /auth/oauth/callback`
 //! (sets the `mcp_session` cookie, then 302 to `/`), `POST /auth/logout` (clears the cookie,
@@ -46,7 +58,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tower_mcp_auth::oauth::{OAuthClient, Provider, SessionConfig};
+use tower_mcp_auth::oauth::{LoginPolicy, OAuthClient, Provider, SessionConfig};
 use tower_mcp_auth::{BearerLayer, BearerOutcome, EndpointPolicy, McpAuth};
 
 type Error = Box<dyn std::error::Error>;
@@ -99,8 +111,10 @@ async fn run() -> Result<(), Error> {
         session = session.insecure_cookie_for_localhost();
     }
 
+    let policy = login_policy_from_env()?;
     let oauth = OAuthClient::builder(redirect_uri.clone())
         .provider(provider)
+        .login_policy(policy)
         .state_secret(&state_secret)
         .state_ttl(state_ttl)
         .store_shared(store)
@@ -199,6 +213,59 @@ fn provider_from_env() -> Result<Provider, Error> {
         );
     }
     Ok(provider)
+}
+
+/// Who may log in, from `OAUTH_ALLOWED_*`, `OAUTH_GITHUB_ORGS`, `OAUTH_ALLOW_ANY_ACCOUNT`.
+fn login_policy_from_env() -> Result<LoginPolicy, Error> {
+    let list = |name: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let users = list("OAUTH_ALLOWED_USERS");
+    let emails = list("OAUTH_ALLOWED_EMAILS");
+    let domains = list("OAUTH_ALLOWED_DOMAINS");
+    let orgs = list("OAUTH_GITHUB_ORGS");
+    let tenants = list("OAUTH_ALLOWED_TENANTS");
+    let any = matches!(
+        env_or("OAUTH_ALLOW_ANY_ACCOUNT", "false").as_str(),
+        "1" | "true" | "yes"
+    );
+    let restricted = [&users, &emails, &domains, &orgs, &tenants]
+        .iter()
+        .any(|l| !l.is_empty());
+    if any && restricted {
+        return Err("OAUTH_ALLOW_ANY_ACCOUNT=true contradicts the OAUTH_ALLOWED_* lists: set one or the other".into());
+    }
+    if any {
+        tracing::warn!("OAUTH_ALLOW_ANY_ACCOUNT=true: ANYONE with an account at the provider can log in and call /mcp");
+        return Ok(LoginPolicy::any_account());
+    }
+    if !restricted {
+        tracing::warn!(
+            "no OAUTH_ALLOWED_USERS / OAUTH_ALLOWED_EMAILS / OAUTH_ALLOWED_DOMAINS / OAUTH_GITHUB_ORGS / OAUTH_ALLOWED_TENANTS set: EVERY LOGIN WILL BE REFUSED (403). Set one (or OAUTH_ALLOW_ANY_ACCOUNT=true to let anyone in)"
+        );
+    }
+    let mut policy = LoginPolicy::new();
+    if !users.is_empty() {
+        policy = policy.allow_users(users);
+    }
+    if !emails.is_empty() {
+        policy = policy.allow_emails(emails);
+    }
+    if !domains.is_empty() {
+        policy = policy.allow_email_domains(domains);
+    }
+    if !orgs.is_empty() {
+        policy = policy.allow_github_orgs(orgs);
+    }
+    if !tenants.is_empty() {
+        policy = policy.allow_tenants(tenants);
+    }
+    Ok(policy)
 }
 
 fn env_or(name: &str, default: &str) -> String {

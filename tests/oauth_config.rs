@@ -16,6 +16,9 @@ fn base(provider: &LocalProvider, redirect: &str) -> OAuthClientBuilder {
     OAuthClient::builder(redirect)
         .state_secret(STATE_SECRET)
         .provider(provider.oidc())
+        // These tests are about the other settings; sessions need a login policy
+        // (tests/oauth_authorize.rs).
+        .allow_any_account()
 }
 
 #[tokio::test]

@@ -90,6 +90,8 @@ fn vars(provider: &LocalProvider, redirect_uri: &str, store: &str) -> Vec<(&'sta
         ("OAUTH_CLIENT_ID", CLIENT_ID.into()),
         ("OAUTH_CLIENT_SECRET", CLIENT_SECRET.into()),
         ("OAUTH_SCOPES", "openid email profile".into()),
+        // The example refuses every login until told who may log in.
+        ("OAUTH_ALLOWED_EMAILS", "ada@example.com".into()),
         ("OAUTH_REDIRECT_URI", redirect_uri.into()),
         ("STATE_SECRET", SECRET.into()),
         ("STATE_TTL_SECS", "300".into()),
@@ -129,12 +131,12 @@ async fn login_then_call_mcp_with_the_session() {
         .await
         .unwrap();
     assert_eq!(home["logged_in"], true);
-    assert_eq!(home["user_id"], SUB);
+    assert_eq!(home["user_id"], oidc_user_id(&provider, SUB));
     assert_eq!(home["provider"], "oidc");
     let res = browser.post_mcp(&server.base).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["caller"]["user_id"], SUB);
+    assert_eq!(body["caller"]["user_id"], oidc_user_id(&provider, SUB));
 }
 
 /// Two processes spawned from the example binary, same `STATE_SECRET`, one Redis: the flow
@@ -189,4 +191,43 @@ async fn two_processes_sharing_redis_complete_one_login() {
         .await;
     let body = assert_oauth_error(browser.get(&callback).await, 400, "invalid_state").await;
     assert_eq!(body["reason"], "unknown");
+}
+
+/// The example's safe default: with no `OAUTH_ALLOWED_*` list, every login is refused (403,
+/// no session cookie); a list that does not name the user refuses too; the domain list allows.
+#[tokio::test]
+async fn the_example_refuses_logins_unless_told_who_may_log_in() {
+    let provider = LocalProvider::start().await;
+    for (allow, want) in [
+        (None, 403),
+        (Some(("OAUTH_ALLOWED_EMAILS", "bob@example.com")), 403),
+        (Some(("OAUTH_ALLOWED_DOMAINS", "evil-example.com")), 403),
+        (Some(("OAUTH_ALLOWED_DOMAINS", "example.com")), 302),
+    ] {
+        let port = free_port();
+        let redirect = format!("http://127.0.0.1:{port}/auth/oauth/callback");
+        provider.register(&redirect);
+        let mut env: Vec<_> = vars(&provider, &redirect, "memory")
+            .into_iter()
+            .filter(|(k, _)| *k != "OAUTH_ALLOWED_EMAILS")
+            .collect();
+        if let Some((k, v)) = allow {
+            env.push((k, v.to_owned()));
+        }
+        let Some(server) = spawn(port, &env).await else {
+            return;
+        };
+        let browser = Browser::new();
+        let res = browser
+            .login(&format!("{}/auth/oauth/oidc/start", server.base))
+            .await;
+        assert_eq!(res.status().as_u16(), want, "{allow:?}");
+        if want == 403 {
+            assert!(res.headers().get("set-cookie").is_none(), "{allow:?}");
+            assert_oauth_error(res, 403, "access_denied").await;
+            assert_eq!(browser.post_mcp(&server.base).await.status(), 401);
+        } else {
+            assert_eq!(browser.post_mcp(&server.base).await.status(), 200);
+        }
+    }
 }

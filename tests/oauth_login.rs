@@ -100,14 +100,16 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     // The session token is a JWT of this crate: sub = the provider's user id.
     let token = browser.cookies.lock().unwrap()["mcp_session"].clone();
     let identity = app.session.verifier().verify(&token).await.unwrap();
-    assert_eq!(identity.user_id(), Some(SUB));
+    let user_id = oidc_user_id(&provider, SUB);
+    assert_eq!(identity.user_id(), Some(user_id.as_str()));
+    assert_eq!(identity.claims().unwrap()["idp_sub"], SUB);
     assert_eq!(identity.claims().unwrap()["idp"], "oidc");
     assert_eq!(identity.claims().unwrap()["email"], "ada@example.com");
 
     let res = browser.post_mcp(&app.base).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user_id"], SUB);
+    assert_eq!(body["user_id"], user_id);
     assert_eq!(body["method"], "bearer");
     let home: Value = browser
         .get(&format!("{}/", app.base))
@@ -115,7 +117,7 @@ async fn full_login_then_mcp_with_the_session_cookie() {
         .json()
         .await
         .unwrap();
-    assert_eq!(home["user_id"], SUB);
+    assert_eq!(home["user_id"], user_id);
 
     // The same JWT as `Authorization: Bearer` works too; the header wins over the cookie.
     let res = no_redirects()
@@ -561,12 +563,15 @@ async fn github_style_provider() {
         .await;
     assert!(authorize.starts_with(&format!("{}/login/oauth/authorize?", provider.base)));
     assert!(param(&authorize, "nonce").is_none());
-    assert_eq!(param(&authorize, "scope").as_deref(), Some("read:user"));
+    assert_eq!(
+        param(&authorize, "scope").as_deref(),
+        Some("read:user user:email")
+    );
     let callback = browser.authorize(&authorize).await;
     let res = browser.get(&callback).await;
     assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
     let body: Value = browser.post_mcp(&app.base).await.json().await.unwrap();
-    assert_eq!(body["user_id"], GITHUB_ID.to_string());
+    assert_eq!(body["user_id"], github_user_id(&provider, GITHUB_ID));
     assert_eq!(body["idp"], "github");
 
     // GitHub reports token errors with HTTP 200: a reused code is still invalid_grant.
@@ -607,7 +612,8 @@ async fn microsoft_multi_tenant_issuer_is_checked_per_tenant() {
     let res = browser.get(&callback).await;
     assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
     let body: Value = browser.post_mcp(&app.base).await.json().await.unwrap();
-    assert_eq!(body["user_id"], SUB);
+    // Namespaced by the token's tenant.
+    assert_eq!(body["user_id"], format!("microsoft:tid-123:{SUB}"));
     assert_eq!(body["idp"], "microsoft");
 }
 

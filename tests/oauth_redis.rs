@@ -69,7 +69,7 @@ async fn login_started_on_one_instance_completes_on_the_other() {
     // The session works on either instance.
     for base in [&app_a.base, &app_b.base] {
         let body: Value = browser.post_mcp(base).await.json().await.unwrap();
-        assert_eq!(body["user_id"], SUB);
+        assert_eq!(body["user_id"], oidc_user_id(&provider, SUB));
     }
     // And the state is gone for both (replayed with the flow cookie put back).
     let res = no_redirects()

@@ -45,6 +45,7 @@ async fn connect(app: &TestApp) -> Browser {
 #[tokio::test]
 async fn connect_an_upstream_and_refresh_it_single_flight() {
     let provider = LocalProvider::start().await;
+    let user = oidc_user_id(&provider, SUB);
     provider.behave(|b| b.expires_in = 3600);
     let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
     let shared: Arc<dyn StateStore> = store.clone();
@@ -57,11 +58,11 @@ async fn connect_an_upstream_and_refresh_it_single_flight() {
 
     // Not connected yet.
     assert!(matches!(
-        app.client.upstream_token("tools", SUB).await,
+        app.client.upstream_token("tools", &user).await,
         Err(UpstreamError::NotConnected { .. })
     ));
     let _browser = connect(&app).await;
-    let first = app.client.upstream_token("tools", SUB).await.unwrap();
+    let first = app.client.upstream_token("tools", &user).await.unwrap();
     assert!(first.access_token().starts_with("at-"));
     assert!(first.has_refresh_token());
     assert_eq!(
@@ -73,18 +74,21 @@ async fn connect_an_upstream_and_refresh_it_single_flight() {
     // Stored encrypted: no token text in the store.
     let vault = app.client.vault().unwrap();
     assert_eq!(
-        vault.load("tools", SUB).await.unwrap().as_ref(),
+        vault.load("tools", &user).await.unwrap().as_ref(),
         Some(&first)
     );
 
     // Make it expire within the refresh window: 16 concurrent callers, one refresh.
     let near = tower_mcp_auth::oauth::UpstreamToken::new(first.access_token())
-        .refresh_token(refresh_secret_of(vault, SUB).await)
+        .refresh_token(refresh_secret_of(vault, &user).await)
         .expires_in(std::time::Duration::from_secs(10));
-    vault.save("tools", SUB, &near).await.unwrap();
+    vault.save("tools", &user, &near).await.unwrap();
     let calls = (0..16).map(|_| {
         let client = app.client.clone();
-        tokio::spawn(async move { client.upstream_token("tools", SUB).await })
+        {
+            let user = user.clone();
+            tokio::spawn(async move { client.upstream_token("tools", &user).await })
+        }
     });
     let mut tokens = Vec::new();
     for call in calls {
@@ -105,6 +109,7 @@ async fn refresh_secret_of(vault: &tower_mcp_auth::oauth::TokenVault, user: &str
 #[tokio::test]
 async fn single_flight_across_two_instances_sharing_a_store() {
     let provider = LocalProvider::start().await;
+    let user = oidc_user_id(&provider, SUB);
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let key = EncryptionKey::generate();
     let a = serve_app(
@@ -121,12 +126,12 @@ async fn single_flight_across_two_instances_sharing_a_store() {
     .await;
     let _browser = connect(&a).await;
     let vault = a.client.vault().unwrap();
-    let t = vault.load("tools", SUB).await.unwrap().unwrap();
-    let rt = refresh_secret_of(vault, SUB).await;
+    let t = vault.load("tools", &user).await.unwrap().unwrap();
+    let rt = refresh_secret_of(vault, &user).await;
     vault
         .save(
             "tools",
-            SUB,
+            &user,
             &tower_mcp_auth::oauth::UpstreamToken::new(t.access_token())
                 .refresh_token(rt)
                 .expires_in(std::time::Duration::ZERO),
@@ -140,8 +145,9 @@ async fn single_flight_across_two_instances_sharing_a_store() {
         } else {
             b.client.clone()
         };
+        let user = user.clone();
         calls.push(tokio::spawn(async move {
-            client.upstream_token("tools", SUB).await
+            client.upstream_token("tools", &user).await
         }));
     }
     for call in calls {
@@ -157,6 +163,7 @@ async fn single_flight_across_two_instances_sharing_a_store() {
 #[tokio::test]
 async fn revoked_refresh_token_is_a_clear_error() {
     let provider = LocalProvider::start().await;
+    let user = oidc_user_id(&provider, SUB);
     provider.behave(|b| b.expires_in = 1);
     let app = serve_app(
         &provider,
@@ -166,14 +173,14 @@ async fn revoked_refresh_token_is_a_clear_error() {
     .await;
     let _browser = connect(&app).await;
     // expires_in = 1 s is inside the 60 s refresh window: every call refreshes.
-    let t1 = app.client.upstream_token("tools", SUB).await.unwrap();
+    let t1 = app.client.upstream_token("tools", &user).await.unwrap();
     assert_eq!(provider.refresh_grants(), 1);
-    let t2 = app.client.upstream_token("tools", SUB).await.unwrap();
+    let t2 = app.client.upstream_token("tools", &user).await.unwrap();
     assert_eq!(provider.refresh_grants(), 2);
     assert_ne!(t1.access_token(), t2.access_token());
 
     provider.revoke_refresh_tokens();
-    let err = app.client.upstream_token("tools", SUB).await.unwrap_err();
+    let err = app.client.upstream_token("tools", &user).await.unwrap_err();
     assert!(matches!(err, UpstreamError::Revoked { .. }), "{err:?}");
     assert!(err.to_string().contains("invalid_grant"));
     let res = err.to_response();
@@ -181,7 +188,7 @@ async fn revoked_refresh_token_is_a_clear_error() {
     assert!(res.headers().get("location").is_none());
     // The dead token was removed: the user has to connect again.
     assert!(matches!(
-        app.client.upstream_token("tools", SUB).await,
+        app.client.upstream_token("tools", &user).await,
         Err(UpstreamError::NotConnected { .. })
     ));
 }
@@ -218,7 +225,7 @@ async fn github_tokens_have_no_refresh_and_upstream_needs_a_login() {
         .login(&format!("{}/auth/oauth/github/start?upstream=gh", app.base))
         .await;
     assert_eq!(res.status(), 302);
-    let user = GITHUB_ID.to_string();
+    let user = github_user_id(&provider, GITHUB_ID);
     let token = app.client.upstream_token("gh", &user).await.unwrap();
     assert!(!token.has_refresh_token());
     assert!(

@@ -26,6 +26,7 @@ use crate::identity::Identity;
 use crate::outcome::BearerOutcome;
 use crate::store::{MemoryStore, StateStore};
 
+use super::authorize::{GithubApi, LoginPolicy};
 use super::http::{HttpClient, HttpError};
 use super::pkce::PkceVerifier;
 use super::providers::{is_loopback_http, Provider, ResolvedProvider, TokenResponse};
@@ -114,6 +115,7 @@ struct Inner {
     logout_path: String,
     targets: Vec<String>,
     session: Option<SessionConfig>,
+    policy: Option<LoginPolicy>,
     vault: Option<TokenVault>,
     http: HttpClient,
     prefix: String,
@@ -132,6 +134,7 @@ pub struct OAuthClientBuilder {
     state_ttl: Duration,
     store: Option<Arc<dyn StateStore>>,
     session: Option<SessionConfig>,
+    policy: Option<LoginPolicy>,
     targets: Vec<String>,
     upstreams: Vec<(String, String)>,
     keys: Vec<EncryptionKey>,
@@ -156,6 +159,7 @@ impl OAuthClient {
             state_ttl: DEFAULT_STATE_TTL,
             store: None,
             session: None,
+            policy: None,
             targets: Vec::new(),
             upstreams: Vec::new(),
             keys: Vec::new(),
@@ -211,6 +215,37 @@ impl OAuthClientBuilder {
     pub fn session(mut self, session: SessionConfig) -> Self {
         self.session = Some(session);
         self
+    }
+
+    /// Who may log in: checked after the provider vouched for the user and before the
+    /// session is issued (and before [`CallbackOutcome::Login`] is returned). A refused
+    /// login answers `403 access_denied`, with no session cookie. Required when
+    /// [`session`](Self::session) is set. Upstream-token flows (a logged-in user connecting
+    /// an account) are not checked: they issue no session.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::oauth::{LoginPolicy, OAuthClient, Provider, SessionConfig};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let oauth = OAuthClient::builder("https://mcp.example.com/auth/oauth/callback")
+    ///     .provider(Provider::google("id", "secret"))
+    ///     .state_secret(std::env::var("STATE_SECRET")?)
+    ///     .session(SessionConfig::new(std::env::var("SESSION_SECRET")?)?)
+    ///     .login_policy(LoginPolicy::new().allow_email_domains(["example.com"]))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = oauth; Ok(()) }
+    /// ```
+    pub fn login_policy(mut self, policy: LoginPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Lets every account the providers vouch for log in ([`LoginPolicy::any_account`]):
+    /// any GitHub user, any Google account, any tenant of a multi-tenant Microsoft app. A
+    /// warning is logged at build time.
+    pub fn allow_any_account(self) -> Self {
+        self.login_policy(LoginPolicy::any_account())
     }
 
     /// Allows `target` as a post-login redirect (`?redirect_to=` on the start route): a path
@@ -335,6 +370,11 @@ impl OAuthClientBuilder {
                 "overlaps the callback or start path",
             ));
         }
+        match &self.policy {
+            None if self.session.is_some() => return Err(OAuthConfigError::NoLoginPolicy),
+            Some(policy) => policy.validate().map_err(OAuthConfigError::LoginPolicy)?,
+            None => {}
+        }
         let mut targets = self.targets;
         if targets.is_empty() {
             targets.push("/".to_owned());
@@ -355,9 +395,20 @@ impl OAuthClientBuilder {
             if providers.contains_key(&name) {
                 return Err(OAuthConfigError::DuplicateProvider(name));
             }
-            let resolved = provider
+            let mut resolved = provider
                 .resolve(&http, &redirect_url, is_loopback_http)
                 .await?;
+            let needs_orgs = self
+                .policy
+                .as_ref()
+                .is_some_and(LoginPolicy::needs_github_orgs);
+            if needs_orgs
+                && resolved.github_api().is_some()
+                && !resolved.scopes.iter().any(|s| s == "read:org")
+            {
+                // Organization membership is read with the user's token.
+                resolved.scopes.push("read:org".to_owned());
+            }
             providers.insert(name, Arc::new(resolved));
         }
         let mut upstreams = HashMap::new();
@@ -375,6 +426,15 @@ impl OAuthClientBuilder {
                 });
             }
             upstreams.insert(id, provider);
+        }
+        if let Some(policy) = self.policy.as_ref().filter(|p| !p.is_restricted()) {
+            let mut names: Vec<_> = providers.keys().cloned().collect();
+            names.sort();
+            tracing::warn!(
+                providers = ?names,
+                ?policy,
+                "OAuth login is open to ANY account of these providers (allow_any_account): set a LoginPolicy to restrict it"
+            );
         }
         let store = match self.store {
             Some(store) => store,
@@ -403,6 +463,7 @@ impl OAuthClientBuilder {
                 logout_path,
                 targets,
                 session: self.session,
+                policy: self.policy,
                 vault,
                 http,
                 prefix: self.prefix,
@@ -1096,6 +1157,18 @@ impl OAuthClient {
                 })
             }
             _ => {
+                if let Some(policy) = &self.inner.policy {
+                    let github = provider.github_api().map(|base| GithubApi {
+                        http: &self.inner.http,
+                        base,
+                        token: tokens.access_token().secret(),
+                    });
+                    if !policy.allows(&user, github).await {
+                        // The id is the operator's to see; the answer names nothing.
+                        tracing::warn!(provider = %payload.p, user_id = %user.user_id, "OAuth login refused by the login policy");
+                        return Err(OAuthError::AccessDenied);
+                    }
+                }
                 let session = match &self.inner.session {
                     Some(config) => Some(SessionToken(config.issue(&user).map_err(|_| {
                         OAuthError::Provider("the session token could not be signed".into())
@@ -1149,7 +1222,8 @@ impl OAuthClient {
         res
     }
 
-    /// A valid access token for `user` at `upstream`, refreshed first when it expires within
+    /// A valid access token for `user` at `upstream` (`user` is the namespaced user id the
+    /// flow was started by: the session's `sub`, [`UserInfo::user_id`]), refreshed first when it expires within
     /// the refresh window. Refreshes are single-flight: one per (upstream, user) in this
     /// process (others wait for it), and one across instances (a short lock in the store;
     /// the others wait for the refreshed token). A refresh token refused with

@@ -23,6 +23,7 @@ use super::StateError;
 /// | [`UnknownProvider`](Self::UnknownProvider) | 404 | `not_found` |
 /// | [`LoginRequired`](Self::LoginRequired) | 401 | `authentication_required` |
 /// | [`ProviderDenied`](Self::ProviderDenied) | 403 | `access_denied` |
+/// | [`AccessDenied`](Self::AccessDenied) | 403 | `access_denied` |
 /// | [`InvalidGrant`](Self::InvalidGrant) | 400 | `invalid_grant` |
 /// | [`InvalidIdToken`](Self::InvalidIdToken) | 502 | `invalid_id_token` |
 /// | [`Provider`](Self::Provider) | 502 | `provider_error` |
@@ -62,6 +63,10 @@ pub enum OAuthError {
         /// The provider's `error` code (sanitized).
         code: String,
     },
+    /// The provider vouched for the user, but the [`LoginPolicy`](super::LoginPolicy) does
+    /// not allow this account. The description names no account, address or id.
+    #[error("This account is not allowed to sign in to this service. Sign in with another account, or ask the administrator for access.")]
+    AccessDenied,
     /// The token endpoint refused the code (`invalid_grant`).
     #[error("The identity provider rejected the authorization code (invalid_grant): it expired, was already used, or the PKCE verifier did not match. Start the sign-in again.")]
     InvalidGrant,
@@ -95,7 +100,7 @@ impl OAuthError {
             }
             OAuthError::UnknownProvider => StatusCode::NOT_FOUND,
             OAuthError::LoginRequired => StatusCode::UNAUTHORIZED,
-            OAuthError::ProviderDenied { .. } => StatusCode::FORBIDDEN,
+            OAuthError::ProviderDenied { .. } | OAuthError::AccessDenied => StatusCode::FORBIDDEN,
             OAuthError::InvalidGrant => StatusCode::BAD_REQUEST,
             OAuthError::InvalidIdToken(_) | OAuthError::Provider(_) => StatusCode::BAD_GATEWAY,
             OAuthError::ProviderTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -110,7 +115,7 @@ impl OAuthError {
             OAuthError::InvalidRequest(_) | OAuthError::RedirectNotAllowed => "invalid_request",
             OAuthError::UnknownProvider => "not_found",
             OAuthError::LoginRequired => "authentication_required",
-            OAuthError::ProviderDenied { .. } => "access_denied",
+            OAuthError::ProviderDenied { .. } | OAuthError::AccessDenied => "access_denied",
             OAuthError::InvalidGrant => "invalid_grant",
             OAuthError::InvalidIdToken(_) => "invalid_id_token",
             OAuthError::Provider(_) => "provider_error",
@@ -254,6 +259,14 @@ pub enum OAuthConfigError {
         /// What went wrong.
         reason: Cow<'static, str>,
     },
+    /// The session is issued without a login policy: choose who may log in with
+    /// [`login_policy`](super::OAuthClientBuilder::login_policy) (or, knowingly,
+    /// [`allow_any_account`](super::OAuthClientBuilder::allow_any_account)).
+    #[error("sessions are issued but no login policy says who may log in: set login_policy(LoginPolicy::new().allow_…) or allow_any_account()")]
+    NoLoginPolicy,
+    /// A login policy entry is invalid.
+    #[error("invalid login policy: {0}")]
+    LoginPolicy(&'static str),
     /// The HTTP client could not be built.
     #[error("the HTTP client could not be built")]
     Http,
@@ -284,6 +297,7 @@ mod tests {
                 code: "access_denied".into(),
             },
             OAuthError::InvalidGrant,
+            OAuthError::AccessDenied,
             OAuthError::InvalidIdToken("nonce"),
             OAuthError::Provider("down".into()),
             OAuthError::ProviderTimeout,

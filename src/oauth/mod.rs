@@ -14,6 +14,11 @@
 //! The pieces:
 //!
 //! - [`OAuthClient`]: providers, state, PKCE, sessions and upstream tokens; built once.
+//! - [`LoginPolicy`]: who may log in (users, verified e-mails and domains, GitHub orgs,
+//!   Microsoft tenants, claims, your own async check), checked before a session is issued.
+//!   A client that issues sessions must have one.
+//! - [`UserInfo::user_id`]: user ids namespaced by provider and issuer (`github:583231`,
+//!   `oidc:{issuer}:{sub}`), the session's `sub` and the vault's owner key.
 //! - [`OAuthRoutes`]: `GET /auth/oauth/{provider}/start` and `GET /auth/oauth/callback` as
 //!   a Tower service to mount in axum (or any Tower server).
 //! - [`Provider`]: GitHub, Google, Microsoft (tenant), generic OIDC (discovery), base URLs
@@ -26,7 +31,7 @@
 //!
 //! ```no_run
 //! use axum::{routing::post, Router};
-//! use tower_mcp_auth::oauth::{OAuthClient, Provider, SessionConfig};
+//! use tower_mcp_auth::oauth::{LoginPolicy, OAuthClient, Provider, SessionConfig};
 //! use tower_mcp_auth::McpAuth;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,6 +41,7 @@
 //!     .state_secret(std::env::var("STATE_SECRET")?)
 //!     .store_shared(tower_mcp_auth::store::connect("redis://127.0.0.1:6379").await?)
 //!     .session(session.clone())
+//!     .login_policy(LoginPolicy::new().allow_github_orgs(["my-org"]))
 //!     .build()
 //!     .await?;
 //!
@@ -52,6 +58,7 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
+mod authorize;
 mod client;
 mod error;
 mod http;
@@ -62,6 +69,7 @@ mod session;
 mod state;
 mod upstream;
 
+pub use authorize::LoginPolicy;
 pub use client::{
     AuthorizationRedirect, CallbackOutcome, Expected, OAuthClient, OAuthClientBuilder,
     SessionToken, StartOptions, DEFAULT_HTTP_TIMEOUT, DEFAULT_LOGOUT_PATH, DEFAULT_REFRESH_SKEW,

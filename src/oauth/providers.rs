@@ -113,6 +113,8 @@ pub struct Provider {
     extra_params: Vec<(String, String)>,
     id_token_verifier: Option<Arc<dyn TokenVerifier>>,
     auth_type: Option<AuthType>,
+    github_api: Option<String>,
+    subject_namespace: Option<String>,
 }
 
 impl Provider {
@@ -132,15 +134,18 @@ impl Provider {
             extra_params: Vec::new(),
             id_token_verifier: None,
             auth_type: None,
+            github_api: None,
+            subject_namespace: None,
         }
     }
 
-    /// GitHub (OAuth app or GitHub App user tokens). Default scope `read:user`; the user is
-    /// read from `GET https://api.github.com/user`. OAuth-app tokens do not expire and come
+    /// GitHub (OAuth app or GitHub App user tokens). Default scopes `read:user user:email`;
+    /// the user is read from `GET https://api.github.com/user`, the e-mail from
+    /// `GET /user/emails` (the primary address, when verified; never the profile's `email`). OAuth-app tokens do not expire and come
     /// without a refresh token. See [`github_urls`](Self::github_urls) for GitHub Enterprise.
     pub fn github(client_id: &str, client_secret: &str) -> Self {
         let mut p = Self::base("github", Kind::GitHub, client_id, client_secret);
-        p.scopes = vec!["read:user".to_owned()];
+        p.scopes = vec!["read:user".to_owned(), "user:email".to_owned()];
         p.auth_type = Some(AuthType::RequestBody);
         p.github_urls(GITHUB_WEB, GITHUB_API)
     }
@@ -219,7 +224,30 @@ impl Provider {
         let web = web.trim_end_matches('/');
         self.authorization_endpoint = Some(format!("{web}/login/oauth/authorize"));
         self.token_endpoint = Some(format!("{web}/login/oauth/access_token"));
-        self.userinfo_endpoint = Some(format!("{}/user", api.trim_end_matches('/')));
+        let api = api.trim_end_matches('/');
+        self.userinfo_endpoint = Some(format!("{api}/user"));
+        self.github_api = Some(api.to_owned());
+        self
+    }
+
+    /// Replaces the namespace of this provider's user ids (the session's `sub` is
+    /// `{namespace}:{subject}`). By default it is derived from the provider: `github`
+    /// (github.com) or `github:{API base}` (Enterprise), `google`, `microsoft:{tid}`,
+    /// `oidc:{issuer}` (the issuer's `:` and `%` percent-encoded, `https://` left out).
+    /// Set one to keep user ids stable when an issuer URL changes. A namespace is letters,
+    /// digits, `.`, `_` and `-`, and not one of the built-in prefixes (`github`, `google`,
+    /// `microsoft`, `oidc`), so it cannot collide with another provider's users.
+    ///
+    /// ```
+    /// use tower_mcp_auth::oauth::Provider;
+    ///
+    /// // Sessions say `sub: "corp-sso:<sub>"` whatever the issuer URL becomes.
+    /// let sso = Provider::oidc("sso", "https://sso.example.com/realms/mcp", "mcp", "secret")
+    ///     .subject_namespace("corp-sso");
+    /// # let _ = sso;
+    /// ```
+    pub fn subject_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.subject_namespace = Some(namespace.into());
         self
     }
 
@@ -410,8 +438,47 @@ impl Provider {
         if let Some(secret) = self.client_secret.clone() {
             client = client.set_client_secret(secret);
         }
+        let namespace = match &self.subject_namespace {
+            Some(ns) => {
+                let ok = !ns.is_empty()
+                    && ns.len() <= 64
+                    && ns
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                    && !RESERVED_NAMESPACES
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(ns));
+                if !ok {
+                    return Err(err(
+                        "subject namespace: letters, digits, `.`, `_`, `-`, not github, google, microsoft or oidc".into(),
+                    ));
+                }
+                Some(ns.clone())
+            }
+            None => match self.kind {
+                Kind::GitHub => match self.github_api.as_deref() {
+                    None | Some(GITHUB_API) => Some("github".to_owned()),
+                    Some(api) => Some(format!("github:{}", encode_issuer(api))),
+                },
+                Kind::Google => Some("google".to_owned()),
+                // Per login, from the token's tenant.
+                Kind::Microsoft => None,
+                Kind::Oidc => Some(format!(
+                    "oidc:{}",
+                    encode_issuer(
+                        self.issuer
+                            .as_deref()
+                            .unwrap_or_default()
+                            .trim_end_matches('/')
+                    )
+                )),
+            },
+        };
         Ok(ResolvedProvider {
             name: self.name,
+            kind: self.kind,
+            namespace,
+            github_api: self.github_api,
             github: self.kind == Kind::GitHub,
             client,
             scopes,
@@ -432,6 +499,51 @@ impl fmt::Debug for Provider {
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
+}
+
+/// Built-in user id namespaces; a configured one may not be one of them.
+const RESERVED_NAMESPACES: [&str; 4] = ["github", "google", "microsoft", "oidc"];
+
+/// An issuer or API base as one user-id segment: `https://` left out, `%` and `:` percent-
+/// encoded, so the result holds no `:` and two different URLs never give the same text.
+pub(crate) fn encode_issuer(url: &str) -> String {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let mut out = String::with_capacity(rest.len() + 8);
+    for c in rest.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The e-mail a provider says is verified: `email_verified` (OIDC, Google; `true` or
+/// `"true"`), for Microsoft also `xms_edov` (the optional claim saying the domain owner
+/// verified it: Entra's `email` is otherwise any text a user or admin set).
+fn verified_email(claims: &Map<String, Value>, kind: Kind) -> Option<String> {
+    let email = claims.get("email")?.as_str()?.trim();
+    if email.is_empty() || !email.contains('@') {
+        return None;
+    }
+    let flag = |k: &str| match claims.get(k) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let verified = flag("email_verified") || (kind == Kind::Microsoft && flag("xms_edov"));
+    verified.then(|| email.to_owned())
+}
+
+/// One entry of GitHub's `GET /user/emails`.
+#[derive(Deserialize)]
+struct GithubEmail {
+    email: String,
+    #[serde(default)]
+    primary: bool,
+    #[serde(default)]
+    verified: bool,
 }
 
 /// Provider URLs must be `https`, except on loopback hosts when allowed (local development
@@ -531,6 +643,10 @@ impl IdTokenCheck {
 /// A provider ready to use.
 pub(crate) struct ResolvedProvider {
     pub(crate) name: String,
+    kind: Kind,
+    /// The user id namespace (`None`: Microsoft, per tenant).
+    namespace: Option<String>,
+    github_api: Option<String>,
     github: bool,
     pub(crate) client: ProviderClient,
     pub(crate) scopes: Vec<String>,
@@ -550,41 +666,80 @@ impl fmt::Debug for ResolvedProvider {
 
 /// The user a provider vouched for.
 ///
+/// [`user_id`](Self::user_id) is the provider's user id in a namespace of its own, so the
+/// same `sub` at two providers or issuers is two users: it is the session's `sub`, the owner
+/// of upstream tokens in the [`TokenVault`](super::TokenVault), and what
+/// [`LoginPolicy::allow_users`](super::LoginPolicy::allow_users) lists.
+///
+/// | provider | `user_id` |
+/// |---|---|
+/// | GitHub (github.com) | `github:{numeric id}` |
+/// | GitHub Enterprise (`github_urls`) | `github:{API base}:{numeric id}` |
+/// | Google | `google:{sub}` |
+/// | Microsoft | `microsoft:{tid}:{sub}` |
+/// | any OIDC provider | `oidc:{issuer}:{sub}` |
+/// | with [`Provider::subject_namespace`] | `{namespace}:{sub}` |
+///
+/// URLs leave out `https://` and have `%` and `:` percent-encoded
+/// (`oidc:sso.example.com/realms/mcp:f81d4fae`), so no namespace holds a `:` of its own and
+/// the first segments always say whose user it is.
+///
 /// ```
 /// use tower_mcp_auth::oauth::UserInfo;
 ///
 /// let user = UserInfo::new("github", "583231");
 /// assert_eq!(user.subject, "583231");
+/// assert_eq!(user.user_id, "github:583231");
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct UserInfo {
     /// The provider's name.
     pub provider: String,
-    /// The provider's stable user id (`sub`, or GitHub's numeric `id`).
+    /// The provider's stable user id (`sub`, or GitHub's numeric `id`), as the provider
+    /// gave it: unique only at that provider.
     pub subject: String,
+    /// The namespaced user id (see above): unique across providers and issuers.
+    pub user_id: String,
     /// A display name (`name`, `preferred_username`, GitHub `login`).
     pub name: Option<String>,
-    /// The e-mail address, when the provider shares it.
+    /// The e-mail address, only when the provider says it is verified (`email_verified`;
+    /// GitHub: the verified primary address of `/user/emails`; Microsoft: `xms_edov`).
+    /// An unverified address stays in [`claims`](Self::claims) and is never used.
     pub email: Option<String>,
-    /// Every claim (OIDC) or field of the user API answer (GitHub).
+    /// The Microsoft Entra tenant id (`tid`), for Microsoft providers.
+    pub tenant: Option<String>,
+    /// Every claim (OIDC) or field of the user API answer (GitHub), unverified ones
+    /// included.
     pub claims: Map<String, Value>,
 }
 
 impl UserInfo {
-    /// A user with only a provider and a subject.
+    /// A user with only a provider and a subject; `user_id` is `{provider}:{subject}`.
     pub fn new(provider: impl Into<String>, subject: impl Into<String>) -> Self {
+        let (provider, subject) = (provider.into(), subject.into());
         Self {
-            provider: provider.into(),
-            subject: subject.into(),
+            user_id: format!("{provider}:{subject}"),
+            provider,
+            subject,
             name: None,
             email: None,
+            tenant: None,
             claims: Map::new(),
         }
     }
 }
 
 impl ResolvedProvider {
+    /// The GitHub API base of a GitHub provider.
+    pub(crate) fn github_api(&self) -> Option<&str> {
+        if self.kind == Kind::GitHub {
+            self.github_api.as_deref()
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn is_oidc(&self) -> bool {
         self.id_tokens.is_some()
     }
@@ -620,15 +775,39 @@ impl ResolvedProvider {
                 .map_err(|e| provider_http_error("user API", e))?;
             let subject = match body.get("id") {
                 Some(Value::Number(n)) => n.to_string(),
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                // No `:`: the id is the last segment of the namespaced user id.
+                Some(Value::String(s)) if !s.is_empty() && !s.contains(':') => s.clone(),
                 _ => return Err(OAuthError::Provider("the user API answer has no id".into())),
             };
             let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+            // The profile's `email` is whatever the user typed: only `/user/emails` says
+            // which address is verified (scope `user:email`; without it, no e-mail).
+            let email = match &self.github_api {
+                Some(api) => {
+                    match http
+                        .get_json::<Vec<GithubEmail>>(&format!("{api}/user/emails"), Some(access))
+                        .await
+                    {
+                        Ok(emails) => emails
+                            .into_iter()
+                            .find(|e| e.primary && e.verified)
+                            .map(|e| e.email),
+                        Err(e) => {
+                            tracing::debug!(reason = %e, "no verified GitHub e-mail");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let namespace = self.namespace.as_deref().unwrap_or("github");
             return Ok(UserInfo {
                 provider: self.name.clone(),
+                user_id: format!("{namespace}:{subject}"),
                 subject,
                 name: text("login").or_else(|| text("name")),
-                email: text("email"),
+                email,
+                tenant: None,
                 claims: body,
             });
         }
@@ -645,6 +824,8 @@ impl ResolvedProvider {
                     "the token response has no id_token",
                 ))?;
         let mut claims = check.verify(id_token, nonce).await?;
+        // The id_token's verified e-mail, else the user info's: each with its own flag.
+        let mut email = verified_email(&claims, self.kind);
         if let Some(url) = &self.userinfo {
             let info: Map<String, Value> = http
                 .get_json(url, Some(access))
@@ -655,16 +836,39 @@ impl ResolvedProvider {
                     "the user info `sub` differs from the id_token's".into(),
                 ));
             }
+            if email.is_none() {
+                email = verified_email(&info, self.kind);
+            }
             for (k, v) in info {
                 claims.entry(k).or_insert(v);
             }
         }
         let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let subject = text("sub").unwrap_or_default();
+        let tenant = (self.kind == Kind::Microsoft)
+            .then(|| text("tid"))
+            .flatten()
+            .filter(|t| {
+                !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+            });
+        let user_id = match (&self.namespace, &tenant) {
+            (Some(ns), _) => format!("{ns}:{subject}"),
+            (None, Some(tid)) => format!("microsoft:{tid}:{subject}"),
+            // No usable `tid`: the verified issuer names the tenant.
+            (None, None) => format!(
+                "microsoft:{}:{subject}",
+                encode_issuer(text("iss").as_deref().unwrap_or_default())
+            ),
+        };
         Ok(UserInfo {
             provider: self.name.clone(),
-            subject: text("sub").unwrap_or_default(),
+            subject,
+            user_id,
             name: text("name").or_else(|| text("preferred_username")),
-            email: text("email"),
+            email,
+            tenant,
             claims,
         })
     }

@@ -26,8 +26,10 @@ pub const DEFAULT_SESSION_ISSUER: &str = "tower-mcp-auth";
 /// How sessions are signed and carried.
 ///
 /// The session is a JWT signed with HS256 under `secret` (32+ bytes): `sub` is the
-/// provider's user id, `idp` the provider, `iss` / `aud` as configured, `exp` after
-/// [`ttl`](Self::ttl) (default one hour), plus `name`, `email` and `scope` when known. Use
+/// namespaced user id ([`UserInfo::user_id`]: `github:583231`, `google:…`,
+/// `oidc:{issuer}:{sub}`, never a bare provider id that two providers could share),
+/// `idp` the provider, `idp_sub` the provider's own id, `iss` / `aud` as configured, `exp` after
+/// [`ttl`](Self::ttl) (default one hour), plus `name`, `email` (only a verified one) and `scope` when known. Use
 /// [`verifier`](Self::verifier) in the `BearerLayer` (or [`McpAuth`](crate::McpAuth)) that
 /// protects your MCP endpoint, with [`session_cookie`](crate::BearerLayer::session_cookie)
 /// set to [`cookie_name`](Self::cookie_name).
@@ -46,7 +48,7 @@ pub const DEFAULT_SESSION_ISSUER: &str = "tower-mcp-auth";
 /// let token = session.issue(&UserInfo::new("github", "583231")).unwrap();
 ///
 /// let identity = session.verifier().verify_now(&token).unwrap();
-/// assert_eq!(identity.user_id(), Some("583231"));
+/// assert_eq!(identity.user_id(), Some("github:583231"));
 /// assert!(identity.has_permission("tools/call"));
 ///
 /// let layer = BearerLayer::new(session.verifier()).session_cookie(session.cookie_name());
@@ -167,8 +169,9 @@ impl SessionConfig {
             .unwrap_or_default()
             .as_secs();
         let mut claims = json!({
-            "sub": user.subject,
+            "sub": user.user_id,
             "idp": user.provider,
+            "idp_sub": user.subject,
             "iss": self.issuer,
             "iat": now,
             "exp": now + self.ttl.as_secs(),

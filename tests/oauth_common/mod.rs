@@ -50,6 +50,22 @@ pub struct Behaviour {
     /// Behave like Microsoft's multi-tenant (`common`) endpoint: the discovery document's
     /// issuer is `{base}/{tenantid}/v2.0`, tokens carry `tid` and that tenant's issuer.
     pub microsoft_tenant: Option<String>,
+    /// The `sub` of id_tokens and user info (default [`SUB`]).
+    pub sub: String,
+    /// The `email` of id_tokens and user info.
+    pub email: Option<String>,
+    /// `email_verified` of id_tokens and user info (`None`: the claim is absent).
+    pub email_verified: Option<Value>,
+    /// Microsoft's `xms_edov` optional claim (`None`: absent).
+    pub xms_edov: Option<Value>,
+    /// More id_token claims (`groups`, `hd`...).
+    pub extra_claims: serde_json::Map<String, Value>,
+    /// GitHub's `id` on `GET /user`.
+    pub github_id: Value,
+    /// GitHub's `GET /user/emails` answer (`None`: 404, as without the `user:email` scope).
+    pub github_emails: Option<Value>,
+    /// GitHub organization memberships: (org login, `active` / `pending`).
+    pub github_orgs: Vec<(String, String)>,
 }
 
 impl Default for Behaviour {
@@ -62,6 +78,17 @@ impl Default for Behaviour {
             wrong_nonce: false,
             wrong_audience: false,
             microsoft_tenant: None,
+            sub: SUB.to_owned(),
+            email: Some("ada@example.com".to_owned()),
+            email_verified: Some(Value::Bool(true)),
+            xms_edov: None,
+            extra_claims: serde_json::Map::new(),
+            github_id: json!(GITHUB_ID),
+            github_emails: Some(json!([
+                {"email": "octocat@users.noreply.github.com", "primary": false, "verified": true},
+                {"email": "octocat@example.com", "primary": true, "verified": true},
+            ])),
+            github_orgs: Vec::new(),
         }
     }
 }
@@ -79,6 +106,7 @@ pub struct Counters {
     pub code_grants: AtomicUsize,
     pub refresh_grants: AtomicUsize,
     pub userinfo: AtomicUsize,
+    pub org_lookups: AtomicUsize,
 }
 
 pub struct ProviderState {
@@ -120,6 +148,8 @@ impl LocalProvider {
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(token))
             .route("/user", get(github_user))
+            .route("/user/emails", get(github_emails))
+            .route("/user/memberships/orgs/{org}", get(github_membership))
             .with_state(Arc::clone(&state));
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -164,6 +194,22 @@ impl LocalProvider {
     pub fn github(&self) -> Provider {
         Provider::github(CLIENT_ID, CLIENT_SECRET).github_urls(&self.base, &self.base)
     }
+}
+
+/// The session user id of `sub` at this provider's generic OIDC configuration:
+/// `oidc:{issuer, `:` and `%` percent-encoded}:{sub}`.
+pub fn oidc_user_id(provider: &LocalProvider, sub: &str) -> String {
+    format!("oidc:{}:{sub}", encoded_base(provider))
+}
+
+/// The session user id of a GitHub user at this provider (not api.github.com, so the API base
+/// is part of the namespace, like GitHub Enterprise).
+pub fn github_user_id(provider: &LocalProvider, id: u64) -> String {
+    format!("github:{}:{id}", encoded_base(provider))
+}
+
+fn encoded_base(provider: &LocalProvider) -> String {
+    provider.base.replace('%', "%25").replace(':', "%3A")
 }
 
 fn now() -> u64 {
@@ -382,7 +428,13 @@ async fn token(
             CLIENT_ID
         };
         let tid = behaviour.microsoft_tenant.as_deref();
-        body["id_token"] = json!(id_token_with(&token_issuer(&s), aud, &nonce, tid));
+        body["id_token"] = json!(id_token_claims(
+            &token_issuer(&s),
+            aud,
+            &nonce,
+            tid,
+            &behaviour
+        ));
     }
     Json(body).into_response()
 }
@@ -392,16 +444,53 @@ pub fn id_token(iss: &str, aud: &str, nonce: &str) -> String {
 }
 
 pub fn id_token_with(iss: &str, aud: &str, nonce: &str, tid: Option<&str>) -> String {
+    id_token_claims(iss, aud, nonce, tid, &Behaviour::default())
+}
+
+/// The user claims the provider vouches for (id_token and user info).
+fn user_claims(b: &Behaviour) -> serde_json::Map<String, Value> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), json!(b.sub));
+    claims.insert("name".into(), json!("Ada Lovelace"));
+    if let Some(email) = &b.email {
+        claims.insert("email".into(), json!(email));
+    }
+    if let Some(v) = &b.email_verified {
+        claims.insert("email_verified".into(), v.clone());
+    }
+    if let Some(v) = &b.xms_edov {
+        claims.insert("xms_edov".into(), v.clone());
+    }
+    claims
+}
+
+pub fn id_token_claims(
+    iss: &str,
+    aud: &str,
+    nonce: &str,
+    tid: Option<&str>,
+    b: &Behaviour,
+) -> String {
     tower_mcp_auth::install_crypto_provider();
+    let mut claims = user_claims(b);
+    for (k, v) in [
+        ("iss", json!(iss)),
+        ("aud", json!(aud)),
+        ("nonce", json!(nonce)),
+        ("iat", json!(now())),
+        ("exp", json!(now() + 300)),
+        ("tid", json!(tid)),
+    ] {
+        claims.insert(k.into(), v);
+    }
+    for (k, v) in &b.extra_claims {
+        claims.insert(k.clone(), v.clone());
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("test-rsa-1".into());
     jsonwebtoken::encode(
         &header,
-        &json!({
-            "iss": iss, "aud": aud, "sub": SUB, "nonce": nonce,
-            "iat": now(), "exp": now() + 300,
-            "email": "ada@example.com", "name": "Ada Lovelace", "tid": tid,
-        }),
+        &Value::Object(claims),
         &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../fixtures/rsa_private.pem"))
             .unwrap(),
     )
@@ -421,8 +510,9 @@ async fn userinfo(State(s): State<Arc<ProviderState>>, headers: HeaderMap) -> Re
     if !bearer_ok(&s, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    Json(json!({"sub": SUB, "email": "ada@example.com", "name": "Ada Lovelace", "locale": "en"}))
-        .into_response()
+    let mut info = user_claims(&s.behaviour.lock().unwrap());
+    info.insert("locale".into(), json!("en"));
+    Json(Value::Object(info)).into_response()
 }
 
 async fn github_user(State(s): State<Arc<ProviderState>>, headers: HeaderMap) -> Response {
@@ -437,8 +527,50 @@ async fn github_user(State(s): State<Arc<ProviderState>>, headers: HeaderMap) ->
         )
             .into_response();
     }
-    Json(json!({"id": GITHUB_ID, "login": "octocat", "name": "The Octocat", "email": null}))
-        .into_response()
+    let b = s.behaviour.lock().unwrap().clone();
+    // The profile's public e-mail: whatever the user typed, never proof of anything.
+    Json(
+        json!({"id": b.github_id, "login": "octocat", "name": "The Octocat",
+        "email": "ceo@example.com"}),
+    )
+    .into_response()
+}
+
+async fn github_emails(State(s): State<Arc<ProviderState>>, headers: HeaderMap) -> Response {
+    if !bearer_ok(&s, &headers) || headers.get("user-agent").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match s.behaviour.lock().unwrap().github_emails.clone() {
+        Some(emails) => Json(emails).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+    }
+}
+
+/// `GET /user/memberships/orgs/{org}`: 200 with `state`, or 404 when not a member. Org names
+/// are case-insensitive, as on GitHub.
+async fn github_membership(
+    State(s): State<Arc<ProviderState>>,
+    axum::extract::Path(org): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    s.counters.org_lookups.fetch_add(1, Ordering::SeqCst);
+    if !bearer_ok(&s, &headers) || headers.get("user-agent").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let b = s.behaviour.lock().unwrap().clone();
+    match b
+        .github_orgs
+        .iter()
+        .find(|(o, _)| o.eq_ignore_ascii_case(&org))
+    {
+        Some((login, state)) => Json(json!({
+            "state": state, "role": "member",
+            "organization": {"login": login},
+            "user": {"login": "octocat"},
+        }))
+        .into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -484,7 +616,9 @@ pub async fn serve_app_at(
     let builder = OAuthClient::builder(redirect_uri)
         .state_secret(STATE_SECRET)
         .store_shared(store)
-        .session(session.clone());
+        .session(session.clone())
+        // Tests of the flow itself; `configure` may set a stricter policy.
+        .allow_any_account();
     let client = configure(builder)
         .build()
         .await
