@@ -16,8 +16,10 @@ pub(crate) struct McpConfig {
     pub(crate) filter_tools_list: bool,
     pub(crate) max_body_bytes: usize,
     pub(crate) max_response_bytes: usize,
-    /// Empty: every path.
+    /// The MCP endpoints (empty: every path is one): there a body must be JSON-RPC.
     pub(crate) paths: Vec<PathPattern>,
+    /// Paths whose requests are not inspected at all.
+    pub(crate) excluded: Vec<PathPattern>,
     /// The endpoint policies, to render refusals with the same challenge as the policy layer.
     pub(crate) policy: Option<Arc<PolicyConfig>>,
 }
@@ -151,6 +153,26 @@ impl McpPermissionsLayer {
     }
 }
 
+impl McpConfig {
+    /// Whether `path` is an MCP endpoint: one of [`McpRules::path`], or any path when none
+    /// was given. A path below a listed one (`/mcp/x` for `/mcp`, as `nest_service` routes
+    /// it) is one too.
+    pub(crate) fn is_mcp_path(&self, path: &str) -> bool {
+        self.paths.is_empty()
+            || self.paths.iter().any(|p| {
+                p.matches(path)
+                    || path
+                        .strip_prefix(p.as_str().trim_end_matches('/'))
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+    }
+
+    /// Whether requests to `path` skip the layer ([`McpRules::exclude_path`]).
+    pub(crate) fn is_excluded(&self, path: &str) -> bool {
+        self.excluded.iter().any(|p| p.matches(path))
+    }
+}
+
 impl<S> Layer<S> for McpPermissionsLayer {
     type Service = McpPermissionsService<S>;
 
@@ -168,6 +190,7 @@ impl fmt::Debug for McpPermissionsLayer {
             .field("max_body_bytes", &c.max_body_bytes)
             .field("max_response_bytes", &c.max_response_bytes)
             .field("paths", &c.paths)
+            .field("excluded", &c.excluded)
             .field("endpoint_policy", &c.policy.is_some())
             .finish()
     }
