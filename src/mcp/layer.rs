@@ -28,8 +28,8 @@ pub(crate) struct McpConfig {
 ///
 /// Place it *after* [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) (or use
 /// [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)), so the
-/// decided [`Identity`] is in the request extensions. For a `POST` that carries an
-/// `Identity` (on the configured [paths](McpRules::path)), it reads the body (up to
+/// decided [`Identity`] is in the request extensions. For every `POST` that carries an
+/// `Identity` (on any path but the [excluded](McpRules::exclude_path) ones), it reads the body (up to
 /// [`max_body_bytes`](McpRules::max_body_bytes), else 413), checks every request in it
 /// against the [rules](McpRules), and either hands the same bytes to the inner service or
 /// refuses:
@@ -39,6 +39,7 @@ pub(crate) struct McpConfig {
 /// | 403 `insufficient_scope` | a request lacks a permission (for a batch: any request) | JSON-RPC error `-32003` per request, with its `id` |
 /// | 400 `invalid_request` | not JSON (`-32700`), or not a JSON-RPC message (`-32600`) | one JSON-RPC error, `id: null` |
 /// | 413 `invalid_request` | body over the limit (`-32600`) | one JSON-RPC error, `id: null` |
+/// | 400 `invalid_request` | `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) disagree with the body (`-32020`) | one JSON-RPC error with the message's `id` (`null` for a notification or a batch) |
 ///
 /// Every refusal has `Content-Type: application/json` and `Cache-Control: no-store`; the 403
 /// also has the contract's `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`
@@ -61,8 +62,10 @@ pub(crate) struct McpConfig {
 /// and responses have no entry); requests that were allowed but refused with their batch say
 /// so in `message`, and name the batch's missing scopes in `scope`.
 ///
-/// Requests without an `Identity` (open endpoints), other HTTP methods (`GET` opens the SSE
-/// stream, `DELETE` ends a session) and other paths pass untouched, without buffering. The
+/// A refused notification has no id to answer: its error has `id: null` (HTTP 403 all the
+/// same). Requests without an `Identity` (open endpoints), other HTTP methods (`GET` opens
+/// the SSE stream, `DELETE` ends a session) and excluded paths pass untouched, without
+/// buffering. The
 /// inner service receives [`McpRequestBody`](super::McpRequestBody): the buffered bytes, or
 /// the original body when the request was not inspected.
 ///

@@ -53,9 +53,27 @@ const DEFAULT_PUBLIC: [&str; 3] = ["initialize", "ping", "server/discover"];
 /// `tools/call:search_docs`. A held bare method grants all its targets: `tools/call` allows
 /// every tool, which is what an OAuth scope `tools/call` is expected to mean.
 ///
-/// `initialize` and `ping` are public by default. Notifications and responses (messages
-/// without `id` or without `method`) are never checked, and requests that reach the layer
+/// `initialize`, `ping` and `server/discover` (MCP 2026-07-28) are public by default.
+/// Every message with a `method` is checked, notifications (no `id`) included, since
+/// JSON-RPC servers execute them too; only MCP notifications (`notifications/...` without
+/// an `id`) and responses (no `method`) skip the rules. Requests that reach the layer
 /// without an [`Identity`] (open endpoints) pass unchecked.
+///
+/// A resource URI (`resources/read`, `.../subscribe`, `.../unsubscribe`) is matched as
+/// sent, and only when it is in canonical form: one with a `.` or `..` segment, a
+/// backslash, or a percent-encoded `.`, `/`, `\`, `%` or NUL is not normalized but
+/// authorized as the bare method, so `resources/read:file:///srv/docs/*` does not grant
+/// `file:///srv/docs/../../etc/passwd` or `file:///srv/docs/%2e%2e/x` (refused with the
+/// 403 `insufficient_scope` error, `scope` `resources/read`), while `resources/read` or
+/// `*` still does.
+///
+/// ## Where it applies
+///
+/// Fail closed: every `POST` with an [`Identity`] is inspected, on every path, wherever
+/// the MCP service is mounted (`nest_service("/mcp", …)` also serves `/mcp/` and `/mcp/x`,
+/// and a layer inside the nest sees the stripped path), except the paths given to
+/// [`exclude_path`](Self::exclude_path). See [`path`](Self::path) for bodies that are not
+/// JSON-RPC.
 ///
 /// ```
 /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
