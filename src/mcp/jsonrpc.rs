@@ -529,6 +529,35 @@ mod tests {
     }
 
     #[test]
+    fn canonical_resource_uris() {
+        for uri in [
+            "docs://intro",
+            "file:///srv/docs/a.b/c..d/...",
+            "file:///srv/docs/%41%20b",
+            "https://h.example/x?q=1#f",
+            "docs://trailing%",
+            "docs://short%2",
+        ] {
+            assert!(is_canonical_uri(uri), "{uri}");
+        }
+        for uri in [
+            "file:///srv/docs/../x",
+            "file:///srv/docs/..",
+            "file:///srv/./docs",
+            "file:///srv/docs/%2E%2e/x",
+            "file:///srv/docs/%2Fx",
+            "file:///srv/docs/%5cx",
+            "file:///srv/docs/%252e",
+            "file:///srv/docs/%00",
+            "file:///srv/docs\\x",
+            "docs://a?..",
+            "docs://a#..",
+        ] {
+            assert!(!is_canonical_uri(uri), "{uri}");
+        }
+    }
+
+    #[test]
     fn batches() {
         let p = parse(br#" [{"id":1,"method":"a"},{"method":"n"},{"id":2,"result":1}]"#).unwrap();
         assert!(p.batch);
