@@ -34,9 +34,11 @@ fn keys() -> ApiKeyRegistry {
     ApiKeyRegistry::builder()
         .key(
             SEARCH_KEY,
-            ApiKeySpec::new("search bot")
-                .user_id("sam")
-                .permissions(["tools/call:search_*", "resources/read:docs://*"]),
+            ApiKeySpec::new("search bot").user_id("sam").permissions([
+                "tools/call:search_*",
+                "resources/read:docs://*",
+                "resources/read:file:///srv/docs/*",
+            ]),
         )
         .key(ALL_KEY, ApiKeySpec::new("admin").permissions(["*"]))
         .key(NONE_KEY, ApiKeySpec::new("nothing"))
@@ -138,6 +140,9 @@ async fn server() -> String {
             .route("/echo", post(echo_body))
             .route("/open", post(echo_body))
             .route("/upload", post(echo_body))
+            .route("/excluded", post(mcp_json))
+            .route("/deep", post(deep_json))
+            .route("/deep-sse", post(deep_sse))
             .layer(
                 McpAuth::builder()
                     .api_keys(keys())
@@ -155,7 +160,8 @@ async fn server() -> String {
                             .path("/mcp-sse")
                             .path("/key-only")
                             .path("/echo")
-                            .path("/open"),
+                            .path("/open")
+                            .exclude_path("/excluded"),
                     )
                     .build()
                     .unwrap(),
@@ -462,21 +468,6 @@ async fn batches_pass_only_when_every_request_is_allowed() {
     assert_eq!(errors[2]["error"]["data"]["permission"], "prompts/get:p");
 }
 
-#[tokio::test]
-async fn notifications_and_responses_pass_unchecked() {
-    let base = server().await;
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let res = send(&base, "/mcp", Cred::Key(NONE_KEY), &note).await;
-    assert_eq!(res.status(), 202);
-    let cancel =
-        json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "delete_repo"}});
-    let res = send(&base, "/mcp", Cred::Key(NONE_KEY), &cancel).await;
-    assert_eq!(res.status(), 202, "a notification is never refused");
-    let response = json!({"jsonrpc": "2.0", "id": 9, "result": {"action": "accept"}});
-    let res = send(&base, "/mcp", Cred::Key(NONE_KEY), &response).await;
-    assert_eq!(res.status(), 202);
-}
-
 // ---- bodies --------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -569,9 +560,6 @@ async fn uninspected_requests_pass_untouched() {
         .await
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "not json at all");
-    // A path outside the rules' paths.
-    let res = send_raw(&base, "/upload", Cred::Key(NONE_KEY), "%PDF-1.7".into()).await;
-    assert_eq!(res.text().await.unwrap(), "%PDF-1.7");
     // GET (the SSE stream of streamable HTTP) is not a JSON-RPC body.
     let res = client()
         .get(format!("{base}/mcp"))
@@ -648,4 +636,481 @@ async fn tools_list_event_stream_is_filtered() {
     .await;
     let text = res.text().await.unwrap();
     assert!(text.contains("id: 1\r\nevent: message\r\ndata: "), "{text}");
+}
+
+// ---- fail closed: nested mounts, notifications, deep responses, resource URIs -------------
+
+/// A real rmcp server (stateless, JSON responses) with two tools; `ran` counts every tool
+/// that actually executed.
+mod rmcp_tools {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    };
+    use rmcp::service::RequestContext;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+    #[derive(Clone)]
+    pub struct Tools(pub Arc<AtomicUsize>);
+
+    fn tools() -> Vec<Tool> {
+        let schema = Arc::new(serde_json::Map::from_iter([(
+            "type".to_owned(),
+            serde_json::Value::from("object"),
+        )]));
+        vec![
+            Tool::new("echo", "echo", schema.clone()),
+            Tool::new("delete_repo", "deletes", schema),
+        ]
+    }
+
+    impl ServerHandler for Tools {
+        fn get_info(&self) -> ServerConfig {
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        }
+
+        async fn list_tools(
+            &self,
+            _: Option<PaginatedRequestParams>,
+            _: RequestContext<RoleServer>,
+        ) -> Result<ListToolsResult, ErrorData> {
+            Ok(ListToolsResult::with_all_items(tools()))
+        }
+
+        fn get_tool(&self, name: &str) -> Option<Tool> {
+            tools().into_iter().find(|t| t.name == name)
+        }
+
+        async fn call_tool(
+            &self,
+            request: CallToolRequestParams,
+            _: RequestContext<RoleServer>,
+        ) -> Result<CallToolResponse, ErrorData> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(CallToolResult::success(vec![ContentBlock::text(request.name.to_string())]).into())
+        }
+    }
+
+    pub fn service(ran: Arc<AtomicUsize>) -> StreamableHttpService<Tools, LocalSessionManager> {
+        StreamableHttpService::new(
+            move || Ok(Tools(ran.clone())),
+            Arc::new(LocalSessionManager::default()),
+            StreamableHttpServerConfig::default()
+                .with_legacy_session_mode(false)
+                .with_json_response(true),
+        )
+    }
+}
+
+fn echo_only_keys() -> ApiKeyRegistry {
+    ApiKeyRegistry::builder()
+        .key(
+            SEARCH_KEY,
+            ApiKeySpec::new("echo bot").permissions(["tools/call:echo"]),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn nested_rmcp_refuses_forbidden_tool_calls_at_every_path() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    // The layer outside the nest, on the Router, with the MCP endpoint named.
+    let outside = {
+        let ran = ran.clone();
+        serve(move |_| {
+            Router::new()
+                .nest_service("/mcp", rmcp_tools::service(ran))
+                .layer(
+                    McpAuth::builder()
+                        .api_keys(echo_only_keys())
+                        .mcp_permissions(McpRules::new().path("/mcp"))
+                        .build()
+                        .unwrap(),
+                )
+        })
+        .await
+    };
+    // The layer inside the nest: it sees the stripped path (`/`, `/x`).
+    let inside = {
+        let ran = ran.clone();
+        serve(move |_| {
+            let svc = tower::ServiceBuilder::new()
+                .layer(
+                    McpAuth::builder()
+                        .api_keys(echo_only_keys())
+                        .mcp_permissions(McpRules::new().path("/mcp"))
+                        .build()
+                        .unwrap(),
+                )
+                .service(rmcp_tools::service(ran));
+            Router::new().nest_service("/mcp", svc)
+        })
+        .await
+    };
+    for base in [&outside, &inside] {
+        for path in ["/mcp", "/mcp/", "/mcp/x"] {
+            // The allowed tool runs there: rmcp really serves this path.
+            let before = ran.load(Ordering::SeqCst);
+            let res = send(base, path, Cred::Key(SEARCH_KEY), &tool(1, "echo")).await;
+            assert_eq!(res.status(), 200, "{base}{path}");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["result"]["content"][0]["text"], "echo", "{body}");
+            assert_eq!(ran.load(Ordering::SeqCst), before + 1);
+
+            let res = send(base, path, Cred::Key(SEARCH_KEY), &tool(2, "delete_repo")).await;
+            let body = refusal(res, 403).await;
+            assert_eq!(body["id"], 2, "{base}{path}");
+            assert_eq!(body["error"]["code"], INSUFFICIENT_SCOPE_CODE);
+            assert_eq!(
+                body["error"]["data"]["permission"],
+                "tools/call:delete_repo"
+            );
+            assert_eq!(ran.load(Ordering::SeqCst), before + 1, "{base}{path} ran");
+        }
+    }
+}
+
+#[tokio::test]
+async fn other_paths_check_json_rpc_and_pass_other_media_types() {
+    let base = server().await;
+    // A path the rules do not name still gets its JSON-RPC checked.
+    let res = send(
+        &base,
+        "/upload",
+        Cred::Key(NONE_KEY),
+        &tool(4, "delete_repo"),
+    )
+    .await;
+    let body = refusal(res, 403).await;
+    assert_eq!(body["id"], 4);
+    // An upload with a non-JSON media type is not JSON-RPC: passed on, byte for byte.
+    let res = client()
+        .post(format!("{base}/upload"))
+        .header("x-api-key", NONE_KEY)
+        .header(CONTENT_TYPE, "application/pdf")
+        .body("%PDF-1.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "%PDF-1.7");
+    // ...but a JSON-RPC call is checked whatever media type it claims.
+    let res = client()
+        .post(format!("{base}/upload"))
+        .header("x-api-key", NONE_KEY)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(tool(5, "delete_repo").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(res, 403).await["id"], 5);
+    // Not JSON, sent as JSON (or without a media type): 400 as on the MCP path.
+    let res = send_raw(&base, "/upload", Cred::Key(NONE_KEY), "%PDF".into()).await;
+    assert_eq!(refusal(res, 400).await["error"]["code"], PARSE_ERROR_CODE);
+    // An excluded path is not read at all.
+    let res = send_raw(
+        &base,
+        "/excluded",
+        Cred::Key(NONE_KEY),
+        tool(6, "delete_repo").to_string(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["id"], 6);
+}
+
+#[tokio::test]
+async fn id_less_calls_are_checked_like_requests() {
+    let base = server().await;
+    // A tools/call notification: a JSON-RPC server runs it, so it is checked.
+    let note = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "delete_repo"}});
+    let res = send(&base, "/mcp", Cred::Key(NONE_KEY), &note).await;
+    let www = challenge(&res).unwrap();
+    assert!(www.contains(r#"scope="tools/call:delete_repo""#), "{www}");
+    let body = refusal(res, 403).await;
+    // No id to answer: `id: null`.
+    assert_eq!(body["id"], Value::Null);
+    assert!(body.get("id").is_some());
+    assert_eq!(body["error"]["code"], INSUFFICIENT_SCOPE_CODE);
+    assert_eq!(
+        body["error"]["data"]["permission"],
+        "tools/call:delete_repo"
+    );
+    // The same in a batch: one error per checked message, null for the notification.
+    let batch = json!([tool(1, "search_docs"), note]);
+    let res = send(&base, "/mcp", Cred::Key(SEARCH_KEY), &batch).await;
+    let body = refusal(res, 403).await;
+    let ids: Vec<Value> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1), Value::Null]);
+    // An allowed notification, MCP notifications and responses still pass.
+    let allowed =
+        json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "search_docs"}});
+    let res = send(&base, "/mcp", Cred::Key(SEARCH_KEY), &allowed).await;
+    assert_eq!(res.status(), 202);
+    for message in [
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+        json!({"jsonrpc": "2.0", "id": 9, "result": {"action": "accept"}}),
+    ] {
+        let res = send(&base, "/mcp", Cred::Key(NONE_KEY), &message).await;
+        assert_eq!(res.status(), 202, "{message}");
+    }
+}
+
+/// A tools/list answer nested deeper than serde_json's recursion limit (128).
+fn deep_tools_list(id: &Value) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"delete_repo","inputSchema":{{}}}}],"x":{}1{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    )
+}
+
+async fn deep_json(body: Bytes) -> Response {
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].clone();
+    Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from(deep_tools_list(&id)))
+        .unwrap()
+}
+
+async fn deep_sse(body: Bytes) -> Response {
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["id"].clone();
+    let text = format!(
+        "id: 0\ndata: \n\ndata: {}\n\ndata: {}\n\n",
+        deep_tools_list(&id),
+        // The same id again, shallow: once refused, the answer must not leak later.
+        json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [{"name": "delete_repo"}]}})
+    );
+    Response::builder()
+        .header(CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tools_list_too_deep_to_filter_is_an_error_not_passed_through() {
+    let base = server().await;
+    let list = call(json!(3), "tools/list", json!({}));
+    let res = send(&base, "/deep", Cred::Key(SEARCH_KEY), &list).await;
+    let body = refusal(res, 500).await;
+    assert_eq!(
+        body["error"]["code"],
+        tower_mcp_auth::mcp::INTERNAL_ERROR_CODE
+    );
+    assert!(!body.to_string().contains("delete_repo"));
+
+    let res = send(&base, "/deep-sse", Cred::Key(SEARCH_KEY), &list).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("delete_repo"), "{text}");
+    assert!(text.starts_with("id: 0\ndata: \n\n"), "{text}");
+    let errors: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert_eq!(errors[0]["id"], 3);
+    assert_eq!(
+        errors[0]["error"]["code"],
+        tower_mcp_auth::mcp::INTERNAL_ERROR_CODE
+    );
+}
+
+#[tokio::test]
+async fn resource_uris_that_escape_the_granted_prefix_are_refused() {
+    let base = server().await;
+    let read = |uri: &str| call(json!(8), "resources/read", json!({"uri": uri}));
+    let res = send(
+        &base,
+        "/mcp",
+        Cred::Key(SEARCH_KEY),
+        &read("file:///srv/docs/intro.md"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    for uri in [
+        "file:///srv/docs/../../etc/passwd",
+        "file:///srv/docs/..",
+        "file:///srv/docs/./x",
+        "file:///srv/docs/%2e%2e/%2E%2E/etc/passwd",
+        "file:///srv/docs/.%2e/secret",
+        "file:///srv/docs/%2fetc%2fpasswd",
+        "file:///srv/docs/..%5c..%5csecret",
+        "file:///srv/docs\\..\\secret",
+        "file:///srv/docs/%252e%252e/secret",
+        "file:///srv/docs/x?../../secret",
+    ] {
+        let res = send(&base, "/mcp", Cred::Key(SEARCH_KEY), &read(uri)).await;
+        let body = refusal(res, 403).await;
+        assert_eq!(body["id"], 8, "{uri}");
+        assert_eq!(body["error"]["code"], INSUFFICIENT_SCOPE_CODE, "{uri}");
+        assert_eq!(body["error"]["data"]["scope"], "resources/read", "{uri}");
+    }
+    // Who holds the bare method (or `*`) may read any URI, canonical or not.
+    let res = send(
+        &base,
+        "/mcp",
+        Cred::Key(ALL_KEY),
+        &read("file:///srv/docs/../x"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+}
+
+// ---- MCP 2026-07-28 Mcp-Method / Mcp-Name headers ------------------------------------------
+
+async fn send_with(base: &str, headers: &[(&str, &str)], body: &Value) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{base}/mcp"))
+        .header(CONTENT_TYPE, "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-api-key", ALL_KEY)
+        .body(body.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn mcp_method_and_name_headers_must_match_the_body() {
+    use tower_mcp_auth::mcp::HEADER_MISMATCH_CODE;
+    let base = server().await;
+    let v = ("mcp-protocol-version", "2026-07-28");
+    // Matching headers, and absent ones (2025-11-25 clients), pass.
+    for headers in [
+        vec![v, ("mcp-method", "tools/call"), ("mcp-name", "echo")],
+        vec![],
+        vec![("mcp-protocol-version", "2099-12-31")],
+    ] {
+        let res = send_with(&base, &headers, &tool(1, "echo")).await;
+        assert_eq!(res.status(), 200, "{headers:?}");
+    }
+    // Non-ASCII names travel base64-encoded: `=?base64?…?=` of the UTF-8 bytes.
+    let res = send_with(
+        &base,
+        &[
+            v,
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?w6ljaG8=?="),
+        ],
+        &tool(2, "écho"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = send_with(
+        &base,
+        &[
+            v,
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "docs://a"),
+        ],
+        &call(json!(3), "resources/read", json!({"uri": "docs://a"})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    // server/discover is understood and public by default.
+    let res = send_with(
+        &base,
+        &[v, ("mcp-method", "server/discover")],
+        &call(
+            json!(4),
+            "server/discover",
+            json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    // Mismatches: 400 with -32020, answering the message's id.
+    for (headers, body, id) in [
+        (
+            vec![("mcp-method", "tools/list")],
+            tool(5, "echo"),
+            json!(5),
+        ),
+        (
+            vec![("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            tool(6, "delete_repo"),
+            json!(6),
+        ),
+        (
+            vec![("mcp-method", "tools/call")],
+            tool(7, "echo"),
+            json!(7),
+        ),
+        (vec![("mcp-name", "echo")], tool(8, "echo"), json!(8)),
+        (
+            vec![
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?w6ljaG8=?="),
+            ],
+            tool(9, "echo"),
+            json!(9),
+        ),
+        (
+            vec![("mcp-method", "tools/call"), ("mcp-name", "=?base64?!!?=")],
+            tool(10, "echo"),
+            json!(10),
+        ),
+        (
+            vec![("mcp-method", "tools/list"), ("mcp-name", "echo")],
+            call(json!(11), "tools/list", json!({})),
+            json!(11),
+        ),
+        (
+            vec![("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "delete_repo"}}),
+            Value::Null,
+        ),
+        // A batch cannot match headers that mirror one message.
+        (
+            vec![("mcp-method", "tools/call"), ("mcp-name", "echo")],
+            json!([tool(12, "echo")]),
+            Value::Null,
+        ),
+    ] {
+        let mut all = vec![v];
+        all.extend(headers.iter().copied());
+        let res = send_with(&base, &all, &body).await;
+        let reply = refusal(res, 400).await;
+        assert_eq!(
+            reply["error"]["code"], HEADER_MISMATCH_CODE,
+            "{headers:?} {body}"
+        );
+        assert_eq!(reply["id"], id, "{headers:?}");
+        assert_eq!(reply["error"]["data"]["error"], "invalid_request");
+    }
+    // Duplicate headers are a mismatch too.
+    let res = send_with(
+        &base,
+        &[
+            ("mcp-method", "tools/call"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+        &tool(13, "echo"),
+    )
+    .await;
+    assert_eq!(
+        refusal(res, 400).await["error"]["code"],
+        HEADER_MISMATCH_CODE
+    );
 }

@@ -23,11 +23,15 @@ pub(crate) enum Applied {
     Unchanged,
     /// Tools were removed.
     Rewritten,
+    /// A response to a request already answered with an error (its list could not be
+    /// filtered): it must not reach the client.
+    Drop,
 }
 
 impl Applied {
     fn max(self, other: Applied) -> Applied {
         match (self, other) {
+            (Applied::Drop, _) | (_, Applied::Drop) => Applied::Drop,
             (Applied::Rewritten, _) | (_, Applied::Rewritten) => Applied::Rewritten,
             (Applied::Unchanged, _) | (_, Applied::Unchanged) => Applied::Unchanged,
             _ => Applied::NoMatch,
@@ -38,6 +42,8 @@ impl Applied {
 /// The pending `tools/list` requests of one HTTP request, and who made them.
 pub(crate) struct ToolsFilter {
     ids: Vec<Value>,
+    /// Ids already answered with a "cannot filter" error: a later answer is dropped.
+    refused: Vec<Value>,
     identity: Identity,
     config: Arc<McpConfig>,
 }
@@ -46,14 +52,15 @@ impl ToolsFilter {
     pub(crate) fn new(ids: Vec<Value>, identity: Identity, config: Arc<McpConfig>) -> Self {
         Self {
             ids,
+            refused: Vec::new(),
             identity,
             config,
         }
     }
 
-    /// Whether responses are still expected.
+    /// Whether responses are still expected (or must still be watched for and dropped).
     pub(crate) fn is_pending(&self) -> bool {
-        !self.ids.is_empty()
+        !self.ids.is_empty() || !self.refused.is_empty()
     }
 
     /// The largest body or event that is buffered for filtering.
@@ -62,16 +69,30 @@ impl ToolsFilter {
     }
 
     /// The ids still waiting for a response (for error replies when filtering fails).
+    /// They count as refused from now on: their real answers, if they come, are dropped.
     pub(crate) fn take_pending(&mut self) -> Vec<Value> {
-        std::mem::take(&mut self.ids)
+        let ids = std::mem::take(&mut self.ids);
+        self.refused.extend(ids.iter().cloned());
+        ids
     }
 
     /// Filters a JSON-RPC message or batch in place.
     pub(crate) fn apply(&mut self, message: &mut Value) -> Applied {
         match message {
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(Applied::NoMatch, |acc, m| acc.max(self.apply_one(m))),
+            Value::Array(items) => {
+                let mut applied = Applied::NoMatch;
+                items.retain_mut(|m| match self.apply_one(m) {
+                    Applied::Drop => {
+                        applied = applied.max(Applied::Rewritten);
+                        false
+                    }
+                    one => {
+                        applied = applied.max(one);
+                        true
+                    }
+                });
+                applied
+            }
             _ => self.apply_one(message),
         }
     }
@@ -80,10 +101,11 @@ impl ToolsFilter {
         let Some(object) = message.as_object_mut() else {
             return Applied::NoMatch;
         };
-        let Some(pos) = object
-            .get("id")
-            .and_then(|id| self.ids.iter().position(|pending| pending == id))
-        else {
+        let id = object.get("id");
+        if id.is_some_and(|id| self.refused.contains(id)) {
+            return Applied::Drop;
+        }
+        let Some(pos) = id.and_then(|id| self.ids.iter().position(|pending| pending == id)) else {
             return Applied::NoMatch;
         };
         self.ids.swap_remove(pos);
@@ -109,20 +131,16 @@ impl ToolsFilter {
         }
     }
 
-    /// Filters a whole `application/json` response body. Bodies that are not JSON are left
-    /// alone: the client cannot read them either.
-    pub(crate) fn apply_to_json(&mut self, body: Bytes) -> Bytes {
-        let Ok(mut message) = serde_json::from_slice::<Value>(&body) else {
-            return body;
-        };
+    /// Filters a whole `application/json` response body; `None` when it cannot be read as
+    /// JSON here (not JSON, or nested deeper than serde_json's recursion limit): a client
+    /// with another parser may still read it, so it is never passed on unfiltered.
+    pub(crate) fn apply_to_json(&mut self, body: Bytes) -> Option<Bytes> {
+        let mut message = serde_json::from_slice::<Value>(&body).ok()?;
         if self.apply(&mut message) != Applied::Rewritten {
-            return body;
+            return Some(body);
         }
-        match serde_json::to_vec(&message) {
-            Ok(json) => Bytes::from(json),
-            // Serializing a `Value` does not fail; never fall back to the unfiltered body.
-            Err(_) => Bytes::from_static(b"{}"),
-        }
+        // Serializing a `Value` does not fail; never fall back to the unfiltered body.
+        serde_json::to_vec(&message).ok().map(Bytes::from)
     }
 }
 
@@ -201,9 +219,10 @@ pub(crate) mod tests {
 
         let mut f = filter(vec![json!(1)], &["tools/call:echo"]);
         let body = Bytes::from(tools_result(json!(1)).to_string());
-        let out: Value = serde_json::from_slice(&f.apply_to_json(body)).unwrap();
+        let out: Value = serde_json::from_slice(&f.apply_to_json(body).unwrap()).unwrap();
         assert_eq!(names(&out), ["echo"]);
+        // Fail closed: what cannot be parsed here is not passed on.
         let junk = Bytes::from_static(b"not json");
-        assert_eq!(f.apply_to_json(junk.clone()), junk);
+        assert_eq!(f.apply_to_json(junk), None);
     }
 }

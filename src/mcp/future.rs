@@ -207,9 +207,8 @@ where
                     else {
                         unreachable!("state was Filtering")
                     };
-                    let response = match outcome {
-                        Ok(bytes) => {
-                            let filtered = filter.apply_to_json(bytes);
+                    let response = match outcome.map(|bytes| filter.apply_to_json(bytes)) {
+                        Ok(Some(filtered)) => {
                             let mut response = Response::from_parts(
                                 parts,
                                 McpResponseBody::full(filtered.clone()),
@@ -219,6 +218,10 @@ where
                                 .insert(CONTENT_LENGTH, HeaderValue::from(filtered.len()));
                             response
                         }
+                        Ok(None) => refusal::unfilterable(
+                            "The tools/list response is not JSON that can be filtered",
+                        )
+                        .map(McpResponseBody::from_full),
                         Err(ReadError::TooLarge) => {
                             refusal::unfilterable("The tools/list response is too large to filter")
                                 .map(McpResponseBody::from_full)
@@ -257,6 +260,16 @@ where
 {
     let parsed: Parsed<'_> = match jsonrpc::parse(&bytes) {
         Ok(parsed) => parsed,
+        Err(bad) if !config.is_mcp_path(parts.uri.path()) && declared_not_json(&parts) => {
+            // Not JSON-RPC, and not sent as JSON to an MCP path (an upload, a form): no
+            // JSON-RPC server acts on it, so it is passed on as it came.
+            tracing::trace!(code = bad.code, "non-JSON POST passed on");
+            let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
+            return State::Calling {
+                future: inner.call(req),
+                filter: None,
+            };
+        }
         Err(bad) => {
             tracing::debug!(code = bad.code, "MCP request body is not JSON-RPC");
             return State::Refused {
@@ -264,24 +277,36 @@ where
             };
         }
     };
+    if let Err(reason) = jsonrpc::check_headers(&parts.headers, &parsed) {
+        tracing::debug!(%reason, "Mcp-Method / Mcp-Name header mismatch");
+        let id = match &parsed.calls[..] {
+            [only] if !parsed.batch => only.id.clone().unwrap_or(serde_json::Value::Null),
+            _ => serde_json::Value::Null,
+        };
+        return State::Refused {
+            response: refusal::header_mismatch(id, &reason),
+        };
+    }
 
-    let requests = || parsed.calls.iter().filter_map(|c| c.as_request());
+    // Every message a server would act on is checked, notifications included.
+    let checked = || parsed.calls.iter().filter_map(|c| c.as_checked());
     let mut denied = false;
     let mut tools_list_ids = Vec::new();
-    for (method, id, target) in requests() {
+    for (method, id, target) in checked() {
         if let Err(missing) = config.rules.check(&identity, method, target) {
             tracing::debug!(method, target, ?missing, "MCP request denied");
             denied = true;
         }
-        if method == "tools/list" {
+        if let (Some(id), "tools/list") = (id, method) {
             tools_list_ids.push(id.clone());
         }
     }
     if denied {
-        // The slow path: name every request of the body in the refusal.
-        let verdicts = requests()
+        // The slow path: name every checked message of the body in the refusal; a
+        // notification has no id to answer, so its error has `id: null`.
+        let verdicts = checked()
             .map(|(method, id, target)| Verdict {
-                id: id.clone(),
+                id: id.cloned().unwrap_or(serde_json::Value::Null),
                 permission: match target {
                     Some(target) => format!("{method}:{target}"),
                     None => method.to_owned(),
@@ -302,6 +327,27 @@ where
         future: inner.call(req),
         filter,
     }
+}
+
+/// Whether the request declares a media type that is neither JSON (`application/json`,
+/// `*/*+json`) nor text nor `*/*`: only such a body that does not parse may pass, and only on
+/// a path that is not an MCP endpoint.
+fn declared_not_json(parts: &request::Parts) -> bool {
+    let Some(media_type) = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let lower = media_type.to_ascii_lowercase();
+    !(lower.is_empty()
+        || lower == "application/json"
+        || lower.ends_with("+json")
+        || lower.starts_with("text/")
+        || lower == "*/*")
 }
 
 enum Kind {

@@ -43,6 +43,14 @@ pub const INVALID_REQUEST_CODE: i64 = -32600;
 /// ```
 pub const INTERNAL_ERROR_CODE: i64 = -32603;
 
+/// JSON-RPC `error.code` of a request whose `Mcp-Method` / `Mcp-Name` headers (MCP
+/// 2026-07-28) are malformed or disagree with its body (HTTP 400).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::mcp::HEADER_MISMATCH_CODE, -32020);
+/// ```
+pub const HEADER_MISMATCH_CODE: i64 = -32020;
+
 /// One message of a request body, as far as authorization cares.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Call<'a> {
@@ -58,6 +66,7 @@ impl Call<'_> {
     /// `(method, id, target)` of a request. A request expects a response: it has both a
     /// method and an id. Notifications and responses are never checked (there is nobody to
     /// send an error to).
+    #[cfg(test)]
     pub(crate) fn as_request(&self) -> Option<(&str, &Value, Option<&str>)> {
         match (self.method.as_deref(), &self.id) {
             (Some(method), Some(id)) => Some((method, id, self.target.as_deref())),
@@ -65,9 +74,135 @@ impl Call<'_> {
         }
     }
 
+    /// `(method, id, target)` of every message a JSON-RPC server would act on: requests and
+    /// notifications alike (servers execute notifications too). Only MCP notifications
+    /// (`notifications/...` without an id) and responses (no method) are not checked.
+    pub(crate) fn as_checked(&self) -> Option<(&str, Option<&Value>, Option<&str>)> {
+        let method = self.method.as_deref()?;
+        if self.id.is_none() && method.starts_with("notifications/") {
+            return None;
+        }
+        Some((method, self.id.as_ref(), self.target.as_deref()))
+    }
+
     #[cfg(test)]
     fn is_request(&self) -> bool {
         self.as_request().is_some()
+    }
+}
+
+/// Whether a resource URI is in the one form its permission prefix can be trusted on: no
+/// dot segment (`.`, `..`), no backslash, and no percent-encoded `.`, `/`, `\`, `%` or NUL
+/// (`%2e`, `%2f`, `%5c`, `%25`, `%00`, either case), which a server could decode into one.
+/// A URI that fails this is authorized as the bare method (`resources/read`), so a prefix
+/// grant such as `resources/read:file:///srv/docs/*` never covers `file:///srv/docs/../x`.
+pub(crate) fn is_canonical_uri(uri: &str) -> bool {
+    if uri.contains('\\') {
+        return false;
+    }
+    let bytes = uri.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).unwrap_or(b"");
+            let encoded = |pair: &[u8]| hex.eq_ignore_ascii_case(pair);
+            if encoded(b"2e")
+                || encoded(b"2f")
+                || encoded(b"5c")
+                || encoded(b"25")
+                || encoded(b"00")
+            {
+                return false;
+            }
+        }
+    }
+    !uri.split(['/', '?', '#'])
+        .any(|segment| segment == "." || segment == "..")
+}
+
+/// The `Mcp-Name` value, decoded from the `=?base64?…?=` form (standard alphabet, UTF-8)
+/// that MCP 2026-07-28 clients use for values that cannot be a plain header value.
+fn decode_name_header(raw: &str) -> Option<Cow<'_, str>> {
+    use base64::Engine as _;
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|inner| inner.strip_suffix("?="))
+    {
+        Some(inner) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(inner)
+                .ok()?;
+            String::from_utf8(bytes).ok().map(Cow::Owned)
+        }
+        None => Some(Cow::Borrowed(raw)),
+    }
+}
+
+/// The one value of a singleton header, `Err` when repeated or not visible ASCII.
+fn header_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Result<Option<&'h str>, String> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("duplicate {name} header"));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| format!("{name} header has characters outside visible ASCII"))
+}
+
+/// Checks the MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers against the parsed body.
+/// Absent headers (2025-11-25 clients) check nothing. When either is present, the body must
+/// be one message (the headers mirror a single message; a batch cannot match them), its
+/// method equal to `Mcp-Method`, and, for the methods that address one object, its
+/// `params.name` / `params.uri` equal to the decoded `Mcp-Name` (required then); a method
+/// without a target must not come with an `Mcp-Name`.
+pub(crate) fn check_headers(headers: &http::HeaderMap, parsed: &Parsed<'_>) -> Result<(), String> {
+    let method_header = header_value(headers, "mcp-method")?;
+    let name_header = header_value(headers, "mcp-name")?;
+    if method_header.is_none() && name_header.is_none() {
+        return Ok(());
+    }
+    let [call] = &parsed.calls[..] else {
+        return Err("Mcp-Method and Mcp-Name describe one message, not a batch".to_owned());
+    };
+    if parsed.batch {
+        return Err("Mcp-Method and Mcp-Name describe one message, not a batch".to_owned());
+    }
+    let Some(method) = call.method.as_deref() else {
+        // A response: it has no method to mirror.
+        return Ok(());
+    };
+    match method_header {
+        None => return Err("missing Mcp-Method header next to Mcp-Name".to_owned()),
+        Some(value) if value != method => {
+            return Err(format!(
+                "Mcp-Method header {value:?} does not match the body's method {method:?}"
+            ))
+        }
+        Some(_) => {}
+    }
+    match (target_field(method), call.target.as_deref(), name_header) {
+        (None, _, None) => Ok(()),
+        (None, _, Some(_)) => Err(format!("unexpected Mcp-Name header for {method:?}")),
+        (Some(_), _, None) => Err(format!("missing Mcp-Name header for {method:?}")),
+        (Some(_), body, Some(raw)) => {
+            let decoded = decode_name_header(raw)
+                .ok_or_else(|| "Mcp-Name header is not valid base64 UTF-8".to_owned())?;
+            if body == Some(&*decoded) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Mcp-Name header {decoded:?} does not match the body's {}",
+                    if target_field(method) == Some(TargetField::Name) {
+                        "params.name"
+                    } else {
+                        "params.uri"
+                    }
+                ))
+            }
+        }
     }
 }
 
@@ -390,6 +525,35 @@ mod tests {
             r#"{"id":1,"method":"tools/call"}"#,
         ] {
             assert_eq!(one(body).target, None, "{body}");
+        }
+    }
+
+    #[test]
+    fn canonical_resource_uris() {
+        for uri in [
+            "docs://intro",
+            "file:///srv/docs/a.b/c..d/...",
+            "file:///srv/docs/%41%20b",
+            "https://h.example/x?q=1#f",
+            "docs://trailing%",
+            "docs://short%2",
+        ] {
+            assert!(is_canonical_uri(uri), "{uri}");
+        }
+        for uri in [
+            "file:///srv/docs/../x",
+            "file:///srv/docs/..",
+            "file:///srv/./docs",
+            "file:///srv/docs/%2E%2e/x",
+            "file:///srv/docs/%2Fx",
+            "file:///srv/docs/%5cx",
+            "file:///srv/docs/%252e",
+            "file:///srv/docs/%00",
+            "file:///srv/docs\\x",
+            "docs://a?..",
+            "docs://a#..",
+        ] {
+            assert!(!is_canonical_uri(uri), "{uri}");
         }
     }
 

@@ -16,8 +16,10 @@ pub(crate) struct McpConfig {
     pub(crate) filter_tools_list: bool,
     pub(crate) max_body_bytes: usize,
     pub(crate) max_response_bytes: usize,
-    /// Empty: every path.
+    /// The MCP endpoints (empty: every path is one): there a body must be JSON-RPC.
     pub(crate) paths: Vec<PathPattern>,
+    /// Paths whose requests are not inspected at all.
+    pub(crate) excluded: Vec<PathPattern>,
     /// The endpoint policies, to render refusals with the same challenge as the policy layer.
     pub(crate) policy: Option<Arc<PolicyConfig>>,
 }
@@ -26,8 +28,8 @@ pub(crate) struct McpConfig {
 ///
 /// Place it *after* [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) (or use
 /// [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)), so the
-/// decided [`Identity`] is in the request extensions. For a `POST` that carries an
-/// `Identity` (on the configured [paths](McpRules::path)), it reads the body (up to
+/// decided [`Identity`] is in the request extensions. For every `POST` that carries an
+/// `Identity` (on any path but the [excluded](McpRules::exclude_path) ones), it reads the body (up to
 /// [`max_body_bytes`](McpRules::max_body_bytes), else 413), checks every request in it
 /// against the [rules](McpRules), and either hands the same bytes to the inner service or
 /// refuses:
@@ -37,6 +39,7 @@ pub(crate) struct McpConfig {
 /// | 403 `insufficient_scope` | a request lacks a permission (for a batch: any request) | JSON-RPC error `-32003` per request, with its `id` |
 /// | 400 `invalid_request` | not JSON (`-32700`), or not a JSON-RPC message (`-32600`) | one JSON-RPC error, `id: null` |
 /// | 413 `invalid_request` | body over the limit (`-32600`) | one JSON-RPC error, `id: null` |
+/// | 400 `invalid_request` | `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) disagree with the body (`-32020`) | one JSON-RPC error with the message's `id` (`null` for a notification or a batch) |
 ///
 /// Every refusal has `Content-Type: application/json` and `Cache-Control: no-store`; the 403
 /// also has the contract's `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`
@@ -59,8 +62,10 @@ pub(crate) struct McpConfig {
 /// and responses have no entry); requests that were allowed but refused with their batch say
 /// so in `message`, and name the batch's missing scopes in `scope`.
 ///
-/// Requests without an `Identity` (open endpoints), other HTTP methods (`GET` opens the SSE
-/// stream, `DELETE` ends a session) and other paths pass untouched, without buffering. The
+/// A refused notification has no id to answer: its error has `id: null` (HTTP 403 all the
+/// same). Requests without an `Identity` (open endpoints), other HTTP methods (`GET` opens
+/// the SSE stream, `DELETE` ends a session) and excluded paths pass untouched, without
+/// buffering. The
 /// inner service receives [`McpRequestBody`](super::McpRequestBody): the buffered bytes, or
 /// the original body when the request was not inspected.
 ///
@@ -151,6 +156,26 @@ impl McpPermissionsLayer {
     }
 }
 
+impl McpConfig {
+    /// Whether `path` is an MCP endpoint: one of [`McpRules::path`], or any path when none
+    /// was given. A path below a listed one (`/mcp/x` for `/mcp`, as `nest_service` routes
+    /// it) is one too.
+    pub(crate) fn is_mcp_path(&self, path: &str) -> bool {
+        self.paths.is_empty()
+            || self.paths.iter().any(|p| {
+                p.matches(path)
+                    || path
+                        .strip_prefix(p.as_str().trim_end_matches('/'))
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+    }
+
+    /// Whether requests to `path` skip the layer ([`McpRules::exclude_path`]).
+    pub(crate) fn is_excluded(&self, path: &str) -> bool {
+        self.excluded.iter().any(|p| p.matches(path))
+    }
+}
+
 impl<S> Layer<S> for McpPermissionsLayer {
     type Service = McpPermissionsService<S>;
 
@@ -168,6 +193,7 @@ impl fmt::Debug for McpPermissionsLayer {
             .field("max_body_bytes", &c.max_body_bytes)
             .field("max_response_bytes", &c.max_response_bytes)
             .field("paths", &c.paths)
+            .field("excluded", &c.excluded)
             .field("endpoint_policy", &c.policy.is_some())
             .finish()
     }

@@ -43,7 +43,8 @@ mod sse;
 pub use body::{McpRequestBody, McpResponseBody};
 pub use future::McpPermissionsFuture;
 pub use jsonrpc::{
-    INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
+    HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE,
+    PARSE_ERROR_CODE,
 };
 pub use layer::McpPermissionsLayer;
 pub use rules::{McpRules, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES};

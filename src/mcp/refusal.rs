@@ -15,8 +15,8 @@ use crate::error::{AuthError, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
 
 use super::jsonrpc::{
-    error_envelope, to_json, BadMessage, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE,
-    INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
+    error_envelope, to_json, BadMessage, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
+    INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
 };
 use super::layer::McpConfig;
 
@@ -125,6 +125,19 @@ pub(crate) fn bad_message(bad: &BadMessage) -> Response<Full<Bytes>> {
     )
 }
 
+/// 400 with JSON-RPC `-32020`: the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
+/// Answers the message's `id` (`null` for a notification or a batch).
+pub(crate) fn header_mismatch(id: Value, reason: &str) -> Response<Full<Bytes>> {
+    protocol_error_with_id(
+        StatusCode::BAD_REQUEST,
+        id,
+        HEADER_MISMATCH_CODE,
+        "Header mismatch",
+        "invalid_request",
+        reason,
+    )
+}
+
 /// 400: reading the body failed before it ended.
 pub(crate) fn unreadable() -> Response<Full<Bytes>> {
     protocol_error(
@@ -165,12 +178,23 @@ fn protocol_error(
     error: &str,
     description: &str,
 ) -> Response<Full<Bytes>> {
+    protocol_error_with_id(status, Value::Null, code, message, error, description)
+}
+
+fn protocol_error_with_id(
+    status: StatusCode,
+    id: Value,
+    code: i64,
+    message: &str,
+    error: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let data = json!({
         "error": error,
         "error_description": description,
         "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
     });
-    let body = to_json(&error_envelope(Value::Null, code, message, data));
+    let body = to_json(&error_envelope(id, code, message, data));
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
     let headers = res.headers_mut();

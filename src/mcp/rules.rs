@@ -7,6 +7,7 @@ use std::fmt;
 use crate::identity::{permission_matches, Identity};
 use crate::policy::{EndpointPolicyLayer, PathPattern, PolicyError};
 
+use super::jsonrpc::{is_canonical_uri, target_field, TargetField};
 use super::layer::{McpConfig, McpPermissionsLayer};
 
 /// Default request body limit of [`McpRules::max_body_bytes`]: 4 MiB.
@@ -28,7 +29,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Methods every authenticated identity may call by default: without them a client cannot
 /// even connect.
-const DEFAULT_PUBLIC: [&str; 2] = ["initialize", "ping"];
+/// `server/discover` (MCP 2026-07-28) is what such a client sends first, in place of
+/// `initialize`.
+const DEFAULT_PUBLIC: [&str; 3] = ["initialize", "ping", "server/discover"];
 
 /// Permission rules for [`McpPermissionsLayer`], and its options.
 ///
@@ -50,9 +53,27 @@ const DEFAULT_PUBLIC: [&str; 2] = ["initialize", "ping"];
 /// `tools/call:search_docs`. A held bare method grants all its targets: `tools/call` allows
 /// every tool, which is what an OAuth scope `tools/call` is expected to mean.
 ///
-/// `initialize` and `ping` are public by default. Notifications and responses (messages
-/// without `id` or without `method`) are never checked, and requests that reach the layer
+/// `initialize`, `ping` and `server/discover` (MCP 2026-07-28) are public by default.
+/// Every message with a `method` is checked, notifications (no `id`) included, since
+/// JSON-RPC servers execute them too; only MCP notifications (`notifications/...` without
+/// an `id`) and responses (no `method`) skip the rules. Requests that reach the layer
 /// without an [`Identity`] (open endpoints) pass unchecked.
+///
+/// A resource URI (`resources/read`, `.../subscribe`, `.../unsubscribe`) is matched as
+/// sent, and only when it is in canonical form: one with a `.` or `..` segment, a
+/// backslash, or a percent-encoded `.`, `/`, `\`, `%` or NUL is not normalized but
+/// authorized as the bare method, so `resources/read:file:///srv/docs/*` does not grant
+/// `file:///srv/docs/../../etc/passwd` or `file:///srv/docs/%2e%2e/x` (refused with the
+/// 403 `insufficient_scope` error, `scope` `resources/read`), while `resources/read` or
+/// `*` still does.
+///
+/// ## Where it applies
+///
+/// Fail closed: every `POST` with an [`Identity`] is inspected, on every path, wherever
+/// the MCP service is mounted (`nest_service("/mcp", …)` also serves `/mcp/` and `/mcp/x`,
+/// and a layer inside the nest sees the stripped path), except the paths given to
+/// [`exclude_path`](Self::exclude_path). See [`path`](Self::path) for bodies that are not
+/// JSON-RPC.
 ///
 /// ```
 /// use tower_mcp_auth::{AuthMethod, Identity, McpRules};
@@ -84,6 +105,7 @@ pub struct McpRules {
     max_body_bytes: usize,
     max_response_bytes: usize,
     paths: Vec<String>,
+    excluded: Vec<String>,
     policy: Option<EndpointPolicyLayer>,
 }
 
@@ -115,6 +137,7 @@ impl McpRules {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             paths: Vec::new(),
+            excluded: Vec::new(),
             policy: None,
         }
     }
@@ -214,9 +237,22 @@ impl McpRules {
         self
     }
 
-    /// Inspects only requests to paths matching `pattern` (axum syntax, as in
+    /// Names an MCP endpoint (axum syntax, as in
     /// [`EndpointPolicyLayerBuilder::route`](crate::EndpointPolicyLayerBuilder::route));
-    /// repeatable. Without any, every `POST` that carries an [`Identity`] is inspected.
+    /// repeatable. It does **not** narrow what is inspected: every `POST` that carries an
+    /// [`Identity`] is read and its JSON-RPC checked, on every path, unless
+    /// [excluded](Self::exclude_path). It decides what happens to a body that is not
+    /// JSON-RPC:
+    ///
+    /// - on an MCP endpoint (a listed path, or a path below one, such as `/mcp/` and
+    ///   `/mcp/x` for `/mcp`, which `nest_service("/mcp", …)` also serves; every path when
+    ///   none is listed), it is refused with 400;
+    /// - elsewhere, it is refused with 400 too when it is sent as JSON, as text or without a
+    ///   `Content-Type`, and passed on (already read, up to
+    ///   [`max_body_bytes`](Self::max_body_bytes)) when its `Content-Type` is anything else
+    ///   (`multipart/form-data`, `application/pdf`, ...): no JSON-RPC server acts on it.
+    ///
+    /// A body that parses as JSON-RPC is checked whatever its path and media type.
     ///
     /// ```
     /// let rules = tower_mcp_auth::McpRules::new().path("/mcp").path("/users/{id}/mcp");
@@ -224,6 +260,20 @@ impl McpRules {
     /// ```
     pub fn path(mut self, pattern: impl Into<String>) -> Self {
         self.paths.push(pattern.into());
+        self
+    }
+
+    /// Leaves requests to paths matching `pattern` uninspected: not read, not checked, passed
+    /// on as they stream (for large uploads next to the MCP endpoint). Matched exactly as
+    /// the layer sees the path, which is the stripped path inside a `nest_service`.
+    /// Repeatable. Exclude only routes that do not reach an MCP server.
+    ///
+    /// ```
+    /// let rules = tower_mcp_auth::McpRules::new().path("/mcp").exclude_path("/upload");
+    /// # let _ = rules;
+    /// ```
+    pub fn exclude_path(mut self, pattern: impl Into<String>) -> Self {
+        self.excluded.push(pattern.into());
         self
     }
 
@@ -289,6 +339,11 @@ impl McpRules {
             .into_iter()
             .map(|p| PathPattern::parse(&p).ok_or(PolicyError::InvalidPattern(p)))
             .collect::<Result<Vec<_>, _>>()?;
+        let excluded = self
+            .excluded
+            .into_iter()
+            .map(|p| PathPattern::parse(&p).ok_or(PolicyError::InvalidPattern(p)))
+            .collect::<Result<Vec<_>, _>>()?;
         if self.max_body_bytes == 0 || self.max_response_bytes == 0 {
             return Err(PolicyError::InvalidLimit);
         }
@@ -298,6 +353,7 @@ impl McpRules {
             max_body_bytes: self.max_body_bytes,
             max_response_bytes: self.max_response_bytes,
             paths,
+            excluded,
             policy: self.policy.map(|p| p.shared_config()),
         }))
     }
@@ -321,6 +377,7 @@ impl McpConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             paths: Vec::new(),
+            excluded: Vec::new(),
             policy: None,
         }
     }
@@ -341,6 +398,7 @@ impl fmt::Debug for McpRules {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("paths", &self.paths)
+            .field("excluded", &self.excluded)
             .field("endpoint_policy", &self.policy.is_some())
             .finish()
     }
@@ -367,6 +425,10 @@ impl Rules {
         method: &str,
         target: Option<&str>,
     ) -> Result<(), Vec<String>> {
+        // A resource URI not in canonical form is authorized as the bare method: no prefix
+        // grant covers `file:///srv/docs/../x` or `%2e%2e` forms.
+        let target = target
+            .filter(|t| target_field(method) != Some(TargetField::Uri) || is_canonical_uri(t));
         let permission: Cow<'_, str> = match target {
             Some(target) => Cow::Owned(format!("{method}:{target}")),
             None => Cow::Borrowed(method),

@@ -75,8 +75,9 @@ impl<S> McpPermissionsService<S> {
         if req.method() != Method::POST {
             return None;
         }
-        let paths = &self.config.paths;
-        if !paths.is_empty() && !paths.iter().any(|p| p.matches(req.uri().path())) {
+        // Fail closed: every POST is inspected wherever the service is mounted (a nest strips
+        // its prefix, and serves `/mcp/` and `/mcp/x` too), unless explicitly excluded.
+        if self.config.is_excluded(req.uri().path()) {
             return None;
         }
         req.extensions().get::<Identity>().cloned()

@@ -114,21 +114,21 @@ impl SseRewriter {
     }
 
     fn answer_pending_with_errors(&mut self, out: &mut BytesMut) {
+        self.answer_pending_with(out, "The tools/list response is too large to filter");
+    }
+
+    fn answer_pending_with(&mut self, out: &mut BytesMut, reason: &str) {
         tracing::warn!(
             limit = self.filter.max_bytes(),
-            "event-stream event too large to filter; answering tools/list with an error"
+            reason,
+            "event-stream event cannot be filtered; answering tools/list with an error"
         );
         let data = serde_json::json!({
-            "error": "response_too_large",
-            "error_description": "The tools/list response is too large to filter",
+            "error": "server_error",
+            "error_description": reason,
         });
         for id in self.filter.take_pending() {
-            let message = error_envelope(
-                id,
-                INTERNAL_ERROR_CODE,
-                "tools/list response too large to filter",
-                data.clone(),
-            );
+            let message = error_envelope(id, INTERNAL_ERROR_CODE, "Internal error", data.clone());
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(&to_json(&message));
             out.extend_from_slice(b"\n\n");
@@ -191,11 +191,25 @@ impl SseRewriter {
             }
         }
         let Some(data) = data else { return event };
+        if data.trim().is_empty() {
+            // A priming event (`data:` with nothing): no message in it.
+            return event;
+        }
         let Ok(mut message) = serde_json::from_str::<Value>(&data) else {
-            return event;
+            // Not readable here (not JSON, or nested past serde_json's recursion limit), yet
+            // a client may read it: it could be the list, so it is dropped and every pending
+            // request answered with an error instead.
+            let mut out = BytesMut::new();
+            self.answer_pending_with(
+                &mut out,
+                "The tools/list response cannot be parsed to filter",
+            );
+            return out.freeze();
         };
-        if self.filter.apply(&mut message) != Applied::Rewritten {
-            return event;
+        match self.filter.apply(&mut message) {
+            Applied::Rewritten => {}
+            Applied::Drop => return Bytes::new(),
+            Applied::NoMatch | Applied::Unchanged => return event,
         }
         let mut out = String::with_capacity(event.len());
         for line in others {
