@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn usage() -> ! {
     eprintln!("usage: load serve <stack> <port> | load drive <stack> <port> <secs> <conns>");
+    eprintln!("stacks: {:?}", stacks::STACKS);
     std::process::exit(2)
 }
 
