@@ -112,6 +112,7 @@ pub mod oauth;
 mod outcome;
 mod policy;
 mod rate_limit;
+mod scope_map;
 mod stack;
 pub mod store;
 #[cfg(test)]
@@ -145,6 +146,7 @@ pub use error::{
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
+pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use mcp::{
     McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
     McpResponseBody, McpRules,

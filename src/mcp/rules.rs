@@ -375,22 +375,19 @@ impl Rules {
             permission_matches(held, &permission)
                 || (target.is_some() && permission_matches(held, method))
         };
+        // On refusal: every scope the operation needs, held or not (RFC 6750 §3.1), named as
+        // the identity's scope map knows them.
         match self.rules.iter().find(|r| grants(&r.pattern)) {
-            Some(rule) => {
-                let missing: Vec<String> = rule
-                    .required
-                    .iter()
-                    .filter(|scope| !identity.has_permission(scope))
-                    .cloned()
-                    .collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    Err(missing)
-                }
+            Some(rule) if rule.required.iter().all(|s| identity.has_permission(s)) => Ok(()),
+            Some(rule) => Err(identity.challenge_scopes(rule.required.iter().map(String::as_str))),
+            // Operator-written permissions keep their wildcards; token scopes match only
+            // literally or as a `:` parent (`tools/call` grants `tools/call:search`).
+            None if identity.has_permission(&permission)
+                || (target.is_some() && identity.has_permission(method)) =>
+            {
+                Ok(())
             }
-            None if identity.permissions().iter().any(|held| grants(held)) => Ok(()),
-            None => Err(vec![permission.into_owned()]),
+            None => Err(identity.challenge_scopes([&*permission])),
         }
     }
 }
@@ -456,7 +453,8 @@ mod tests {
         assert_eq!(
             r.check(&id(&["admin", "*x"]), "tools/call", Some("admin_reset"))
                 .unwrap_err(),
-            ["mfa"]
+            ["admin", "mfa"],
+            "a refusal names every scope the rule needs, held or not"
         );
         assert!(r
             .check(&id(&["admin", "mfa"]), "tools/call", Some("admin_reset"))
