@@ -146,7 +146,6 @@ pub use error::{
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
-pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use mcp::{
     McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
     McpResponseBody, McpRules,
@@ -163,6 +162,7 @@ pub use rate_limit::{
     FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
     RateLimitService,
 };
+pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
 

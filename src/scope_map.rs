@@ -179,7 +179,10 @@ impl ScopeMap {
             }
         };
         for (scope, permissions) in &self.inner.entries {
-            if scopes.iter().any(|held| scope_implies(held.as_ref(), scope)) {
+            if scopes
+                .iter()
+                .any(|held| scope_implies(held.as_ref(), scope))
+            {
                 permissions.iter().for_each(|p| add(p));
             }
         }

@@ -62,9 +62,15 @@ async fn float_exp_token_is_not_served_from_the_cache_after_expiry() {
     }
     let res = post(&base, "/oauth", &token).await;
     let challenge = challenge(&res).expect("a Bearer challenge");
-    assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
     let body = assert_error(res, 401, "invalid_token").await;
-    assert!(!body.to_string().contains(&token), "the token is never echoed");
+    assert!(
+        !body.to_string().contains(&token),
+        "the token is never echoed"
+    );
 }
 
 /// The same, with an introspection answer whose `exp` is a float: its cache kept the answer
@@ -81,11 +87,14 @@ async fn introspection_cache_honours_float_exp_and_skips_unknown_expiry() {
         json!({"active": true, "sub": "alice", "exp": exp}),
     );
     idp.set_introspection("no-exp", json!({"active": true, "sub": "bob"}));
-    let verifier =
-        IntrospectionVerifier::builder(idp.introspection_url(), idp.client_id(), idp.client_secret())
-            .leeway(Duration::ZERO)
-            .build()
-            .unwrap();
+    let verifier = IntrospectionVerifier::builder(
+        idp.introspection_url(),
+        idp.client_id(),
+        idp.client_secret(),
+    )
+    .leeway(Duration::ZERO)
+    .build()
+    .unwrap();
     let base = serve(|base| {
         routes().layer(
             McpAuth::builder()
@@ -183,13 +192,21 @@ async fn private_endpoint_refuses_a_token_subject_with_the_owners_id() {
                 .public_base_url(base)
                 .api_keys(registry())
                 .bearer(two_issuers())
-                .endpoint("/users/alice/mcp", EndpointPolicy::both().private_to("alice"))
+                .endpoint(
+                    "/users/alice/mcp",
+                    EndpointPolicy::both().private_to("alice"),
+                )
                 .build()
                 .unwrap(),
         )
     })
     .await;
-    let res = post(&base, "/users/alice/mcp", &token_from(ISSUER_A, "alice", "")).await;
+    let res = post(
+        &base,
+        "/users/alice/mcp",
+        &token_from(ISSUER_A, "alice", ""),
+    )
+    .await;
     assert!(
         res.headers().get("www-authenticate").is_none(),
         "403 access_denied carries no challenge"
@@ -219,7 +236,10 @@ async fn wildcard_token_scopes_grant_nothing_special() {
                 .public_base_url(base)
                 .api_keys(registry())
                 .bearer(two_issuers())
-                .endpoint("/scoped", EndpointPolicy::both().require(["admin", "tools/call"]))
+                .endpoint(
+                    "/scoped",
+                    EndpointPolicy::both().require(["admin", "tools/call"]),
+                )
                 .build()
                 .unwrap(),
         )
@@ -233,7 +253,10 @@ async fn wildcard_token_scopes_grant_nothing_special() {
             "{challenge}"
         );
         // Every scope the endpoint needs, in one challenge.
-        assert!(challenge.contains(r#"scope="admin tools/call""#), "{challenge}");
+        assert!(
+            challenge.contains(r#"scope="admin tools/call""#),
+            "{challenge}"
+        );
         assert!(challenge.contains("error_description="), "{challenge}");
         assert!(challenge.contains("resource_metadata="), "{challenge}");
         let body = assert_error(res, 403, "insufficient_scope").await;
@@ -250,4 +273,149 @@ async fn wildcard_token_scopes_grant_nothing_special() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+// ---- scope map, identity mapping and subject owners (new API) ------------------------------
+
+mod mapped {
+    use super::*;
+    use axum::routing::post;
+    use axum::Router;
+    use tower_mcp_auth::{Identity, MapIdentity, McpRules, ScopeMap};
+
+    /// Answers every JSON-RPC request with an empty result.
+    async fn rpc(body: axum::body::Bytes) -> axum::Json<Value> {
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        axum::Json(json!({"jsonrpc": "2.0", "id": req["id"], "result": {}}))
+    }
+
+    /// GitHub-like issuer A's user 42 is the local user alice, on purpose.
+    fn alice(id: Identity) -> Identity {
+        match (id.issuer(), id.user_id()) {
+            (Some(ISSUER_A), Some("42")) => id.to_builder().local().user_id("alice").build(),
+            _ => id,
+        }
+    }
+
+    async fn server() -> String {
+        let map = ScopeMap::new()
+            .grant("repo:read", ["tools/call:search_*"])
+            .grant("mcp:tools", ["tools/list", "tools/call:*"])
+            .grant("mcp:admin", ["*"]);
+        let verifier = CachedVerifier::new(MapIdentity::new(map.verifier(two_issuers()), alice));
+        serve(|base| {
+            Router::new()
+                .route("/mcp", post(rpc))
+                .route("/users/alice/mcp", post(rpc))
+                .route("/users/b42/mcp", post(rpc))
+                .layer(
+                    McpAuth::builder()
+                        .public_base_url(base)
+                        .bearer(verifier)
+                        .endpoint("/mcp", EndpointPolicy::oauth_only())
+                        .endpoint(
+                            "/users/alice/mcp",
+                            EndpointPolicy::oauth_only().private_to("alice"),
+                        )
+                        .endpoint(
+                            "/users/b42/mcp",
+                            EndpointPolicy::oauth_only().private_to_subject(ISSUER_B, "42"),
+                        )
+                        .mcp_permissions(McpRules::new().path("/mcp"))
+                        .build()
+                        .unwrap(),
+                )
+        })
+        .await
+    }
+
+    async fn call(
+        base: &str,
+        path: &str,
+        token: &str,
+        method: &str,
+        tool: Option<&str>,
+    ) -> reqwest::Response {
+        let mut body = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+        if let Some(tool) = tool {
+            body["params"] = json!({"name": tool});
+        }
+        client()
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn ordinary_scopes_grant_what_the_map_says() {
+        let base = server().await;
+        let tools = token_from(ISSUER_A, "7", "openid mcp:tools");
+        for (method, tool) in [("tools/list", None), ("tools/call", Some("whoami"))] {
+            let res = call(&base, "/mcp", &tools, method, tool).await;
+            assert_eq!(res.status(), 200, "{method}");
+        }
+        // `repo` is the parent of `repo:read`.
+        for scope in ["repo:read", "repo"] {
+            let search = token_from(ISSUER_A, "7", scope);
+            let res = call(&base, "/mcp", &search, "tools/call", Some("search_docs")).await;
+            assert_eq!(res.status(), 200, "{scope}");
+            let res = call(&base, "/mcp", &search, "tools/call", Some("delete_repo")).await;
+            assert_eq!(res.status(), 403);
+            let challenge = challenge(&res).expect("step-up challenge");
+            // Named as the identity provider knows it, with everything a client needs.
+            assert!(
+                challenge.contains(r#"error="insufficient_scope""#),
+                "{challenge}"
+            );
+            assert!(challenge.contains(r#"scope="mcp:tools""#), "{challenge}");
+            assert!(
+                challenge.contains(&format!(
+                    "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+                )),
+                "{challenge}"
+            );
+            assert!(challenge.contains("error_description="), "{challenge}");
+        }
+        // `*` and `tools/call:*` from the identity provider are names, not wildcards.
+        let star = token_from(ISSUER_A, "7", "* tools/call:*");
+        let res = call(&base, "/mcp", &star, "tools/call", Some("whoami")).await;
+        assert_eq!(res.status(), 403);
+        let admin = token_from(ISSUER_A, "7", "mcp:admin");
+        let res = call(&base, "/mcp", &admin, "resources/read", None).await;
+        assert_eq!(
+            res.status(),
+            200,
+            "an operator-written `*` keeps its meaning"
+        );
+    }
+
+    #[tokio::test]
+    async fn owners_are_issuer_and_subject_unless_mapped() {
+        let base = server().await;
+        let a42 = token_from(ISSUER_A, "42", "");
+        let b42 = token_from(ISSUER_B, "42", "");
+        // A's 42 was mapped onto the local user alice; B's 42 is someone else.
+        assert_eq!(
+            call(&base, "/users/alice/mcp", &a42, "ping", None)
+                .await
+                .status(),
+            200
+        );
+        let res = call(&base, "/users/alice/mcp", &b42, "ping", None).await;
+        assert_error(res, 403, "access_denied").await;
+        // The endpoint of B's 42 is B's 42's only.
+        assert_eq!(
+            call(&base, "/users/b42/mcp", &b42, "ping", None)
+                .await
+                .status(),
+            200
+        );
+        let res = call(&base, "/users/b42/mcp", &a42, "ping", None).await;
+        assert_error(res, 403, "access_denied").await;
+    }
 }

@@ -87,9 +87,9 @@ impl AuthEnv {
             Some(json) => {
                 ScopeMap::from_json(&json).map_err(|e| format!("MCP_SCOPE_PERMISSIONS: {e}"))?
             }
-            None => scopes
-                .iter()
-                .fold(ScopeMap::new(), |map, scope| map.grant(scope.clone(), ["*"])),
+            None => scopes.iter().fold(ScopeMap::new(), |map, scope| {
+                map.grant(scope.clone(), ["*"])
+            }),
         };
         Ok(Self {
             api_keys: env_bool("ENABLE_API_KEY_AUTH", true)?,

@@ -439,9 +439,11 @@ mod single_flight_tests {
                 let mut release = this.release.clone();
                 release.wait_for(|released| *released).await.unwrap();
                 if token.starts_with("ok") {
-                    Ok(Identity::builder(AuthMethod::Bearer, format!("{token}#{call}"))
-                        .expires_at(std::time::SystemTime::now() + Duration::from_secs(60))
-                        .build())
+                    Ok(
+                        Identity::builder(AuthMethod::Bearer, format!("{token}#{call}"))
+                            .expires_at(std::time::SystemTime::now() + Duration::from_secs(60))
+                            .build(),
+                    )
                 } else if token == "down" {
                     Err(TokenError::Unavailable(format!("down#{call}")))
                 } else {

@@ -126,14 +126,20 @@ mod tests {
         );
         assert!(id(json!({"sub": "a"})).scopes().is_empty());
         assert!(
-            id(json!({"sub": "a", "scope": "x"})).permissions().is_empty(),
+            id(json!({"sub": "a", "scope": "x"}))
+                .permissions()
+                .is_empty(),
             "scopes are not permissions"
         );
     }
 
     #[test]
     fn float_exp_is_an_expiry() {
-        for exp in [json!(1_700_000_000.7), json!(1.7e9), json!(1_700_000_000u64)] {
+        for exp in [
+            json!(1_700_000_000.7),
+            json!(1.7e9),
+            json!(1_700_000_000u64),
+        ] {
             let at = id(json!({"sub": "a", "exp": exp})).expires_at();
             let secs = at.unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
             assert_eq!(secs, 1_700_000_000, "{exp}");

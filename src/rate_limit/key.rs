@@ -65,7 +65,16 @@ impl RateLimitKey {
             Some(iss) => {
                 let mut len = Digits::default();
                 let len = len.format(iss.len());
-                concat(&["rl:cred:", id.method().as_str(), ":", len, ":", iss, ":", id.name()])
+                concat(&[
+                    "rl:cred:",
+                    id.method().as_str(),
+                    ":",
+                    len,
+                    ":",
+                    iss,
+                    ":",
+                    id.name(),
+                ])
             }
         };
         match self {
