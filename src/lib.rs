@@ -53,8 +53,9 @@
 //!
 //! [`McpAuthBuilder::mcp_permissions`] adds an [`McpPermissionsLayer`] after the policy: it
 //! reads each JSON-RPC request (single or batch) and checks its method and tool, prompt or
-//! resource against the identity's permissions or scopes (`tools/call:search_*`,
-//! `resources/read:docs://*`, `*`), refusing with 403 `insufficient_scope` in a JSON-RPC error
+//! resource against the identity's operator-written permissions (`tools/call:search_*`,
+//! `resources/read:docs://*`, `*`) or what its token scopes grant through a [`ScopeMap`]
+//! (token scopes themselves match only literally), refusing with 403 `insufficient_scope` in a JSON-RPC error
 //! envelope; it can also trim `tools/list` answers to the callable tools. See the [`mcp`]
 //! module.
 //!

@@ -613,7 +613,7 @@ mod tests {
     fn active_answer_becomes_an_identity() {
         let id = check(good()).unwrap();
         assert_eq!(id.user_id(), Some("alice"));
-        assert_eq!(id.permissions(), ["a", "b"]);
+        assert_eq!(id.scopes(), ["a", "b"]);
         assert!(id.expires_at().is_some());
         assert!(id.claims().unwrap().get("active").is_none());
     }

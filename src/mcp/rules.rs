@@ -46,9 +46,12 @@ const DEFAULT_PUBLIC: [&str; 2] = ["initialize", "ping"];
 /// Then the first [rule](Self::rule) whose pattern matches the permission decides: the
 /// identity must hold every scope the rule lists (none for a [public](Self::public) rule).
 /// Without a matching rule, the identity must hold the permission itself, with
-/// [`Identity::has_permission`] matching: `*` grants everything, `tools/call:search_*` grants
-/// `tools/call:search_docs`. A held bare method grants all its targets: `tools/call` allows
-/// every tool, which is what an OAuth scope `tools/call` is expected to mean.
+/// [`Identity::has_permission`] matching: an operator-written `*` grants everything,
+/// `tools/call:search_*` grants `tools/call:search_docs`; a token's scopes match only
+/// literally or as a `:` parent, and grant more only through a [`ScopeMap`](crate::ScopeMap).
+/// A held bare method grants all its targets: `tools/call` allows every tool, which is what an
+/// OAuth scope `tools/call` is expected to mean. A refusal names every scope the operation
+/// needs, held or not.
 ///
 /// `initialize` and `ping` are public by default. Notifications and responses (messages
 /// without `id` or without `method`) are never checked, and requests that reach the layer

@@ -128,8 +128,10 @@ impl EndpointPolicy {
         self
     }
 
-    /// Requires every listed permission (API keys) or scope (tokens). A held `*` grants all.
-    /// Missing ones give 403 `insufficient_scope`.
+    /// Requires every listed permission (API keys, [`ScopeMap`](crate::ScopeMap) grants) or
+    /// scope (tokens, matched literally or as a `:` parent: `mcp:tools` satisfies
+    /// `mcp:tools:read`). An operator-written `*` grants all; a token scope `*` does not.
+    /// Missing ones give 403 `insufficient_scope` naming every one of them.
     #[must_use]
     pub fn require<I, P>(mut self, permissions: I) -> Self
     where
