@@ -14,12 +14,14 @@
 //! | `JWKS_URL` | unset | verify tokens with this JWK set instead (feature `jwks`) |
 //! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
+//! | `MCP_SCOPE_PERMISSIONS` | each `OAUTH_SCOPES` scope grants `*` | what token scopes grant (JSON object scope → [permission, ...]), seen by the handlers as `permissions` |
 //! | `PUBLIC_BASE_URL` | `http://<bound address>` | the externally visible base URL (challenges, metadata `resource`) |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //!
-//! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to user id
-//! `alice`), `GET /health` (always open) and, with OAuth on,
+//! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to the local user
+//! `alice`: API keys with `"userId": "alice"`, HS256 tokens without `iss`; a token of an
+//! identity provider whose `sub` is `alice` is another user), `GET /health` (always open) and, with OAuth on,
 //! `GET /.well-known/oauth-protected-resource/mcp` (RFC 9728).
 //!
 //! ```sh

@@ -15,17 +15,25 @@
 //! | `JWKS_URL` | unset | verify tokens with this JWK set instead (feature `jwks`) |
 //! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
+//! | `MCP_SCOPE_PERMISSIONS` | each `OAUTH_SCOPES` scope grants `*` | what token scopes grant, a JSON object scope → [permission, ...]: `{"mcp:tools": ["tools/list", "tools/call:*"], "repo:read": ["tools/call:search_*"]}`; a scope also gets the entries of its `:` children (`repo` those of `repo:read`) |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
-//! | `MCP_TOOL_PERMISSIONS` | `true` | per-tool permissions: `tools/call` needs `tools/call:<tool>` (or `tools/call`, `*`); `tools/list` shows only callable tools |
+//! | `MCP_TOOL_PERMISSIONS` | `false` | opt-in per-tool permissions: `tools/call` needs `tools/call:<tool>` (an API key's permission, or granted by `MCP_SCOPE_PERMISSIONS`; a token scope counts only literally: `tools/call`, `tools/call:<tool>`); `tools/list` shows only callable tools |
 //!
-//! Tools: `whoami` answers a JSON object with the caller's `user_id`, `method`, `name` and
-//! `permissions`, read from the [`Identity`] the auth stack put in the HTTP request (rmcp
+//! Out of the box every authenticated caller (holding `OAUTH_SCOPES`, when set) lists and
+//! calls every tool: a standard identity provider's token (`scope: "openid mcp:tools"`) works
+//! as is. Token scopes are never wildcards: a scope `*` from the identity provider is just a
+//! name. With `MCP_TOOL_PERMISSIONS=true`, what each caller may call comes from its API key's
+//! `permissions` and, for tokens, `MCP_SCOPE_PERMISSIONS`; a refused call gets a 403 whose
+//! challenge names the scope that grants it (step-up).
+//!
+//! Tools: `whoami` answers a JSON object with the caller's `user_id`, `issuer`, `method`,
+//! `name`, `permissions` and `scopes`, read from the [`Identity`] the auth stack put in the HTTP request (rmcp
 //! hands the request's `http::request::Parts` to tool handlers); `echo` returns its `text`.
 //!
 //! ```sh
 //! MCP_API_KEYS='{"k-alice":{"name":"Alice","userId":"alice","permissions":["*"]},"k-echo":{"name":"Echo only","permissions":["tools/call:echo"]}}' \
-//!   cargo run --example rmcp_server
+//!   MCP_TOOL_PERMISSIONS=true cargo run --example rmcp_server
 //! npx @modelcontextprotocol/inspector   # URL http://127.0.0.1:8080/mcp, header X-API-Key: k-alice
 //! ```
 //!
@@ -128,6 +136,8 @@ impl ServerHandler for Tools {
                 let identity = caller(&context);
                 json!({
                     "user_id": identity.as_ref().and_then(|i| i.user_id()),
+                    "issuer": identity.as_ref().and_then(|i| i.issuer()),
+                    "scopes": identity.as_ref().map(|i| i.scopes()),
                     "method": identity.as_ref().map(|i| i.method().as_str()),
                     "name": identity.as_ref().map(|i| i.name()),
                     "permissions": identity.as_ref().map(|i| i.permissions()),
@@ -166,7 +176,7 @@ async fn main() {
 async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let auth_env = AuthEnv::from_env()?;
-    let tool_permissions = env_bool("MCP_TOOL_PERMISSIONS", true)?;
+    let tool_permissions = env_bool("MCP_TOOL_PERMISSIONS", false)?;
     let (lockout, state_store) = env::lockout_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::scope_map::ScopeMap;
+
 /// How a request was authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -45,6 +47,26 @@ impl fmt::Display for AuthMethod {
 /// build one per key up front and hand out clones on the hot path. Its `Debug` output never
 /// includes claims values or credentials.
 ///
+/// ## Users are namespaced by issuer
+///
+/// A token's user is its `sub` *as issued by its `iss`*: `sub=42` from two identity providers
+/// is two users. [`issuer`](Self::issuer) is the token's `iss`; API-key identities, and
+/// tokens without `iss`, have no issuer: they are in the operator's own, *local* namespace
+/// (the `userId`s of `MCP_API_KEYS`). Ownership ([`EndpointPolicy::private_to`] for local
+/// users, [`EndpointPolicy::private_to_subject`] for a token subject) and per-user quotas
+/// ([`RateLimitKey::User`](crate::RateLimitKey::User)) compare the pair (issuer, user id).
+/// To make several issuers' subjects one user on purpose, map the identity when it is built
+/// ([`MapIdentity`](crate::MapIdentity)).
+///
+/// ## Permissions and scopes
+///
+/// [`permissions`](Self::permissions) are what an operator wrote: an API key's permissions,
+/// or what a [`ScopeMap`](crate::ScopeMap) grants for a token's scopes. They keep wildcards
+/// (`*`, `tools/call:*`). [`scopes`](Self::scopes) are a token's scopes as the authorization
+/// server issued them: they match only literally, or as a `:`-separated parent (`mcp:tools`
+/// implies `mcp:tools:read`; `tools/call` implies `tools/call:search`); a token scope `*`
+/// grants nothing but a required `*`.
+///
 /// ```
 /// use tower_mcp_auth::{AuthMethod, Identity};
 ///
@@ -54,23 +76,39 @@ impl fmt::Display for AuthMethod {
 ///     .permissions(["tools/list", "tools/call:*"])
 ///     .build();
 /// assert_eq!(id.user_id(), Some("alice"));
+/// assert_eq!(id.issuer(), None);
 /// assert!(id.has_permission("tools/call:search"));
 /// assert!(!id.has_permission("resources/read"));
+///
+/// let token = Identity::builder(AuthMethod::Bearer, "42")
+///     .issuer("https://accounts.example.com")
+///     .user_id("42")
+///     .scopes(["*", "mcp:tools"])
+///     .build();
+/// assert!(token.has_permission("mcp:tools:read"), "a parent scope implies its children");
+/// assert!(!token.has_permission("tools/call:search"), "token scopes are not wildcards");
 /// ```
+///
+/// [`EndpointPolicy::private_to`]: crate::EndpointPolicy::private_to
+/// [`EndpointPolicy::private_to_subject`]: crate::EndpointPolicy::private_to_subject
 #[derive(Clone)]
 pub struct Identity {
     inner: Arc<IdentityInner>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct IdentityInner {
     method: AuthMethod,
     name: String,
+    issuer: Option<String>,
     user_id: Option<String>,
     role: Option<String>,
     permissions: Vec<String>,
+    scopes: Vec<String>,
     claims: Option<serde_json::Map<String, serde_json::Value>>,
     expires_at: Option<SystemTime>,
+    /// The mapping that granted `permissions` from `scopes`, to name scopes in challenges.
+    scope_map: Option<ScopeMap>,
 }
 
 impl Identity {
@@ -81,12 +119,31 @@ impl Identity {
             inner: IdentityInner {
                 method,
                 name: name.into(),
+                issuer: None,
                 user_id: None,
                 role: None,
                 permissions: Vec::new(),
+                scopes: Vec::new(),
                 claims: None,
                 expires_at: None,
+                scope_map: None,
             },
+        }
+    }
+
+    /// A builder holding a copy of this identity, to derive another from it (a different
+    /// user id, more permissions).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{AuthMethod, Identity};
+    ///
+    /// let token = Identity::builder(AuthMethod::Bearer, "42").issuer("https://idp").user_id("42").build();
+    /// let local = token.to_builder().local().user_id("alice").build();
+    /// assert_eq!((local.issuer(), local.user_id()), (None, Some("alice")));
+    /// ```
+    pub fn to_builder(&self) -> IdentityBuilder {
+        IdentityBuilder {
+            inner: (*self.inner).clone(),
         }
     }
 
@@ -100,7 +157,15 @@ impl Identity {
         &self.inner.name
     }
 
-    /// The user the credential belongs to. `None` for a public API key (no `userId`).
+    /// Who vouches for [`user_id`](Self::user_id): the token's `iss`. `None` for API keys and
+    /// tokens without `iss`: the operator's local namespace. A user is the pair
+    /// (issuer, user id), never the user id alone.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
+    /// The user the credential belongs to, within [`issuer`](Self::issuer)'s namespace.
+    /// `None` for a public API key (no `userId`) and a token without `sub`.
     pub fn user_id(&self) -> Option<&str> {
         self.inner.user_id.as_deref()
     }
@@ -110,9 +175,17 @@ impl Identity {
         self.inner.role.as_deref()
     }
 
-    /// Permissions of an API key, or scopes of a token.
+    /// Permissions an operator granted, with wildcards: an API key's permissions, or what a
+    /// [`ScopeMap`](crate::ScopeMap) derived from a token's scopes. Empty for a token that went
+    /// through no mapping.
     pub fn permissions(&self) -> &[String] {
         &self.inner.permissions
+    }
+
+    /// A token's scopes as the authorization server issued them (`scope` / `scp`). Matched
+    /// literally or as a `:`-separated parent, never as wildcards. Empty for API keys.
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
     }
 
     /// The token's claims, for bearer identities.
@@ -127,14 +200,45 @@ impl Identity {
 
     /// Whether this identity holds `required`.
     ///
-    /// A held permission `*` grants everything; a held permission ending in `*` grants every
-    /// permission that starts with the part before it (`tools/call:*` grants
-    /// `tools/call:search`). Everything else must match exactly.
+    /// - From [`permissions`](Self::permissions) (operator-written): a held `*` grants
+    ///   everything; a held permission ending in `*` grants every permission that starts with
+    ///   the part before it (`tools/call:*` grants `tools/call:search`); anything else must
+    ///   match exactly.
+    /// - From [`scopes`](Self::scopes) (token-issued): the scope itself, or a `:`-separated
+    ///   child of it (`mcp:tools` grants `mcp:tools:read`). `*` in a scope is a plain
+    ///   character.
     pub fn has_permission(&self, required: &str) -> bool {
         self.inner
             .permissions
             .iter()
             .any(|held| permission_matches(held, required))
+            || self
+                .inner
+                .scopes
+                .iter()
+                .any(|held| scope_implies(held, required))
+    }
+
+    /// The scopes to name in an `insufficient_scope` challenge for `required` permissions:
+    /// each permission that this identity's [`ScopeMap`] grants for some scope is named by
+    /// that scope (the first entry that grants it), the others by themselves.
+    pub(crate) fn challenge_scopes<'a, I>(&self, required: I) -> Vec<String>
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let mut out: Vec<String> = Vec::new();
+        for permission in required {
+            let scope = self
+                .inner
+                .scope_map
+                .as_ref()
+                .and_then(|map| map.scope_granting(permission))
+                .unwrap_or(permission);
+            if !out.iter().any(|s| s == scope) {
+                out.push(scope.to_owned());
+            }
+        }
+        out
     }
 }
 
@@ -146,15 +250,27 @@ pub(crate) fn permission_matches(held: &str, required: &str) -> bool {
     }
 }
 
+/// Whether a held token scope implies `required`: equal, or `required` is a `:`-separated
+/// child of it (`mcp:tools` implies `mcp:tools:read`, not `mcp:toolsets`).
+pub(crate) fn scope_implies(held: &str, required: &str) -> bool {
+    !held.is_empty()
+        && match required.strip_prefix(held) {
+            Some(rest) => rest.is_empty() || rest.starts_with(':'),
+            None => false,
+        }
+}
+
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         f.debug_struct("Identity")
             .field("method", &i.method)
             .field("name", &i.name)
+            .field("issuer", &i.issuer)
             .field("user_id", &i.user_id)
             .field("role", &i.role)
             .field("permissions", &i.permissions)
+            .field("scopes", &i.scopes)
             // Claim values can carry personal data; show only which claims exist.
             .field(
                 "claims",
@@ -175,6 +291,19 @@ pub struct IdentityBuilder {
 }
 
 impl IdentityBuilder {
+    /// The issuer vouching for the user id (a token's `iss`). Leave unset for API keys.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Drops the issuer: the user id is then in the operator's local namespace, the one of
+    /// API keys (see [`MapIdentity`](crate::MapIdentity) to merge users on purpose).
+    pub fn local(mut self) -> Self {
+        self.inner.issuer = None;
+        self
+    }
+
     /// The owning user. Leave unset for public keys.
     pub fn user_id(mut self, user_id: impl Into<String>) -> Self {
         self.inner.user_id = Some(user_id.into());
@@ -187,13 +316,30 @@ impl IdentityBuilder {
         self
     }
 
-    /// Permissions (API keys) or scopes (tokens).
+    /// Operator-written permissions, with wildcards (API keys, a [`ScopeMap`]'s grants).
+    /// Replaces any set before.
     pub fn permissions<I, P>(mut self, permissions: I) -> Self
     where
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
         self.inner.permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A token's scopes, as issued; matched literally (see [`Identity::has_permission`]).
+    pub fn scopes<I, P>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.inner.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Remembers the mapping that granted the permissions (for challenges).
+    pub(crate) fn scope_map(mut self, map: ScopeMap) -> Self {
+        self.inner.scope_map = Some(map);
         self
     }
 
@@ -234,6 +380,29 @@ mod tests {
         assert!(!permission_matches("tools/*", "resources/read"));
         assert!(permission_matches("read", "read"));
         assert!(!permission_matches("read", "read:all"));
+    }
+
+    #[test]
+    fn scope_hierarchy_is_colon_separated() {
+        assert!(scope_implies("mcp:tools", "mcp:tools"));
+        assert!(scope_implies("mcp:tools", "mcp:tools:read"));
+        assert!(scope_implies("tools/call", "tools/call:search"));
+        assert!(!scope_implies("mcp:tools", "mcp:toolsets"));
+        assert!(!scope_implies("mcp:tools:read", "mcp:tools"));
+        assert!(!scope_implies("*", "anything"));
+        assert!(!scope_implies("x*", "xy"));
+        assert!(scope_implies("*", "*"));
+        assert!(!scope_implies("", ":x"));
+    }
+
+    #[test]
+    fn token_scopes_are_not_wildcards() {
+        let id = Identity::builder(AuthMethod::Bearer, "t")
+            .scopes(["*", "tools/*"])
+            .build();
+        assert!(!id.has_permission("admin"));
+        assert!(!id.has_permission("tools/list"));
+        assert!(id.has_permission("*"), "an exact literal match");
     }
 
     #[test]

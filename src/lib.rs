@@ -53,8 +53,9 @@
 //!
 //! [`McpAuthBuilder::mcp_permissions`] adds an [`McpPermissionsLayer`] after the policy: it
 //! reads each JSON-RPC request (single or batch) and checks its method and tool, prompt or
-//! resource against the identity's permissions or scopes (`tools/call:search_*`,
-//! `resources/read:docs://*`, `*`), refusing with 403 `insufficient_scope` in a JSON-RPC error
+//! resource against the identity's operator-written permissions (`tools/call:search_*`,
+//! `resources/read:docs://*`, `*`) or what its token scopes grant through a [`ScopeMap`]
+//! (token scopes themselves match only literally), refusing with 403 `insufficient_scope` in a JSON-RPC error
 //! envelope; it can also trim `tools/list` answers to the callable tools. See the [`mcp`]
 //! module.
 //!
@@ -114,6 +115,7 @@ pub mod oauth;
 mod outcome;
 mod policy;
 mod rate_limit;
+mod scope_map;
 mod stack;
 pub mod store;
 #[cfg(test)]
@@ -163,6 +165,7 @@ pub use rate_limit::{
     FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
     RateLimitService,
 };
+pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
 

@@ -51,7 +51,8 @@ async fn active_token_with_client_secret_basic() {
 
     let id = verify(&v, TOKEN).await.unwrap();
     assert_eq!(id.user_id(), Some("alice"));
-    assert_eq!(id.permissions(), ["tools/call", "tools/list"]);
+    assert_eq!(id.scopes(), ["tools/call", "tools/list"]);
+    assert_eq!(id.issuer(), Some("https://as.example"));
     assert!(id.expires_at().is_some());
     assert_eq!(id.claims().unwrap()["client_id"], "inspector");
 

@@ -90,7 +90,7 @@ async fn eddsa_and_rfc9068_typ_at_jwt_are_accepted() {
     let claims = without(&idp.claims("u1"), "scope");
     let token = ed.sign_with(&claims, Some("ed-1"), Some("at+jwt"));
     let id = verify(&v, &token).await.unwrap();
-    assert!(id.permissions().is_empty());
+    assert!(id.scopes().is_empty() && id.permissions().is_empty());
     assert_eq!(id.name(), "u1");
 }
 

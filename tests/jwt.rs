@@ -297,7 +297,7 @@ fn rfc9068_access_token_is_accepted() {
                    "exp": now() + 60, "iat": now(), "jti": "x", "client_id": "inspector"});
     let token = encode(&header, &c, &EncodingKey::from_secret(SECRET)).unwrap();
     let id = v.verify_now(&token).unwrap();
-    assert!(id.permissions().is_empty(), "absent scope means no scopes");
+    assert!(id.scopes().is_empty(), "absent scope means no scopes");
     assert_eq!(id.claims().unwrap()["client_id"], "inspector");
 }
 

@@ -201,7 +201,12 @@ async fn both_accepts_either_and_key_takes_precedence() {
     .await;
     assert_eq!(body["method"], "bearer");
     assert_eq!(body["user_id"], "carol");
-    assert_eq!(body["permissions"], json!(["tools/call", "tools/list"]));
+    assert_eq!(body["scopes"], json!(["tools/call", "tools/list"]));
+    assert_eq!(
+        body["permissions"],
+        json!([]),
+        "token scopes are not permissions"
+    );
 
     let both = [
         ("x-api-key", ALICE_KEY),

@@ -96,6 +96,22 @@ async fn echo(
         .await
 }
 
+/// A token as a standard identity provider issues it: no `scope` claim when `scope` is `None`.
+fn idp_token(base: &str, sub: &str, scope: Option<&str>) -> String {
+    tower_mcp_auth::install_crypto_provider();
+    let mut claims = json!({"sub": sub, "iss": ISSUER, "aud": format!("{base}/mcp"),
+        "exp": common::now() + 600});
+    if let Some(scope) = scope {
+        claims["scope"] = json!(scope);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
 fn token(base: &str, sub: &str, scope: &str) -> String {
     tower_mcp_auth::install_crypto_provider();
     jsonwebtoken::encode(
@@ -109,7 +125,7 @@ fn token(base: &str, sub: &str, scope: &str) -> String {
 
 #[tokio::test]
 async fn api_key_client_initializes_lists_and_calls_tools() {
-    let Some(s) = start(&[("MCP_API_KEYS", KEYS)]).await else {
+    let Some(s) = start(&[("MCP_API_KEYS", KEYS), ("MCP_TOOL_PERMISSIONS", "true")]).await else {
         return;
     };
     let client = connect(&s.base, Cred::Key("k-alice")).await;
@@ -142,6 +158,7 @@ async fn bearer_token_client_in_both_mode() {
         ("ENABLE_OAUTH", "true"),
         ("JWT_SECRET", SECRET),
         ("JWT_ISSUER", ISSUER),
+        ("MCP_TOOL_PERMISSIONS", "true"),
     ])
     .await
     else {
@@ -247,4 +264,128 @@ async fn wrong_keys_lock_the_client_out() {
     let res = post("k-alice").await.unwrap();
     assert!(res.headers().get("retry-after").is_some());
     common::assert_error(res, 429, "too_many_requests").await;
+}
+
+fn oauth_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut vars = vec![
+        ("ENABLE_API_KEY_AUTH", "false"),
+        ("ENABLE_OAUTH", "true"),
+        ("JWT_SECRET", SECRET),
+        ("JWT_ISSUER", ISSUER),
+    ];
+    vars.extend_from_slice(extra);
+    vars
+}
+
+/// Issue 11: with `OAUTH_SCOPES=mcp:tools` and a token holding `openid mcp:tools`, as a
+/// standard identity provider issues it, the SDK client saw an empty tool list.
+#[tokio::test]
+async fn standard_idp_scopes_list_and_call_every_tool() {
+    let Some(s) = start(&oauth_env(&[("OAUTH_SCOPES", "mcp:tools")])).await else {
+        return;
+    };
+    let full = idp_token(&s.base, "carol", Some("openid mcp:tools"));
+    let client = connect(&s.base, Cred::Token(&full)).await;
+    assert_eq!(tool_names(&client).await, ["echo", "whoami"]);
+    let me = whoami(&client).await;
+    assert_eq!(me["user_id"], "carol");
+    assert_eq!(me["issuer"], ISSUER);
+    assert_eq!(text(&echo(&client, "hi").await.unwrap()), "hi");
+    client.cancel().await.unwrap();
+
+    // Per-tool permissions on: the default mapping lets `mcp:tools` do everything.
+    let Some(s) = start(&oauth_env(&[
+        ("OAUTH_SCOPES", "mcp:tools"),
+        ("MCP_TOOL_PERMISSIONS", "true"),
+    ]))
+    .await
+    else {
+        return;
+    };
+    let full = idp_token(&s.base, "carol", Some("openid mcp:tools"));
+    let client = connect(&s.base, Cred::Token(&full)).await;
+    assert_eq!(tool_names(&client).await, ["echo", "whoami"]);
+    assert_eq!(text(&echo(&client, "hi").await.unwrap()), "hi");
+    client.cancel().await.unwrap();
+
+    // The 401 names the scope to ask for.
+    let res = reqwest::Client::new()
+        .post(format!("{}/mcp", s.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+        .send()
+        .await
+        .unwrap();
+    let challenge = common::challenge(&res).expect("a Bearer challenge");
+    assert!(challenge.contains(r#"scope="mcp:tools""#), "{challenge}");
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    common::assert_error(res, 401, "authentication_required").await;
+}
+
+/// Issue 11: an HS256 token without `scope` authenticated, then got 403 on every tools/call.
+#[tokio::test]
+async fn token_without_scope_calls_tools_by_default() {
+    let Some(s) = start(&oauth_env(&[])).await else {
+        return;
+    };
+    let bare = idp_token(&s.base, "erin", None);
+    let client = connect(&s.base, Cred::Token(&bare)).await;
+    assert_eq!(tool_names(&client).await, ["echo", "whoami"]);
+    assert_eq!(whoami(&client).await["user_id"], "erin");
+    client.cancel().await.unwrap();
+}
+
+/// An identity provider issuing the scope `*` grants nothing special: with per-tool
+/// permissions on, the token sees no tool and its call is refused.
+#[tokio::test]
+async fn wildcard_scope_from_the_idp_grants_no_tool() {
+    let Some(s) = start(&oauth_env(&[("MCP_TOOL_PERMISSIONS", "true")])).await else {
+        return;
+    };
+    let star = idp_token(&s.base, "mallory", Some("* tools/call:*"));
+    let client = connect(&s.base, Cred::Token(&star)).await;
+    assert!(tool_names(&client).await.is_empty());
+    let refused = echo(&client, "no").await.expect_err("`*` is just a name");
+    let challenge = refused
+        .auth_challenge()
+        .expect("insufficient_scope challenge");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    client.cancel().await.unwrap();
+}
+
+/// `MCP_SCOPE_PERMISSIONS` maps the identity provider's scopes to tools; a refusal names
+/// the scope to ask for (step-up), not the internal permission.
+#[tokio::test]
+async fn scope_permissions_from_the_environment() {
+    let Some(s) = start(&oauth_env(&[
+        ("MCP_TOOL_PERMISSIONS", "true"),
+        (
+            "MCP_SCOPE_PERMISSIONS",
+            r#"{"repo:read": ["tools/call:echo"], "mcp:tools": ["tools/call:*"]}"#,
+        ),
+    ]))
+    .await
+    else {
+        return;
+    };
+    // `repo` is the parent of `repo:read`: it gets its tools.
+    for scope in ["openid repo:read", "repo"] {
+        let narrow = idp_token(&s.base, "dave", Some(scope));
+        let client = connect(&s.base, Cred::Token(&narrow)).await;
+        assert_eq!(tool_names(&client).await, ["echo"], "{scope}");
+        assert_eq!(text(&echo(&client, "hi").await.unwrap()), "hi");
+        let refused = client
+            .call_tool(CallToolRequestParams::new("whoami"))
+            .await
+            .expect_err("whoami needs mcp:tools");
+        let challenge = refused
+            .auth_challenge()
+            .expect("insufficient_scope challenge");
+        assert!(challenge.contains(r#"scope="mcp:tools""#), "{challenge}");
+        client.cancel().await.unwrap();
+    }
 }

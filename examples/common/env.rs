@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
     ApiKeyRegistry, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier, McpAuth, McpAuthBuilder,
-    ProtectedResourceMetadata,
+    ProtectedResourceMetadata, ScopeMap,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -65,6 +65,10 @@ pub struct AuthEnv {
     /// `OAUTH_SCOPES`: scopes required on the protected endpoints, advertised in
     /// `scopes_supported` and in the Bearer challenge.
     pub scopes: Vec<String>,
+    /// What token scopes grant: `MCP_SCOPE_PERMISSIONS` (a JSON object scope → [permission,
+    /// ...]), or by default every `OAUTH_SCOPES` scope grants `*` (a token holding the scopes
+    /// the server asks for may use every tool). Token scopes are never wildcards themselves.
+    pub scope_map: ScopeMap,
 }
 
 fn non_empty(name: &str) -> Option<String> {
@@ -74,8 +78,19 @@ fn non_empty(name: &str) -> Option<String> {
 impl AuthEnv {
     /// `ENABLE_API_KEY_AUTH` (default true), `ENABLE_OAUTH` (default false),
     /// `USE_QUERY_PARAM_AUTH` (default true), `OAUTH_ISSUER`, `JWKS_URL`, `OAUTH_AUDIENCE`,
-    /// `OAUTH_SCOPES`.
+    /// `OAUTH_SCOPES`, `MCP_SCOPE_PERMISSIONS`.
     pub fn from_env() -> Result<Self, Error> {
+        let scopes: Vec<String> = non_empty("OAUTH_SCOPES")
+            .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let scope_map = match non_empty("MCP_SCOPE_PERMISSIONS") {
+            Some(json) => {
+                ScopeMap::from_json(&json).map_err(|e| format!("MCP_SCOPE_PERMISSIONS: {e}"))?
+            }
+            None => scopes.iter().fold(ScopeMap::new(), |map, scope| {
+                map.grant(scope.clone(), ["*"])
+            }),
+        };
         Ok(Self {
             api_keys: env_bool("ENABLE_API_KEY_AUTH", true)?,
             oauth: env_bool("ENABLE_OAUTH", false)?,
@@ -83,9 +98,8 @@ impl AuthEnv {
             issuer: non_empty("OAUTH_ISSUER"),
             jwks_url: non_empty("JWKS_URL"),
             audience: non_empty("OAUTH_AUDIENCE"),
-            scopes: non_empty("OAUTH_SCOPES")
-                .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
+            scopes,
+            scope_map,
         })
     }
 
@@ -113,8 +127,9 @@ impl AuthEnv {
 
     /// A builder with keys from `MCP_API_KEYS` and, when OAuth is on, a verifier: the issuer's
     /// or `JWKS_URL`'s key set (feature `jwks`) with the audience `OAUTH_AUDIENCE` or
-    /// `resource`, else HS256 from `JWT_SECRET` (`JWT_ISSUER`, `JWT_AUDIENCE` checked when set).
-    /// Every path not given an endpoint is open.
+    /// `resource`, else HS256 from `JWT_SECRET` (`JWT_ISSUER`, `JWT_AUDIENCE` checked when set),
+    /// with [`scope_map`](Self::scope_map) applied to every verified token. Every path not
+    /// given an endpoint is open.
     pub async fn builder(
         &self,
         public_base_url: &str,
@@ -135,7 +150,8 @@ impl AuthEnv {
         }
         if self.issuer.is_some() || self.jwks_url.is_some() {
             let audience = self.audience.clone().unwrap_or_else(|| resource.to_owned());
-            return Ok(auth.bearer(self.remote_verifier(audience).await?));
+            let verifier = self.remote_verifier(audience).await?;
+            return Ok(auth.bearer(self.scope_map.clone().verifier(verifier)));
         }
         let secret = std::env::var("JWT_SECRET").map_err(|_| {
             "ENABLE_OAUTH=true needs OAUTH_ISSUER, JWKS_URL or JWT_SECRET (an HS256 secret of 32+ bytes)"
@@ -147,7 +163,7 @@ impl AuthEnv {
         if let Some(audience) = non_empty("JWT_AUDIENCE").or_else(|| self.audience.clone()) {
             verifier = verifier.audience(audience);
         }
-        Ok(auth.bearer(verifier.build()?))
+        Ok(auth.bearer(self.scope_map.clone().verifier(verifier.build()?)))
     }
 
     #[cfg(feature = "jwks")]

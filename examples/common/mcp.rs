@@ -15,7 +15,9 @@ pub async fn handle(identity: Option<Extension<Identity>>, Json(req): Json<Value
             "name": id.name(),
             "user_id": id.user_id(),
             "role": id.role(),
+            "issuer": id.issuer(),
             "permissions": id.permissions(),
+            "scopes": id.scopes(),
         }),
         None => json!({"method": null}),
     };

@@ -38,6 +38,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// - **Bound**: at most [`max_entries`](CachedVerifierBuilder::max_entries), split over
 ///   shards that each have their own lock (no global lock); a full shard evicts the entry it
 ///   stored first (FIFO).
+/// - **Only identities with a known expiry are cached.** An identity without
+///   [`expires_at`](Identity::expires_at) (a token without `exp`, an introspection answer
+///   without `exp`) goes to the inner verifier on every request: its end is unknown.
 /// - **Only successes are cached.** A rejection can turn into an acceptance (a token whose
 ///   `kid` was unknown before a key rotation, a token before its `nbf`), and an unavailable
 ///   verifier must be asked again; to slow down floods of bad tokens, put a
@@ -89,7 +92,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 ///     fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
 ///         self.0.fetch_add(1, Ordering::SeqCst);
 ///         let name = token.to_owned();
-///         Deferred::boxed(async move { Ok(Identity::builder(AuthMethod::Bearer, name).build()) })
+///         let exp = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+///         Deferred::boxed(async move {
+///             Ok(Identity::builder(AuthMethod::Bearer, name).expires_at(exp).build())
+///         })
 ///     }
 /// }
 ///
@@ -382,6 +388,15 @@ mod tests {
     }
 
     #[test]
+    fn identities_without_expiry_are_verified_again() {
+        let (v, calls) = verifier(None, false);
+        assert!(now(v.verify("ok")).is_ok());
+        assert!(now(v.verify("ok")).is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(v.is_empty());
+    }
+
+    #[test]
     fn expired_identities_are_verified_again() {
         let (v, calls) = verifier(Some(Duration::ZERO), false);
         assert!(now(v.verify("ok")).is_ok());
@@ -424,7 +439,11 @@ mod single_flight_tests {
                 let mut release = this.release.clone();
                 release.wait_for(|released| *released).await.unwrap();
                 if token.starts_with("ok") {
-                    Ok(Identity::builder(AuthMethod::Bearer, format!("{token}#{call}")).build())
+                    Ok(
+                        Identity::builder(AuthMethod::Bearer, format!("{token}#{call}"))
+                            .expires_at(std::time::SystemTime::now() + Duration::from_secs(60))
+                            .build(),
+                    )
                 } else if token == "down" {
                     Err(TokenError::Unavailable(format!("down#{call}")))
                 } else {

@@ -40,17 +40,25 @@ fn short_media_type(typ: &str) -> &str {
 ///
 /// - `sub` is the user id and the name; without `sub`, `client_id` names a client-credentials
 ///   token, which then has no user.
-/// - Scopes come from `scope` (RFC 9068: space-separated string; absent means none) or
-///   `scp` (string or array, as some identity providers send).
-/// - `role` (string) is the role; `exp` the expiry. All claims are kept.
+/// - `iss` is the [issuer](Identity::issuer): the user is (`iss`, `sub`), never `sub` alone.
+///   A token without `iss` is in the local namespace, the one of API keys.
+/// - [Scopes](Identity::scopes) come from `scope` (RFC 9068: space-separated string; absent
+///   means none) or `scp` (string or array, as some identity providers send). They are not
+///   permissions: they match literally (see [`ScopeMap`](crate::ScopeMap) for what they
+///   grant).
+/// - `role` (string) is the role; `exp` the expiry, read as the JWT validator reads it (a
+///   non-negative number, integer or not; rounded down here, so a cached identity never
+///   outlives the token). All claims are kept.
 ///
 /// ```
 /// use tower_mcp_auth::identity_from_claims;
 ///
-/// let claims = serde_json::json!({"sub": "alice", "scope": "tools:read tools:call", "exp": 2000000000});
+/// let claims = serde_json::json!({"iss": "https://idp", "sub": "alice",
+///     "scope": "tools:read tools:call", "exp": 2000000000.5});
 /// let id = identity_from_claims(claims.as_object().unwrap().clone());
-/// assert_eq!(id.user_id(), Some("alice"));
+/// assert_eq!((id.issuer(), id.user_id()), (Some("https://idp"), Some("alice")));
 /// assert!(id.has_permission("tools:call"));
+/// assert!(id.expires_at().is_some());
 /// ```
 pub fn identity_from_claims(claims: Map<String, Value>) -> Identity {
     let sub = claims.get("sub").and_then(Value::as_str);
@@ -61,21 +69,40 @@ pub fn identity_from_claims(claims: Map<String, Value>) -> Identity {
     if let Some(sub) = sub {
         builder = builder.user_id(sub);
     }
+    if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
+        builder = builder.issuer(iss);
+    }
     if let Some(role) = claims.get("role").and_then(Value::as_str) {
         builder = builder.role(role);
     }
     let scopes = claims.get("scope").or_else(|| claims.get("scp"));
     match scopes {
-        Some(Value::String(s)) => builder = builder.permissions(s.split_ascii_whitespace()),
+        Some(Value::String(s)) => builder = builder.scopes(s.split_ascii_whitespace()),
         Some(Value::Array(items)) => {
-            builder = builder.permissions(items.iter().filter_map(Value::as_str))
+            builder = builder.scopes(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| !s.is_empty()),
+            )
         }
         _ => {}
     }
-    if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+    if let Some(exp) = claims.get("exp").and_then(numeric_date) {
         builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs(exp));
     }
     builder.claims(claims).build()
+}
+
+/// A NumericDate (RFC 7519 §2) in whole seconds, rounded down: what jsonwebtoken accepts
+/// (a non-negative, finite number, integer or not). `None` for anything else.
+pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    })
 }
 
 #[cfg(test)]
@@ -90,14 +117,43 @@ mod tests {
     #[test]
     fn scope_forms() {
         assert_eq!(
-            id(json!({"sub": "a", "scope": "x  y"})).permissions(),
+            id(json!({"sub": "a", "scope": "x  y"})).scopes(),
             ["x", "y"]
         );
         assert_eq!(
-            id(json!({"sub": "a", "scp": ["x", 1, "y"]})).permissions(),
+            id(json!({"sub": "a", "scp": ["x", 1, "y", ""]})).scopes(),
             ["x", "y"]
         );
-        assert!(id(json!({"sub": "a"})).permissions().is_empty());
+        assert!(id(json!({"sub": "a"})).scopes().is_empty());
+        assert!(
+            id(json!({"sub": "a", "scope": "x"}))
+                .permissions()
+                .is_empty(),
+            "scopes are not permissions"
+        );
+    }
+
+    #[test]
+    fn float_exp_is_an_expiry() {
+        for exp in [
+            json!(1_700_000_000.7),
+            json!(1.7e9),
+            json!(1_700_000_000u64),
+        ] {
+            let at = id(json!({"sub": "a", "exp": exp})).expires_at();
+            let secs = at.unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            assert_eq!(secs, 1_700_000_000, "{exp}");
+        }
+        for exp in [json!(-1), json!("1700000000"), json!(null), json!(1e300)] {
+            assert_eq!(id(json!({"sub": "a", "exp": exp})).expires_at(), None);
+        }
+    }
+
+    #[test]
+    fn issuer_namespaces_the_user() {
+        let i = id(json!({"iss": "https://a", "sub": "42"}));
+        assert_eq!((i.issuer(), i.user_id()), (Some("https://a"), Some("42")));
+        assert_eq!(id(json!({"sub": "42"})).issuer(), None);
     }
 
     #[test]

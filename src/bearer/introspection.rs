@@ -104,8 +104,9 @@ struct Inner {
 /// - The answer becomes an [`Identity`] with [`identity_from_claims`]: `sub` (else
 ///   `client_id`), `scope`, `exp`, and every other member as claims.
 /// - Active answers are cached, keyed by the SHA-256 of the token, until the earlier of the
-///   token's `exp` and [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl) (default 60 s,
-///   so a revoked token stops working within a minute). Rejections are not cached.
+///   token's `exp` (integer or not) and [`cache_ttl`](IntrospectionVerifierBuilder::cache_ttl)
+///   (default 60 s, so a revoked token stops working within a minute). Answers without `exp`
+///   are not cached (their end is unknown), nor are rejections.
 /// - **Single flight: concurrent first requests with one token cost one introspection.**
 ///   While the answer for a token is awaited, other requests with the same token wait for it
 ///   instead of sending their own request, and all get the same result, active or not,
@@ -612,7 +613,7 @@ mod tests {
     fn active_answer_becomes_an_identity() {
         let id = check(good()).unwrap();
         assert_eq!(id.user_id(), Some("alice"));
-        assert_eq!(id.permissions(), ["a", "b"]);
+        assert_eq!(id.scopes(), ["a", "b"]);
         assert!(id.expires_at().is_some());
         assert!(id.claims().unwrap().get("active").is_none());
     }

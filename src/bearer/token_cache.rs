@@ -184,16 +184,17 @@ impl TokenCache {
     }
 
     /// Stores `identity` until the earlier of its expiry and `now + max_ttl`. Identities that
-    /// are already expired are not stored.
+    /// are already expired, or whose expiry is unknown, are not stored: the cache could
+    /// otherwise serve a token past its end.
     pub(crate) fn insert(&self, key: TokenHash, identity: &Identity, now: SystemTime) {
         if self.per_shard == 0 {
             return;
         }
-        let ttl_end = now.checked_add(self.max_ttl).unwrap_or(now);
-        let valid_until = match identity.expires_at() {
-            Some(exp) => exp.min(ttl_end),
-            None => ttl_end,
+        let Some(exp) = identity.expires_at() else {
+            return;
         };
+        let ttl_end = now.checked_add(self.max_ttl).unwrap_or(now);
+        let valid_until = exp.min(ttl_end);
         if valid_until <= now {
             return;
         }
@@ -247,7 +248,9 @@ mod tests {
     use super::*;
     use crate::identity::AuthMethod;
 
+    /// An identity expiring at `exp`, or in an hour when `None`.
     fn id(name: &str, exp: Option<SystemTime>) -> Identity {
+        let exp = exp.or_else(|| Some(SystemTime::now() + HOUR));
         let b = Identity::builder(AuthMethod::Bearer, name);
         match exp {
             Some(exp) => b.expires_at(exp).build(),
@@ -269,14 +272,23 @@ mod tests {
     }
 
     #[test]
-    fn max_ttl_caps_entries_without_or_with_long_expiry() {
+    fn max_ttl_caps_entries_with_long_expiry() {
         let cache = TokenCache::new(100, Duration::from_secs(5));
         let now = SystemTime::now();
-        cache.insert(TokenHash::of("a"), &id("a", None), now);
         cache.insert(TokenHash::of("b"), &id("b", Some(now + HOUR)), now);
+        assert!(cache.get(&TokenHash::of("b"), now).is_some());
         let later = now + Duration::from_secs(6);
-        assert!(cache.get(&TokenHash::of("a"), later).is_none());
         assert!(cache.get(&TokenHash::of("b"), later).is_none());
+    }
+
+    #[test]
+    fn identities_of_unknown_expiry_are_not_stored() {
+        let cache = TokenCache::new(100, HOUR);
+        let now = SystemTime::now();
+        let unknown = Identity::builder(AuthMethod::Bearer, "a").build();
+        cache.insert(TokenHash::of("a"), &unknown, now);
+        assert_eq!(cache.len(), 0);
+        assert!(cache.get(&TokenHash::of("a"), now).is_none());
     }
 
     #[test]

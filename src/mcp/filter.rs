@@ -5,6 +5,7 @@
 //! rewrites only the responses with those ids (a response carries its request's id), so
 //! nothing else the server says is ever touched.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -124,6 +125,10 @@ impl ToolsFilter {
                 .and_then(Value::as_str)
                 .is_some_and(|name| rules.check(identity, "tools/call", Some(name)).is_ok())
         });
+        if before > 0 && tools.is_empty() {
+            static EXPLAINED: AtomicBool = AtomicBool::new(false);
+            explain_empty_list(&EXPLAINED, identity);
+        }
         if tools.len() == before {
             Applied::Unchanged
         } else {
@@ -142,6 +147,24 @@ impl ToolsFilter {
         // Serializing a `Value` does not fail; never fall back to the unfiltered body.
         serde_json::to_vec(&message).ok().map(Bytes::from)
     }
+}
+
+/// Says once (per `flag`) why a caller was shown an empty tool list: the usual cause is a
+/// token whose scopes grant no `tools/call:<tool>` because no scope map says what they mean.
+/// Logs counts and scope names only, never claims or credentials.
+fn explain_empty_list(flag: &AtomicBool, identity: &Identity) {
+    if flag.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        method = %identity.method(),
+        permissions = identity.permissions().len(),
+        scopes = ?identity.scopes(),
+        "tools/list: every tool was hidden from this caller, whose permissions allow no \
+         `tools/call:<tool>`. Token scopes grant only what a ScopeMap maps them to (plus a \
+         literal `tools/call` or `tools/call:<tool>`): map the identity provider's scopes \
+         (MCP_SCOPE_PERMISSIONS in the examples), or leave per-tool filtering off. Logged once."
+    );
 }
 
 #[cfg(test)]
@@ -224,5 +247,43 @@ pub(crate) mod tests {
         // Fail closed: what cannot be parsed here is not passed on.
         let junk = Bytes::from_static(b"not json");
         assert_eq!(f.apply_to_json(junk), None);
+    }
+
+    #[test]
+    fn an_emptied_list_is_explained_once() {
+        use std::io::Write;
+        use std::sync::Mutex;
+
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let token = Identity::builder(AuthMethod::Bearer, "t")
+            .scopes(["openid", "mcp:tools"])
+            .build();
+        let flag = AtomicBool::new(false);
+        tracing::subscriber::with_default(subscriber, || {
+            explain_empty_list(&flag, &token);
+            explain_empty_list(&flag, &token);
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches("every tool was hidden").count(), 1, "{out}");
+        assert!(
+            out.contains("ScopeMap") && out.contains("mcp:tools"),
+            "{out}"
+        );
     }
 }

@@ -49,9 +49,12 @@ const DEFAULT_PUBLIC: [&str; 3] = ["initialize", "ping", "server/discover"];
 /// Then the first [rule](Self::rule) whose pattern matches the permission decides: the
 /// identity must hold every scope the rule lists (none for a [public](Self::public) rule).
 /// Without a matching rule, the identity must hold the permission itself, with
-/// [`Identity::has_permission`] matching: `*` grants everything, `tools/call:search_*` grants
-/// `tools/call:search_docs`. A held bare method grants all its targets: `tools/call` allows
-/// every tool, which is what an OAuth scope `tools/call` is expected to mean.
+/// [`Identity::has_permission`] matching: an operator-written `*` grants everything,
+/// `tools/call:search_*` grants `tools/call:search_docs`; a token's scopes match only
+/// literally or as a `:` parent, and grant more only through a [`ScopeMap`](crate::ScopeMap).
+/// A held bare method grants all its targets: `tools/call` allows every tool, which is what an
+/// OAuth scope `tools/call` is expected to mean. A refusal names every scope the operation
+/// needs, held or not.
 ///
 /// `initialize`, `ping` and `server/discover` (MCP 2026-07-28) are public by default.
 /// Every message with a `method` is checked, notifications (no `id`) included, since
@@ -437,22 +440,19 @@ impl Rules {
             permission_matches(held, &permission)
                 || (target.is_some() && permission_matches(held, method))
         };
+        // On refusal: every scope the operation needs, held or not (RFC 6750 §3.1), named as
+        // the identity's scope map knows them.
         match self.rules.iter().find(|r| grants(&r.pattern)) {
-            Some(rule) => {
-                let missing: Vec<String> = rule
-                    .required
-                    .iter()
-                    .filter(|scope| !identity.has_permission(scope))
-                    .cloned()
-                    .collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    Err(missing)
-                }
+            Some(rule) if rule.required.iter().all(|s| identity.has_permission(s)) => Ok(()),
+            Some(rule) => Err(identity.challenge_scopes(rule.required.iter().map(String::as_str))),
+            // Operator-written permissions keep their wildcards; token scopes match only
+            // literally or as a `:` parent (`tools/call` grants `tools/call:search`).
+            None if identity.has_permission(&permission)
+                || (target.is_some() && identity.has_permission(method)) =>
+            {
+                Ok(())
             }
-            None if identity.permissions().iter().any(|held| grants(held)) => Ok(()),
-            None => Err(vec![permission.into_owned()]),
+            None => Err(identity.challenge_scopes([&*permission])),
         }
     }
 }
@@ -518,7 +518,8 @@ mod tests {
         assert_eq!(
             r.check(&id(&["admin", "*x"]), "tools/call", Some("admin_reset"))
                 .unwrap_err(),
-            ["mfa"]
+            ["admin", "mfa"],
+            "a refusal names every scope the rule needs, held or not"
         );
         assert!(r
             .check(&id(&["admin", "mfa"]), "tools/call", Some("admin_reset"))

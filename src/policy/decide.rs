@@ -61,7 +61,9 @@ pub(crate) fn decide(
     };
     let method = Some(identity.method());
 
-    if let Owner::User(owner) = policy.owner() {
+    let owner = policy.owner();
+    if *owner != Owner::Public {
+        // A user is (issuer, user id): the same id from another issuer is someone else.
         match identity.user_id() {
             None => {
                 let message = match identity.method() {
@@ -70,7 +72,7 @@ pub(crate) fn decide(
                 };
                 return Err((AuthError::AccessDenied(Cow::Borrowed(message)), method));
             }
-            Some(user) if user != &**owner => {
+            Some(user) if !owner.is(identity.issuer(), user) => {
                 return Err((
                     AuthError::AccessDenied(Cow::Borrowed(OTHER_USERS_ENDPOINT)),
                     method,
@@ -81,9 +83,11 @@ pub(crate) fn decide(
     }
 
     if !policy.required().iter().all(|p| identity.has_permission(p)) {
+        // Every scope the endpoint needs, held or not (RFC 6750 §3.1; the client adds what
+        // it already has), named as the authorization server knows them.
         return Err((
             AuthError::InsufficientScope {
-                required: policy.required().to_vec(),
+                required: identity.challenge_scopes(policy.required().iter().map(String::as_str)),
             },
             method,
         ));
@@ -205,6 +209,35 @@ mod tests {
         let p = EndpointPolicy::both().require(["tools/call"]);
         assert_eq!(code(run(&p, Some(key(None)), None)), "api_key");
         assert_eq!(code(run(&p, None, Some(token("a")))), "insufficient_scope");
+    }
+
+    #[test]
+    fn owners_are_namespaced_by_issuer() {
+        let from = |iss: Option<&str>, sub: &str| {
+            let mut b = Identity::builder(AuthMethod::Bearer, sub).user_id(sub);
+            if let Some(iss) = iss {
+                b = b.issuer(iss);
+            }
+            CredentialOutcome::Verified(b.build())
+        };
+        let local = EndpointPolicy::both().private_to("42");
+        assert_eq!(code(run(&local, None, Some(from(None, "42")))), "bearer");
+        assert_eq!(
+            code(run(&local, None, Some(from(Some("https://a"), "42")))),
+            "access_denied"
+        );
+        let subject = EndpointPolicy::both().private_to_subject("https://a", "42");
+        assert_eq!(
+            code(run(&subject, None, Some(from(Some("https://a"), "42")))),
+            "bearer"
+        );
+        for other in [from(Some("https://b"), "42"), from(None, "42")] {
+            assert_eq!(code(run(&subject, None, Some(other))), "access_denied");
+        }
+        assert_eq!(
+            code(run(&subject, Some(key(Some("42"))), None)),
+            "access_denied"
+        );
     }
 
     #[test]

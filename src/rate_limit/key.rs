@@ -27,9 +27,11 @@ type CustomKey = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum RateLimitKey {
-    /// Per credential: the API key's name, or the token's subject.
+    /// Per credential: the API key's name, or the token's subject (with its issuer).
     Identity,
-    /// Per user id, falling back to the credential for public keys.
+    /// Per user: (issuer, user id), so `sub=42` of two identity providers, or a token `sub`
+    /// and an API key `userId` of the same value, are counted apart. Falls back to the
+    /// credential for public keys.
     User,
     /// Per role (identities without a role share one bucket).
     Role,
@@ -52,17 +54,41 @@ impl RateLimitKey {
 
     /// The store key for this request, namespaced by kind (`rl:user:alice`). Built with one
     /// allocation and no formatting machinery: this runs on every limited request.
+    ///
+    /// Users and token subjects are namespaced by issuer: a local user (API keys, tokens
+    /// without `iss`) is `rl:user:<id>`, a token subject `rl:sub:<issuer length>:<issuer>:<id>`
+    /// (the length makes the split unambiguous whatever the issuer contains).
     pub(crate) fn key_for(&self, parts: &Parts) -> Option<String> {
         let identity = || parts.extensions.get::<Identity>();
-        let credential =
-            |id: &Identity| concat(&["rl:cred:", id.method().as_str(), ":", id.name()]);
+        let credential = |id: &Identity| match id.issuer() {
+            None => concat(&["rl:cred:", id.method().as_str(), ":", id.name()]),
+            Some(iss) => {
+                let mut len = Digits::default();
+                let len = len.format(iss.len());
+                concat(&[
+                    "rl:cred:",
+                    id.method().as_str(),
+                    ":",
+                    len,
+                    ":",
+                    iss,
+                    ":",
+                    id.name(),
+                ])
+            }
+        };
         match self {
             RateLimitKey::Identity => identity().map(credential),
             RateLimitKey::User => {
                 let id = identity()?;
-                Some(match id.user_id() {
-                    Some(user) => concat(&["rl:user:", user]),
-                    None => credential(id),
+                Some(match (id.issuer(), id.user_id()) {
+                    (None, Some(user)) => concat(&["rl:user:", user]),
+                    (Some(iss), Some(user)) => {
+                        let mut len = Digits::default();
+                        let len = len.format(iss.len());
+                        concat(&["rl:sub:", len, ":", iss, ":", user])
+                    }
+                    (_, None) => credential(id),
                 })
             }
             RateLimitKey::Role => {
@@ -76,6 +102,26 @@ impl RateLimitKey {
             }
             RateLimitKey::Custom(f) => f(parts).map(|k| concat(&["rl:custom:", &k])),
         }
+    }
+}
+
+/// A `usize` in decimal, formatted on the stack.
+#[derive(Default)]
+struct Digits([u8; 20]);
+
+impl Digits {
+    fn format(&mut self, mut n: usize) -> &str {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.0[at..]).unwrap_or("0")
     }
 }
 
@@ -162,6 +208,41 @@ mod tests {
             tenant.key_for(&parts(None)).as_deref(),
             Some("rl:custom:POST")
         );
+    }
+
+    #[test]
+    fn users_are_namespaced_by_issuer() {
+        let sub = |iss: &str| {
+            Identity::builder(AuthMethod::Bearer, "42")
+                .issuer(iss)
+                .user_id("42")
+                .build()
+        };
+        let key = |k: RateLimitKey, id: Identity| k.key_for(&parts(Some(id))).unwrap();
+        assert_eq!(
+            key(RateLimitKey::User, sub("https://a")),
+            "rl:sub:9:https://a:42"
+        );
+        assert_ne!(
+            key(RateLimitKey::User, sub("https://a")),
+            key(RateLimitKey::User, sub("https://b"))
+        );
+        // Issuer and subject cannot be shifted into each other.
+        let tricky = Identity::builder(AuthMethod::Bearer, "b:42")
+            .issuer("a")
+            .user_id("b:42")
+            .build();
+        assert_ne!(
+            key(RateLimitKey::User, tricky),
+            key(RateLimitKey::User, sub("a:b"))
+        );
+        assert_eq!(
+            key(RateLimitKey::Identity, sub("https://a")),
+            "rl:cred:bearer:9:https://a:42"
+        );
+        let mut d = Digits::default();
+        assert_eq!(d.format(0), "0");
+        assert_eq!(Digits::default().format(usize::MAX), usize::MAX.to_string());
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub async fn whoami(identity: Option<Extension<Identity>>) -> Json<Value> {
             "user_id": id.user_id(),
             "role": id.role(),
             "permissions": id.permissions(),
+            "scopes": id.scopes(),
+            "issuer": id.issuer(),
         }),
         None => json!({"method": null}),
     })
