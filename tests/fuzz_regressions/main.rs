@@ -28,7 +28,17 @@ const KEY: &str = "k-search-0001";
 #[tokio::test]
 #[ignore = "bug: a tools/list SSE event with invalid UTF-8 is passed on unfiltered (src/mcp/sse.rs)"]
 async fn sse_event_with_invalid_utf8_is_not_filtered() {
-    let base = common::serve(|_| {
+    tools_list_event_is_filtered(b": \xff\n").await;
+}
+
+/// The same stream without the stray byte is filtered: the setup above is sound.
+#[tokio::test]
+async fn sse_event_control_valid_utf8_is_filtered() {
+    tools_list_event_is_filtered(b": ok\n").await;
+}
+
+async fn tools_list_event_is_filtered(comment: &'static [u8]) {
+    let base = common::serve(move |_| {
         let keys = ApiKeyRegistry::builder()
             .key(
                 KEY,
@@ -47,10 +57,12 @@ async fn sse_event_with_invalid_utf8_is_not_filtered() {
         Router::new()
             .route(
                 "/mcp",
-                post(|| async {
+                post(move || async move {
                     let tools = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [
                         {"name": "search_docs"}, {"name": "admin_reset"}]}});
-                    let mut event = b"id: 1\n: \xff\ndata: ".to_vec();
+                    let mut event = b"id: 1\n".to_vec();
+                    event.extend_from_slice(comment);
+                    event.extend_from_slice(b"data: ");
                     event.extend_from_slice(tools.to_string().as_bytes());
                     event.extend_from_slice(b"\n\n");
                     Response::builder()
