@@ -3,7 +3,6 @@
 //! in the branch that owns the code; then the fix removes the `#[ignore]`.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use axum::body::Body;
