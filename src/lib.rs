@@ -98,6 +98,11 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+/// Internals for the `cargo fuzz` targets in `fuzz/`; not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 mod api_key;
 mod authenticate;
 mod bearer;

@@ -35,3 +35,7 @@ pub use verifier::{TokenError, TokenVerifier};
 
 /// Re-export of the `jsonwebtoken` types that appear in this crate's API.
 pub use jsonwebtoken::{Algorithm, DecodingKey};
+
+// Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) use claims::{normalize_token_type, token_type_accepted};

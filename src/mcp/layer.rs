@@ -134,7 +134,7 @@ impl McpPermissionsLayer {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn config(&self) -> Arc<McpConfig> {
         self.config.clone()
     }

@@ -49,3 +49,11 @@ pub use jsonrpc::{
 pub use layer::McpPermissionsLayer;
 pub use rules::{McpRules, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES};
 pub use service::McpPermissionsService;
+
+// Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) use self::jsonrpc::{parse as jsonrpc_parse, target_field as jsonrpc_target_field};
+#[cfg(fuzzing)]
+pub(crate) use self::{
+    filter::ToolsFilter, jsonrpc::TargetField, layer::McpConfig, sse::SseRewriter,
+};

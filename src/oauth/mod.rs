@@ -92,3 +92,7 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     bytes
 }
+
+// Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) use self::{client::query_params, state::StatePayload, state::MAX_STATE_LEN};
