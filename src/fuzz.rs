@@ -268,19 +268,20 @@ pub fn path_matches(pattern: &PathPattern, path: &str) -> bool {
     pattern.matches(path)
 }
 
-// FUZZ: path canonicalization goes here. When the canonical-path function lands (another
-// branch), wrap it as
-//
-//     pub fn canonical_path(raw: &str) -> Option<String> { crate::policy::…(raw) … }
-//
-// and set `HAS_CANONICAL_PATH` to `true`: the `path_pattern` target then also checks that
-// canonicalization is idempotent, that a canonical path contains no `%2F`, `.`/`..` segments
-// or other non-canonical forms, and that patterns are matched on the canonical form.
-pub const HAS_CANONICAL_PATH: bool = false;
+/// Whether the `path_pattern` target checks canonicalization (kept as a switch for targets
+/// that run against older trees).
+pub const HAS_CANONICAL_PATH: bool = true;
 
-/// Placeholder until the canonical-path function exists (see `HAS_CANONICAL_PATH`).
+/// The decoded, canonical form of a request path as the policy layer matches it, or `None`
+/// when the layer refuses the path with 400 (and for targets that are not paths, such as
+/// `*`, which no pattern matches).
 pub fn canonical_path(raw: &str) -> Option<String> {
-    Some(raw.to_owned())
+    if !raw.starts_with('/') {
+        return None;
+    }
+    crate::policy::canonicalize(raw)
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------

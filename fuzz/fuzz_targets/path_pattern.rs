@@ -9,11 +9,9 @@
 //! - a path built from the pattern (each `{param}` replaced by a non-empty segment,
 //!   `{*rest}` by anything) matches it, and a matched path is never widened: with a trailing
 //!   `/` added it no longer matches (unless the pattern ends in `{*rest}`);
-//! - a matching path starts with `/` and has the pattern's literal segments in place.
-//!
-//! FUZZ: path canonicalization. When `__fuzz::HAS_CANONICAL_PATH` is on (the canonical-path
-//! function from the policy branch wrapped in `src/fuzz.rs`), the block marked below also
-//! checks it on every path line.
+//! - a matching path starts with `/` and has the pattern's literal segments in place;
+//! - path canonicalization (`src/policy/canonical.rs`) on every path line: idempotent, and a
+//!   canonical path has no encoded `/`, `.` or `\\` and no dot segments.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,7 +21,6 @@ fn check_canonical(raw: &str) {
     if !f::HAS_CANONICAL_PATH {
         return;
     }
-    // FUZZ: canonicalization invariants, live once the function exists.
     if let Some(canonical) = f::canonical_path(raw) {
         assert_eq!(
             f::canonical_path(&canonical).as_deref(),

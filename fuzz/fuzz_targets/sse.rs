@@ -183,15 +183,9 @@ fuzz_target!(|data: &[u8]| {
     if ids.is_empty() {
         assert_eq!(whole, body, "nothing pending, yet the stream changed");
     }
-    // KNOWN BUG (tests/fuzz_regressions, `sse_event_with_invalid_utf8_is_not_filtered`): an
-    // event that is not valid UTF-8 is passed on unfiltered, while clients decode it with
-    // replacement characters and read the full tool list. Set to `false` once fixed.
-    const SKIP_NON_UTF8_EVENTS: bool = true;
-    let events = if SKIP_NON_UTF8_EVENTS && std::str::from_utf8(body).is_err() {
-        Vec::new()
-    } else {
-        client_events(&whole)
-    };
+    // Events that are not valid UTF-8 are checked too: clients read them with replacement
+    // characters (tests/fuzz_regressions, `sse_event_with_invalid_utf8_is_filtered_too`).
+    let events = client_events(&whole);
     assert_no_leak(
         events.iter().flat_map(|e| messages(e)),
         &ids,

@@ -167,9 +167,10 @@ impl SseRewriter {
 
     /// Rewrites one event if it answers a pending `tools/list`; otherwise returns it as is.
     fn rewrite(&mut self, event: Bytes) -> Bytes {
-        let Ok(text) = std::str::from_utf8(&event) else {
-            return event;
-        };
+        // Clients decode event streams as UTF-8 with replacement characters (the SSE
+        // standard), so an invalid byte must not make an event unfilterable: read it as they
+        // do. Valid events (all but a hostile or broken server's) are borrowed.
+        let text = String::from_utf8_lossy(&event);
         let mut data: Option<String> = None;
         let mut others: Vec<&str> = Vec::new();
         for line in text
