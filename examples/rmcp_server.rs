@@ -16,6 +16,8 @@
 //! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
+//! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
 //! | `MCP_TOOL_PERMISSIONS` | `true` | per-tool permissions: `tools/call` needs `tools/call:<tool>` (or `tools/call`, `*`); `tools/list` shows only callable tools |
 //!

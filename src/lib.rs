@@ -158,8 +158,8 @@ pub use policy::{
 };
 pub use rate_limit::{
     ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,
-    FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
-    RateLimitService,
+    FailedAuthLimitService, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,
+    RateLimitFuture, RateLimitKey, RateLimitLayer, RateLimitService,
 };
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
 pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};

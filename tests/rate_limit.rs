@@ -286,6 +286,49 @@ async fn forwarded_headers_only_from_trusted_proxies() {
     assert_eq!(send("198.51.100.2").await.unwrap().status(), 200);
 }
 
+/// Behind nginx / ALB / Envoy (here: loopback, trusted), the proxy appends the real client to
+/// `X-Forwarded-For` and passes a client-written `Forwarded` through untouched. The lockout
+/// must count the `X-Forwarded-For` address whatever `Forwarded` says.
+#[tokio::test]
+async fn a_client_written_forwarded_header_neither_evades_nor_locks_out() {
+    let lockout = Quota::per_minute(2).unwrap();
+    let quota = Quota::per_minute(1000).unwrap();
+    let trusted = ClientIpResolver::new()
+        .trust_proxies(["127.0.0.0/8"])
+        .unwrap();
+    let base = serve(|_| app(Arc::new(MemoryStore::new()), quota, lockout, trusted)).await;
+    let send = |key: &'static str, xff: &'static str, forwarded: Option<String>| {
+        let mut req = client()
+            .post(format!("{base}/mcp"))
+            .header("x-api-key", key)
+            .header("x-forwarded-for", xff);
+        if let Some(f) = forwarded {
+            req = req.header("forwarded", f);
+        }
+        req.send()
+    };
+    // The attacker (198.51.100.66 as the proxy saw it) rotates `for=` on every guess, and
+    // names the victim's address too.
+    for i in 0..2 {
+        let res = send("wrong", "198.51.100.66", Some(format!("for=203.0.113.{i}")))
+            .await
+            .unwrap();
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    // Still locked out, by the address the proxy appended.
+    let res = send("wrong", "198.51.100.66", Some("for=203.0.113.99".into()))
+        .await
+        .unwrap();
+    assert!(header(&res, "retry-after").unwrap() >= 1);
+    assert_error(res, 429, "too_many_requests").await;
+    // The victim's own bucket is untouched: 203.0.113.0 and .1 were only named in
+    // `Forwarded`, so a valid key from there still passes.
+    for victim in ["203.0.113.0", "203.0.113.1"] {
+        let res = send(ALICE_KEY, victim, None).await.unwrap();
+        assert_eq!(res.status(), 200, "victim {victim} must not be locked out");
+    }
+}
+
 /// A store whose every call fails, as Redis does while it is down.
 struct DownStore;
 impl StateStore for DownStore {
