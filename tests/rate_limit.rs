@@ -3,7 +3,9 @@
 //! RedisStore client, against one Redis.
 
 mod common;
+mod store_common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -329,6 +331,103 @@ async fn a_client_written_forwarded_header_neither_evades_nor_locks_out() {
     }
 }
 
+/// The lockout, then a slow step that counts what got past it (a key lookup in a database,
+/// a token introspection call), then authentication.
+fn slow_verification_app(
+    store: Arc<dyn StateStore>,
+    burst: u32,
+    reached: Arc<AtomicUsize>,
+) -> Router {
+    routes()
+        .layer(auth())
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let reached = reached.clone();
+                async move {
+                    reached.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    next.run(req).await
+                }
+            },
+        ))
+        .layer(FailedAuthLimitLayer::from_shared(
+            store,
+            Quota::per_hour(burst).unwrap(),
+        ))
+}
+
+/// How many requests may pass a lockout beyond its burst while others are in flight: none,
+/// since each one reserves its cell before the call.
+const IN_FLIGHT_BOUND: usize = 0;
+
+/// 60 wrong keys at once against a burst of 3: at most `burst + IN_FLIGHT_BOUND` reach key
+/// verification, the rest get 429; afterwards, valid keys do not use up budget (refunded).
+async fn concurrent_guesses_are_bounded(backend: Arc<store_common::Backend>) {
+    const BURST: u32 = 3;
+    let reached = Arc::new(AtomicUsize::new(0));
+    let (store, counter) = (backend.store.clone(), reached.clone());
+    let base = serve(|_| slow_verification_app(store, BURST, counter)).await;
+
+    // Valid keys, even concurrent ones within the burst, never keep budget.
+    let mut valid = tokio::task::JoinSet::new();
+    for _ in 0..BURST {
+        let base = base.clone();
+        valid.spawn(async move { post(&base, "/mcp", Some(ALICE_KEY)).await.status() });
+    }
+    while let Some(status) = valid.join_next().await {
+        assert_eq!(status.unwrap(), 200, "{}", backend.name);
+    }
+    reached.store(0, Ordering::SeqCst);
+
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let base = base.clone();
+        guesses.spawn(async move { post(&base, "/mcp", Some(&format!("wrong-{i}"))).await });
+    }
+    let (mut unauthorized, mut limited) = (0, 0);
+    while let Some(res) = guesses.join_next().await {
+        let res = res.unwrap();
+        if res.status() == 429 {
+            assert!(header(&res, "retry-after").unwrap() >= 1);
+            assert_error(res, 429, "too_many_requests").await;
+            limited += 1;
+        } else {
+            assert_error(res, 401, "invalid_credentials").await;
+            unauthorized += 1;
+        }
+    }
+    let through = reached.load(Ordering::SeqCst);
+    let bound = BURST as usize + IN_FLIGHT_BOUND;
+    assert!(
+        through <= bound,
+        "{}: {through} of 60 concurrent guesses reached verification (bound {bound})",
+        backend.name
+    );
+    assert_eq!(unauthorized, through, "{}", backend.name);
+    assert_eq!(unauthorized + limited, 60);
+    // The burst was spent on the guesses: the client is locked out, valid key or not.
+    let res = post(&base, "/mcp", Some(ALICE_KEY)).await;
+    assert_error(res, 429, "too_many_requests").await;
+}
+
+macro_rules! concurrent_guesses {
+    ($($name:ident: $backend:ident $(if $feature:literal)?;)*) => {$(
+        $(#[cfg(feature = $feature)])?
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            store_common::run(store_common::$backend().await, concurrent_guesses_are_bounded)
+                .await;
+        }
+    )*};
+}
+
+concurrent_guesses! {
+    concurrent_guesses_memory: memory;
+    concurrent_guesses_redis: redis if "redis";
+    concurrent_guesses_postgres: postgres if "postgres";
+    concurrent_guesses_sqlite: sqlite if "sqlite";
+}
+
 /// A store whose every call fails, as Redis does while it is down.
 struct DownStore;
 impl StateStore for DownStore {
@@ -337,6 +436,9 @@ impl StateStore for DownStore {
     }
     fn gcra_peek(&self, k: &str, q: Quota, c: u32) -> StoreResult<RateDecision> {
         self.gcra(k, q, c)
+    }
+    fn gcra_refund(&self, _: &str, _: Quota, _: u32) -> StoreResult<()> {
+        Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
     }
     fn insert_if_absent(&self, _: &str, _: Vec<u8>, _: Duration) -> StoreResult<bool> {
         Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))

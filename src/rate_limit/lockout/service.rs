@@ -76,8 +76,10 @@ where
             key: config.resolver.store_key("fa:ip:", ip),
             quota: config.quota,
         };
-        let peek = config.store.gcra_peek(&tally.key, tally.quota, 1);
-        match check(peek, req, &mut self.inner, config.fail_mode) {
+        // Reserve one failure before the call (atomic check-and-consume), refunded once the
+        // response shows it did not count: concurrent guesses cannot all pass one peek.
+        let reserve = config.store.gcra(&tally.key, tally.quota, 1);
+        match check(reserve, req, &mut self.inner, config.fail_mode) {
             Ok(verdict) => FailedAuthLimitFuture::decided(verdict, tally),
             Err(pending) => FailedAuthLimitFuture::checking(pending, tally),
         }
