@@ -229,6 +229,49 @@ async fn lockout_counts_forged_session_cookies() {
     assert_error(res, 401, "authentication_required").await;
 }
 
+/// A garbage cookie of the session's name (a sibling subdomain can plant one, and the user
+/// cannot easily clear it) answers 401 but never locks the client out; a valid session next
+/// to it still works.
+#[tokio::test]
+async fn a_malformed_session_cookie_never_locks_out() {
+    let base = serve(|_| {
+        let auth = McpAuth::builder()
+            .bearer(JwtVerifier::hs256(SECRET).build().unwrap())
+            .session_cookie("__Host-mcp_session")
+            .failed_auth_limit(FailedAuthLimitLayer::new(
+                MemoryStore::new(),
+                Quota::per_minute(2).unwrap(),
+            ))
+            .build()
+            .unwrap();
+        routes().layer(auth)
+    })
+    .await;
+    let with_cookie = |cookie: String| {
+        client()
+            .post(format!("{base}/mcp"))
+            .header("cookie", cookie)
+            .send()
+    };
+    for _ in 0..5 {
+        let res = with_cookie("__Host-mcp_session=planted!garbage".into())
+            .await
+            .unwrap();
+        assert_error(res, 401, "invalid_token").await;
+    }
+    let res = with_cookie(format!(
+        "__Host-mcp_session=planted!garbage; __Host-mcp_session={}",
+        token("alice")
+    ))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = with_cookie(format!("__Host-mcp_session={}", token("alice")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn forwarded_headers_only_from_trusted_proxies() {
     let lockout = Quota::per_minute(2).unwrap();

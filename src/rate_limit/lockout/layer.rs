@@ -85,6 +85,8 @@ impl FailedAuthLimitLayer {
     /// Also treats the cookie `name` as a presented credential, as
     /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) does: a browser
     /// replaying a forged session cookie is locked out like a client sending forged tokens.
+    /// Only a well-formed cookie value counts: a malformed one (which a sibling subdomain can
+    /// plant and the user cannot easily clear) never locks anyone out.
     /// [`McpAuth`](crate::McpAuth) sets this from its own
     /// [`session_cookie`](crate::McpAuthBuilder::session_cookie).
     ///
@@ -93,7 +95,7 @@ impl FailedAuthLimitLayer {
     /// use tower_mcp_auth::FailedAuthLimitLayer;
     ///
     /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
-    ///     .session_cookie("mcp_session");
+    ///     .session_cookie("__Host-mcp_session");
     /// # let _ = lockout;
     /// ```
     pub fn session_cookie(self, name: impl Into<String>) -> Self {
