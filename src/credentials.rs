@@ -133,6 +133,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
 /// Reads a single-use value from the cookie `name` (RFC 6265 `Cookie` headers, every one of
 /// them), for cookies a flow sets and checks once. A cookie sent twice, or a value that is not
 /// a `b64token`, is malformed. Session cookies are read with [`cookies`].
+#[cfg_attr(not(feature = "oauth-client"), allow(dead_code))]
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
     let mut found: Option<&'a [u8]> = None;
     for value in headers.get_all(COOKIE) {

@@ -161,7 +161,11 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     let cleared = set_cookie_for(&res, "__Host-mcp_session").expect("cookie cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    assert!(!browser.cookies.lock().unwrap().contains_key("__Host-mcp_session"));
+    assert!(!browser
+        .cookies
+        .lock()
+        .unwrap()
+        .contains_key("__Host-mcp_session"));
     assert_eq!(browser.post_mcp(&app.base).await.status(), 401);
 }
 
@@ -433,7 +437,11 @@ async fn pkce_mismatch_is_invalid_grant() {
     let body = assert_oauth_error(browser.get(&callback).await, 400, "invalid_grant").await;
     assert!(body["error_description"].as_str().unwrap().contains("PKCE"));
     assert_eq!(provider.code_grants(), 0);
-    assert!(!browser.cookies.lock().unwrap().contains_key("__Host-mcp_session"));
+    assert!(!browser
+        .cookies
+        .lock()
+        .unwrap()
+        .contains_key("__Host-mcp_session"));
 }
 
 #[tokio::test]
