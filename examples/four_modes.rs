@@ -17,6 +17,8 @@
 //! | `MCP_SCOPE_PERMISSIONS` | each `OAUTH_SCOPES` scope grants `*` | what token scopes grant (JSON object scope → [permission, ...]), seen by the handlers as `permissions` |
 //! | `PUBLIC_BASE_URL` | `http://<bound address>` | the externally visible base URL (challenges, metadata `resource`) |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
+//! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //!
 //! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to the local user

@@ -9,6 +9,8 @@
 //! | `MCP_API_KEYS`, `USE_QUERY_PARAM_AUTH` | —, `true` | API keys, as in `four_modes` |
 //! | `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE` | — | HS256 bearer tokens, as in `four_modes` |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
+//! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `STATE_STORE` | `memory` | where the lockout is counted, as in `four_modes` |
 //!
 //! Routes: `POST /mcp` (a minimal JSON-RPC MCP endpoint with tools `whoami` and `echo`, and

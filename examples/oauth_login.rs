@@ -30,7 +30,8 @@
 //! knowingly (also warned about).
 //!
 //! Routes: `GET /auth/oauth/<provider>/start` (302 to the provider), `GET /auth/oauth/callback`
-//! (sets the `mcp_session` cookie, then 302 to `/`), `POST /auth/logout` (clears the cookie,
+//! (sets the session cookie, `__Host-mcp_session` - `mcp_session` on an `http://localhost`
+//! redirect URI, where it cannot be `Secure` - then 302 to `/`), `POST /auth/logout` (clears the cookie,
 //! then 303 to `/`), `GET /` (who is logged in, as JSON),
 //! `POST /mcp` (protected: the session cookie or `Authorization: Bearer <session JWT>`),
 //! `GET /health`.

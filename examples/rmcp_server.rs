@@ -17,6 +17,8 @@
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
 //! | `MCP_SCOPE_PERMISSIONS` | each `OAUTH_SCOPES` scope grants `*` | what token scopes grant, a JSON object scope → [permission, ...]: `{"mcp:tools": ["tools/list", "tools/call:*"], "repo:read": ["tools/call:search_*"]}`; a scope also gets the entries of its `:` children (`repo` those of `repo:read`) |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
+//! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
 //! | `MCP_TOOL_PERMISSIONS` | `false` | opt-in per-tool permissions: `tools/call` needs `tools/call:<tool>` (an API key's permission, or granted by `MCP_SCOPE_PERMISSIONS`; a token scope counts only literally: `tools/call`, `tools/call:<tool>`); `tools/list` shows only callable tools |
 //!

@@ -3,7 +3,7 @@
 //! protoc, no prost: the two tiny messages are encoded by hand). Configured like
 //! `four_modes` (`MCP_AUTH_ADDR`, `ENABLE_API_KEY_AUTH`, `ENABLE_OAUTH`, `MCP_API_KEYS`,
 //! `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `PUBLIC_BASE_URL`, `FAILED_AUTH_LIMIT`,
-//! `FAILED_AUTH_WINDOW_SECS`, `STATE_STORE`); `USE_QUERY_PARAM_AUTH` defaults to `false` here, since gRPC
+//! `FAILED_AUTH_WINDOW_SECS`, `STATE_STORE`, `TRUSTED_PROXIES`, `CLIENT_IP_HEADER`); `USE_QUERY_PARAM_AUTH` defaults to `false` here, since gRPC
 //! clients send metadata, not query strings.
 //!
 //! Credentials travel as gRPC metadata (HTTP/2 headers): `x-api-key: …` or

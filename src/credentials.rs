@@ -130,28 +130,20 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
     }
 }
 
-/// Reads a bearer token from the cookie `name` (RFC 6265 `Cookie` headers, every one of
-/// them). A cookie sent twice, or a value that is not a `b64token`, is malformed.
+/// Reads a single-use value from the cookie `name` (RFC 6265 `Cookie` headers, every one of
+/// them), for cookies a flow sets and checks once. A cookie sent twice, or a value that is not
+/// a `b64token`, is malformed. Session cookies are read with [`cookies`].
+#[cfg_attr(not(feature = "oauth-client"), allow(dead_code))]
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
     let mut found: Option<&'a [u8]> = None;
     for value in headers.get_all(COOKIE) {
         for pair in value.as_bytes().split(|&b| b == b';') {
-            let pair = pair.trim_ascii();
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            let Some(raw) = cookie_value(pair, name) else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name.as_bytes() {
-                continue;
-            }
             if found.is_some() {
                 return Presented::Malformed;
             }
-            let raw = pair[eq + 1..].trim_ascii();
-            // RFC 6265 allows the value in double quotes.
-            let raw = match raw {
-                [b'"', inner @ .., b'"'] => inner,
-                other => other,
-            };
             found = Some(raw);
         }
     }
@@ -162,6 +154,79 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Presented<'a> {
         }
         Some(_) => Presented::Malformed,
     }
+}
+
+/// Most session cookies of one name that are tried on one request (see [`cookies`]).
+pub(crate) const MAX_SESSION_COOKIES: usize = 4;
+
+/// The well-formed values of every cookie with one name, in the order the browser sent them
+/// (at most [`MAX_SESSION_COOKIES`], duplicates once), and whether a malformed one was seen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SessionCookies<'a> {
+    values: [&'a str; MAX_SESSION_COOKIES],
+    len: usize,
+    malformed: bool,
+}
+
+impl<'a> SessionCookies<'a> {
+    /// The candidates to verify, first to last.
+    pub(crate) fn candidates(&self) -> &[&'a str] {
+        &self.values[..self.len]
+    }
+
+    /// Only cookies that cannot be a token were sent.
+    pub(crate) fn only_malformed(&self) -> bool {
+        self.len == 0 && self.malformed
+    }
+}
+
+/// Reads bearer-token candidates from every cookie `name` (RFC 6265 `Cookie` headers, every
+/// one of them), for session cookies.
+///
+/// A browser sends every cookie that matches the request, so a second cookie of the same name
+/// can come from a sibling subdomain (cookie tossing, `Domain=.example.com`) or another path.
+/// Treating that as malformed would let whoever planted it break the victim's session, so
+/// every well-formed (`b64token`) value is a candidate, at most [`MAX_SESSION_COOKIES`] of
+/// them (the first ones sent: browsers order the longer path and the older cookie first), and
+/// the caller takes the first that verifies. Malformed values are skipped and only noted.
+pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> SessionCookies<'a> {
+    let mut found = SessionCookies {
+        values: [""; MAX_SESSION_COOKIES],
+        len: 0,
+        malformed: false,
+    };
+    for value in headers.get_all(COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let Some(raw) = cookie_value(pair, name) else {
+                continue;
+            };
+            match std::str::from_utf8(raw) {
+                Ok(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
+                    if found.len < MAX_SESSION_COOKIES && !found.candidates().contains(&token) {
+                        found.values[found.len] = token;
+                        found.len += 1;
+                    }
+                }
+                _ => found.malformed = true,
+            }
+        }
+    }
+    found
+}
+
+/// The value of one `name=value` cookie pair if it is named `name`, unquoted.
+fn cookie_value<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let pair = pair.trim_ascii();
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    if pair[..eq].trim_ascii() != name.as_bytes() {
+        return None;
+    }
+    let raw = pair[eq + 1..].trim_ascii();
+    // RFC 6265 allows the value in double quotes.
+    Some(match raw {
+        [b'"', inner @ .., b'"'] => inner,
+        other => other,
+    })
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -330,5 +395,35 @@ mod tests {
         // Junk without `=` or with other names is ignored.
         let h = headers(&[("cookie", b";;junk; =x; mcp_session=ok")]);
         assert_eq!(cookie(&h, "mcp_session"), Presented::Value("ok".into()));
+    }
+
+    #[test]
+    fn session_cookies_keep_every_well_formed_candidate() {
+        let read = |v: &[u8]| {
+            let h = headers(&[("cookie", v)]);
+            let c = cookies(&h, "s");
+            (
+                c.candidates()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+                c.only_malformed(),
+            )
+        };
+        assert_eq!(
+            read(b"s=forged; x=1; s=\"good\""),
+            (vec!["forged".into(), "good".into()], false)
+        );
+        assert_eq!(read(b"s=a b; s=%%; s=ok"), (vec!["ok".into()], false));
+        assert_eq!(read(b"s=a b; s="), (vec![], true));
+        assert_eq!(read(b"other=1"), (vec![], false));
+        // Duplicates once, and never more than the bound.
+        assert_eq!(read(b"s=a; s=a; s=b").0, ["a", "b"]);
+        assert_eq!(
+            read(b"s=1; s=2; s=3; s=4; s=5; s=6").0.len(),
+            MAX_SESSION_COOKIES
+        );
+        let h = headers(&[("cookie", b"s=1"), ("cookie", b"s=2")]);
+        assert_eq!(cookies(&h, "s").candidates(), ["1", "2"]);
     }
 }

@@ -167,8 +167,8 @@ pub use policy::{
 };
 pub use rate_limit::{
     ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,
-    FailedAuthLimitService, InvalidProxyNetwork, RateLimitFuture, RateLimitKey, RateLimitLayer,
-    RateLimitService,
+    FailedAuthLimitService, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,
+    RateLimitFuture, RateLimitKey, RateLimitLayer, RateLimitService,
 };
 pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};

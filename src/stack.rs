@@ -153,7 +153,7 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     ///
     /// let auth = McpAuth::builder()
     ///     .bearer(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap())
-    ///     .session_cookie("mcp_session")
+    ///     .session_cookie("__Host-mcp_session")
     ///     .build()
     ///     .unwrap();
     /// # let _ = auth;

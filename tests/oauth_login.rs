@@ -79,7 +79,7 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     assert_eq!(res.status(), 302);
     assert_eq!(location(&res), "/");
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let cookie = set_cookie_for(&res, "mcp_session").expect("session cookie");
+    let cookie = set_cookie_for(&res, "__Host-mcp_session").expect("session cookie");
     for attr in [
         "HttpOnly",
         "Secure",
@@ -89,6 +89,8 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     ] {
         assert!(cookie.contains(attr), "{attr} missing in {cookie}");
     }
+    // `__Host-`: a browser takes it only Secure, Path=/ and host-only.
+    assert!(!cookie.to_ascii_lowercase().contains("domain"), "{cookie}");
     // The flow's browser-binding cookie is cleared.
     assert!(browser
         .cookies
@@ -98,7 +100,7 @@ async fn full_login_then_mcp_with_the_session_cookie() {
         .all(|k| !k.starts_with("mcp_oauth_")));
 
     // The session token is a JWT of this crate: sub = the provider's user id.
-    let token = browser.cookies.lock().unwrap()["mcp_session"].clone();
+    let token = browser.cookies.lock().unwrap()["__Host-mcp_session"].clone();
     let identity = app.session.verifier().verify(&token).await.unwrap();
     let user_id = oidc_user_id(&provider, SUB);
     assert_eq!(identity.user_id(), Some(user_id.as_str()));
@@ -123,7 +125,7 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     let res = no_redirects()
         .post(format!("{}/mcp", app.base))
         .bearer_auth(&token)
-        .header("cookie", "mcp_session=garbage")
+        .header("cookie", "__Host-mcp_session=garbage")
         .json(&serde_json::json!({}))
         .send()
         .await
@@ -132,7 +134,7 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     // Never from the query string.
     let res = no_redirects()
         .post(format!(
-            "{}/mcp?access_token={token}&mcp_session={token}",
+            "{}/mcp?access_token={token}&__Host-mcp_session={token}",
             app.base
         ))
         .json(&serde_json::json!({}))
@@ -159,9 +161,13 @@ async fn full_login_then_mcp_with_the_session_cookie() {
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/");
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let cleared = set_cookie_for(&res, "mcp_session").expect("cookie cleared");
+    let cleared = set_cookie_for(&res, "__Host-mcp_session").expect("cookie cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    assert!(!browser.cookies.lock().unwrap().contains_key("mcp_session"));
+    assert!(!browser
+        .cookies
+        .lock()
+        .unwrap()
+        .contains_key("__Host-mcp_session"));
     assert_eq!(browser.post_mcp(&app.base).await.status(), 401);
 }
 
@@ -433,7 +439,11 @@ async fn pkce_mismatch_is_invalid_grant() {
     let body = assert_oauth_error(browser.get(&callback).await, 400, "invalid_grant").await;
     assert!(body["error_description"].as_str().unwrap().contains("PKCE"));
     assert_eq!(provider.code_grants(), 0);
-    assert!(!browser.cookies.lock().unwrap().contains_key("mcp_session"));
+    assert!(!browser
+        .cookies
+        .lock()
+        .unwrap()
+        .contains_key("__Host-mcp_session"));
 }
 
 #[tokio::test]

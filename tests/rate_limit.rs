@@ -3,7 +3,9 @@
 //! RedisStore client, against one Redis.
 
 mod common;
+mod store_common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -227,6 +229,49 @@ async fn lockout_counts_forged_session_cookies() {
     assert_error(res, 401, "authentication_required").await;
 }
 
+/// A garbage cookie of the session's name (a sibling subdomain can plant one, and the user
+/// cannot easily clear it) answers 401 but never locks the client out; a valid session next
+/// to it still works.
+#[tokio::test]
+async fn a_malformed_session_cookie_never_locks_out() {
+    let base = serve(|_| {
+        let auth = McpAuth::builder()
+            .bearer(JwtVerifier::hs256(SECRET).build().unwrap())
+            .session_cookie("__Host-mcp_session")
+            .failed_auth_limit(FailedAuthLimitLayer::new(
+                MemoryStore::new(),
+                Quota::per_minute(2).unwrap(),
+            ))
+            .build()
+            .unwrap();
+        routes().layer(auth)
+    })
+    .await;
+    let with_cookie = |cookie: String| {
+        client()
+            .post(format!("{base}/mcp"))
+            .header("cookie", cookie)
+            .send()
+    };
+    for _ in 0..5 {
+        let res = with_cookie("__Host-mcp_session=planted!garbage".into())
+            .await
+            .unwrap();
+        assert_error(res, 401, "invalid_token").await;
+    }
+    let res = with_cookie(format!(
+        "__Host-mcp_session=planted!garbage; __Host-mcp_session={}",
+        token("alice")
+    ))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = with_cookie(format!("__Host-mcp_session={}", token("alice")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn forwarded_headers_only_from_trusted_proxies() {
     let lockout = Quota::per_minute(2).unwrap();
@@ -286,6 +331,146 @@ async fn forwarded_headers_only_from_trusted_proxies() {
     assert_eq!(send("198.51.100.2").await.unwrap().status(), 200);
 }
 
+/// Behind nginx / ALB / Envoy (here: loopback, trusted), the proxy appends the real client to
+/// `X-Forwarded-For` and passes a client-written `Forwarded` through untouched. The lockout
+/// must count the `X-Forwarded-For` address whatever `Forwarded` says.
+#[tokio::test]
+async fn a_client_written_forwarded_header_neither_evades_nor_locks_out() {
+    let lockout = Quota::per_minute(2).unwrap();
+    let quota = Quota::per_minute(1000).unwrap();
+    let trusted = ClientIpResolver::new()
+        .trust_proxies(["127.0.0.0/8"])
+        .unwrap();
+    let base = serve(|_| app(Arc::new(MemoryStore::new()), quota, lockout, trusted)).await;
+    let send = |key: &'static str, xff: &'static str, forwarded: Option<String>| {
+        let mut req = client()
+            .post(format!("{base}/mcp"))
+            .header("x-api-key", key)
+            .header("x-forwarded-for", xff);
+        if let Some(f) = forwarded {
+            req = req.header("forwarded", f);
+        }
+        req.send()
+    };
+    // The attacker (198.51.100.66 as the proxy saw it) rotates `for=` on every guess, and
+    // names the victim's address too.
+    for i in 0..2 {
+        let res = send("wrong", "198.51.100.66", Some(format!("for=203.0.113.{i}")))
+            .await
+            .unwrap();
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    // Still locked out, by the address the proxy appended.
+    let res = send("wrong", "198.51.100.66", Some("for=203.0.113.99".into()))
+        .await
+        .unwrap();
+    assert!(header(&res, "retry-after").unwrap() >= 1);
+    assert_error(res, 429, "too_many_requests").await;
+    // The victim's own bucket is untouched: 203.0.113.0 and .1 were only named in
+    // `Forwarded`, so a valid key from there still passes.
+    for victim in ["203.0.113.0", "203.0.113.1"] {
+        let res = send(ALICE_KEY, victim, None).await.unwrap();
+        assert_eq!(res.status(), 200, "victim {victim} must not be locked out");
+    }
+}
+
+/// The lockout, then a slow step that counts what got past it (a key lookup in a database,
+/// a token introspection call), then authentication.
+fn slow_verification_app(
+    store: Arc<dyn StateStore>,
+    burst: u32,
+    reached: Arc<AtomicUsize>,
+) -> Router {
+    routes()
+        .layer(auth())
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let reached = reached.clone();
+                async move {
+                    reached.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    next.run(req).await
+                }
+            },
+        ))
+        .layer(FailedAuthLimitLayer::from_shared(
+            store,
+            Quota::per_hour(burst).unwrap(),
+        ))
+}
+
+/// How many requests may pass a lockout beyond its burst while others are in flight: none,
+/// since each one reserves its cell before the call.
+const IN_FLIGHT_BOUND: usize = 0;
+
+/// 60 wrong keys at once against a burst of 3: at most `burst + IN_FLIGHT_BOUND` reach key
+/// verification, the rest get 429; afterwards, valid keys do not use up budget (refunded).
+async fn concurrent_guesses_are_bounded(backend: Arc<store_common::Backend>) {
+    const BURST: u32 = 3;
+    let reached = Arc::new(AtomicUsize::new(0));
+    let (store, counter) = (backend.store.clone(), reached.clone());
+    let base = serve(|_| slow_verification_app(store, BURST, counter)).await;
+
+    // Valid keys, even concurrent ones within the burst, never keep budget.
+    let mut valid = tokio::task::JoinSet::new();
+    for _ in 0..BURST {
+        let base = base.clone();
+        valid.spawn(async move { post(&base, "/mcp", Some(ALICE_KEY)).await.status() });
+    }
+    while let Some(status) = valid.join_next().await {
+        assert_eq!(status.unwrap(), 200, "{}", backend.name);
+    }
+    reached.store(0, Ordering::SeqCst);
+
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let base = base.clone();
+        guesses.spawn(async move { post(&base, "/mcp", Some(&format!("wrong-{i}"))).await });
+    }
+    let (mut unauthorized, mut limited) = (0, 0);
+    while let Some(res) = guesses.join_next().await {
+        let res = res.unwrap();
+        if res.status() == 429 {
+            assert!(header(&res, "retry-after").unwrap() >= 1);
+            assert_error(res, 429, "too_many_requests").await;
+            limited += 1;
+        } else {
+            assert_error(res, 401, "invalid_credentials").await;
+            unauthorized += 1;
+        }
+    }
+    let through = reached.load(Ordering::SeqCst);
+    let bound = BURST as usize + IN_FLIGHT_BOUND;
+    assert!(
+        through <= bound,
+        "{}: {through} of 60 concurrent guesses reached verification (bound {bound})",
+        backend.name
+    );
+    assert_eq!(unauthorized, through, "{}", backend.name);
+    assert_eq!(unauthorized + limited, 60);
+    // The burst was spent on the guesses: the client is locked out, valid key or not.
+    let res = post(&base, "/mcp", Some(ALICE_KEY)).await;
+    assert_error(res, 429, "too_many_requests").await;
+}
+
+macro_rules! concurrent_guesses {
+    ($($name:ident: $backend:ident $(if $feature:literal)?;)*) => {$(
+        $(#[cfg(feature = $feature)])?
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            store_common::run(store_common::$backend().await, concurrent_guesses_are_bounded)
+                .await;
+        }
+    )*};
+}
+
+concurrent_guesses! {
+    concurrent_guesses_memory: memory;
+    concurrent_guesses_redis: redis if "redis";
+    concurrent_guesses_postgres: postgres if "postgres";
+    concurrent_guesses_sqlite: sqlite if "sqlite";
+}
+
 /// A store whose every call fails, as Redis does while it is down.
 struct DownStore;
 impl StateStore for DownStore {
@@ -294,6 +479,9 @@ impl StateStore for DownStore {
     }
     fn gcra_peek(&self, k: &str, q: Quota, c: u32) -> StoreResult<RateDecision> {
         self.gcra(k, q, c)
+    }
+    fn gcra_refund(&self, _: &str, _: Quota, _: u32) -> StoreResult<()> {
+        Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
     }
     fn insert_if_absent(&self, _: &str, _: Vec<u8>, _: Duration) -> StoreResult<bool> {
         Deferred::ready(Err(StoreError::Timeout { backend: "redis" }))

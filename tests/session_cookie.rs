@@ -88,7 +88,7 @@ async fn the_header_wins_and_bad_cookies_are_invalid_tokens() {
     for bad in [
         "mcp_session=garbage".to_owned(),
         "mcp_session=".to_owned(),
-        format!("mcp_session={0}; mcp_session={0}", token("alice")),
+        "mcp_session=a b; mcp_session=%%".to_owned(),
         format!("mcp_session={}", "a".repeat(20_000)),
     ] {
         let res = post_mcp(&base).header("cookie", bad).send().await.unwrap();
@@ -124,4 +124,47 @@ async fn bearer_layer_alone_with_a_cookie() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// Cookie tossing: a sibling subdomain plants a second session cookie of the same name. The
+/// browser sends both; whichever order they come in, the valid one is used.
+#[tokio::test]
+async fn a_planted_duplicate_cookie_does_not_break_a_valid_session() {
+    let base = app(Some("__Host-mcp_session")).await;
+    let good = token("alice");
+    let forged = format!("{}x", token("mallory"));
+    for cookie in [
+        format!("__Host-mcp_session={forged}; __Host-mcp_session={good}"),
+        format!("__Host-mcp_session={good}; __Host-mcp_session={forged}"),
+        format!("__Host-mcp_session=not/a token!; theme=dark; __Host-mcp_session={good}"),
+    ] {
+        let res = post_mcp(&base)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{cookie}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["user_id"], "alice");
+    }
+    // In two Cookie headers (HTTP/2 may split them) too.
+    let res = post_mcp(&base)
+        .header("cookie", format!("__Host-mcp_session={forged}"))
+        .header("cookie", format!("__Host-mcp_session={good}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Only forged ones: still an invalid token, never a pass.
+    let res = post_mcp(&base)
+        .header(
+            "cookie",
+            format!("__Host-mcp_session={forged}; __Host-mcp_session={forged}y"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let challenge = challenge(&res).unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    assert_error(res, 401, "invalid_token").await;
 }

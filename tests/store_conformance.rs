@@ -125,6 +125,68 @@ mod cases {
         );
     }
 
+    pub async fn gcra_refund_gives_back_what_was_consumed(b: Arc<Backend>) {
+        let s = &b.store;
+        // 3 at once, one back every 20 s.
+        let q = Quota::new(3, Duration::from_secs(60)).unwrap();
+        // A refund on a key never used (a full bucket) changes nothing.
+        s.gcra_refund("refund", q, 1).await.unwrap();
+        assert_eq!(s.gcra_peek("refund", q, 1).await.unwrap().remaining, 2);
+        for _ in 0..3 {
+            allowed(&s.gcra("refund", q, 1).await.unwrap());
+        }
+        assert!(!s.gcra_peek("refund", q, 1).await.unwrap().allowed);
+        // Two back: exactly two more are allowed, the third is not.
+        s.gcra_refund("refund", q, 2).await.unwrap();
+        let d = s.gcra_peek("refund", q, 1).await.unwrap();
+        allowed(&d);
+        assert_eq!(d.remaining, 1, "{}: {d:?}", b.name);
+        allowed(&s.gcra("refund", q, 1).await.unwrap());
+        allowed(&s.gcra("refund", q, 1).await.unwrap());
+        assert!(!s.gcra("refund", q, 1).await.unwrap().allowed);
+        // Never more than the burst, however much is refunded.
+        for _ in 0..5 {
+            s.gcra_refund("refund", q, 3).await.unwrap();
+        }
+        assert_eq!(s.gcra("refund", q, 3).await.unwrap().remaining, 0);
+        assert!(!s.gcra("refund", q, 1).await.unwrap().allowed);
+        // Cost 0 is a no-op, a cost above the burst an error; values are untouched.
+        s.gcra_refund("refund", q, 0).await.unwrap();
+        assert!(!s.gcra_peek("refund", q, 1).await.unwrap().allowed);
+        assert!(matches!(
+            s.gcra_refund("refund", q, 4).await,
+            Err(StoreError::CostExceedsBurst { cost: 4, burst: 3 })
+        ));
+        s.put("refund", b"v".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        s.gcra_refund("refund", q, 1).await.unwrap();
+        assert_eq!(s.get("refund").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// Concurrent reserve-then-refund pairs leave the bucket as full as before: the refund is
+    /// atomic with concurrent `gcra` calls.
+    pub async fn concurrent_reserve_and_refund_leave_the_bucket_full(b: Arc<Backend>) {
+        let q = Quota::new(20, Duration::from_secs(3600)).unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                tokio::spawn(async move {
+                    let d = b.store.gcra("rr", q, 1).await.unwrap();
+                    if d.allowed {
+                        b.store.gcra_refund("rr", q, 1).await.unwrap();
+                    }
+                    d.allowed
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap(), "{}: within the burst", b.name);
+        }
+        let d = b.store.gcra_peek("rr", q, 20).await.unwrap();
+        assert!(d.allowed, "{}: {d:?}", b.name);
+    }
+
     pub async fn gcra_cost_above_burst_is_never_allowed(b: Arc<Backend>) {
         let s = &b.store;
         let q = Quota::new(3, Duration::from_secs(60)).unwrap();
@@ -313,6 +375,8 @@ macro_rules! conformance_suite {
             gcra_burst_then_deny,
             gcra_replenishes_over_time,
             gcra_peek_does_not_consume,
+            gcra_refund_gives_back_what_was_consumed,
+            concurrent_reserve_and_refund_leave_the_bucket_full,
             gcra_cost_above_burst_is_never_allowed,
             gcra_and_values_are_separate,
             insert_if_absent_only_once,

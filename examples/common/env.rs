@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
-    ApiKeyRegistry, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier, McpAuth, McpAuthBuilder,
-    ProtectedResourceMetadata, ScopeMap,
+    ApiKeyRegistry, ClientIpResolver, EndpointPolicy, FailedAuthLimitLayer, ForwardedHeader,
+    JwtVerifier, McpAuth, McpAuthBuilder, ProtectedResourceMetadata, ScopeMap,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -32,7 +32,10 @@ pub fn env_bool(name: &str, default: bool) -> Result<bool, Error> {
 /// The failed-auth lockout: `FAILED_AUTH_LIMIT` wrong credentials (default 20) per
 /// `FAILED_AUTH_WINDOW_SECS` (default 60) per client IP, as one GCRA bucket, counted in
 /// `STATE_STORE` (`memory`, the default; `redis://…`, `postgres://…`, `sqlite:path` with the
-/// matching feature, shared by every instance). Also returns the store's scheme, for the log.
+/// matching feature, shared by every instance). Client IPs: the socket peer, or, when it is in
+/// `TRUSTED_PROXIES` (comma-separated addresses / CIDRs, default none), the one header
+/// `CLIENT_IP_HEADER` (default `X-Forwarded-For`; `Forwarded`, or a single-address header
+/// such as `CF-Connecting-IP` / `X-Real-IP`). Also returns the store's scheme, for the log.
 pub async fn lockout_from_env() -> Result<(FailedAuthLimitLayer, String), Error> {
     let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20")
         .parse()
@@ -47,7 +50,21 @@ pub async fn lockout_from_env() -> Result<(FailedAuthLimitLayer, String), Error>
         .await
         .map_err(|e| format!("STATE_STORE: {e}"))?;
     let scheme = url.split("://").next().unwrap_or("memory").to_owned();
-    Ok((FailedAuthLimitLayer::from_shared(store, quota), scheme))
+    Ok((
+        FailedAuthLimitLayer::from_shared(store, quota).client_ip(client_ip_from_env()?),
+        scheme,
+    ))
+}
+
+/// `TRUSTED_PROXIES` and `CLIENT_IP_HEADER`, as described at [`lockout_from_env`].
+pub fn client_ip_from_env() -> Result<ClientIpResolver, Error> {
+    let proxies = env_or("TRUSTED_PROXIES", "");
+    let header = ForwardedHeader::from_name(&env_or("CLIENT_IP_HEADER", "X-Forwarded-For"))
+        .map_err(|e| format!("CLIENT_IP_HEADER: {e}"))?;
+    Ok(ClientIpResolver::new()
+        .trust_proxies(proxies.split(',').filter(|p| !p.trim().is_empty()))
+        .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
+        .forwarded_header(header))
 }
 
 /// The auth configuration shared by the examples.

@@ -58,9 +58,13 @@ impl BearerLayer {
     /// logged in by the OAuth routes (`oauth-client` feature) reaches the same stack: the
     /// session cookie holds a JWT that the layer's verifier checks like any bearer token.
     ///
-    /// A cookie sent twice or holding something that is not a token counts as a malformed
-    /// token (401 `invalid_token`). Tokens are never read from the query string. A name that
-    /// is not an RFC 6265 cookie name never matches.
+    /// Several cookies of that name (one may have been planted by a sibling subdomain:
+    /// cookie tossing) are each tried, up to four, and the first that verifies wins; values
+    /// that are not tokens are skipped. Only when no well-formed one is left is the request a
+    /// malformed token (401 `invalid_token`), which the failed-auth lockout does not count.
+    /// Prefer a `__Host-` name (the default of the OAuth session): browsers refuse to let any
+    /// other host set it. Tokens are never read from the query string. A name that is not an
+    /// RFC 6265 cookie name never matches.
     ///
     /// Cookies are sent by browsers on cross-site requests too: keep the session cookie
     /// `SameSite=Lax` (or `Strict`) so a cross-site `POST` carries no session.
@@ -69,7 +73,7 @@ impl BearerLayer {
     /// use tower_mcp_auth::{BearerLayer, JwtVerifier};
     ///
     /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
-    /// let layer = BearerLayer::new(verifier).session_cookie("mcp_session");
+    /// let layer = BearerLayer::new(verifier).session_cookie("__Host-mcp_session");
     /// # let _ = layer;
     /// ```
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {

@@ -9,6 +9,7 @@ use tower_service::Service;
 
 use crate::authenticate::authenticate;
 use crate::credentials::{self, Presented};
+use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
 use crate::outcome::BearerOutcome;
@@ -55,25 +56,83 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));
         };
-        let presented = match (credentials::bearer(req.headers()), &self.cookie) {
-            (Presented::Absent, Some(name)) => credentials::cookie(req.headers(), name),
-            (presented, _) => presented,
-        };
-        let lookup = match presented {
-            Presented::Absent => return BearerFuture::calling(self.inner.call(req)),
-            Presented::Value(token) => verifier.verify(&token),
-            Presented::Malformed => {
-                tracing::debug!(reason = %TokenRejection::Malformed, "bearer token rejected");
-                req.extensions_mut()
-                    .insert(BearerOutcome::Rejected(TokenRejection::Malformed));
-                return BearerFuture::calling(self.inner.call(req));
+        let lookup = match (credentials::bearer(req.headers()), &self.cookie) {
+            (Presented::Value(token), _) => verifier.verify(&token),
+            (Presented::Malformed, _) => return self.malformed(req),
+            (Presented::Absent, None) => return BearerFuture::calling(self.inner.call(req)),
+            (Presented::Absent, Some(name)) => {
+                let found = credentials::cookies(req.headers(), name);
+                match found.candidates() {
+                    [] if found.only_malformed() => return self.malformed(req),
+                    [] => return BearerFuture::calling(self.inner.call(req)),
+                    [token] => verifier.verify(token),
+                    several => first_verified(verifier, several),
+                }
             }
         };
         authenticate(&mut self.inner, req, lookup, token_outcome)
+    }
+}
+
+impl<S> BearerService<S> {
+    fn malformed<ReqBody>(&mut self, mut req: Request<ReqBody>) -> BearerFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        tracing::debug!(reason = %TokenRejection::Malformed, "bearer token rejected");
+        req.extensions_mut()
+            .insert(BearerOutcome::Rejected(TokenRejection::Malformed));
+        BearerFuture::calling(self.inner.call(req))
+    }
+}
+
+/// Several session cookies of one name (one may have been planted by a sibling subdomain):
+/// the first that verifies wins. Otherwise the verifier's "unavailable" if any candidate got
+/// it (the good one may be among them), else the first rejection. Only this rare path
+/// allocates, and only when the verifier answers asynchronously.
+fn first_verified(
+    verifier: &Arc<dyn TokenVerifier>,
+    tokens: &[&str],
+) -> Deferred<Result<Identity, TokenError>> {
+    let mut failure: Option<TokenError> = None;
+    for (i, token) in tokens.iter().enumerate() {
+        match verifier.verify(token).try_into_ready() {
+            Ok(Ok(identity)) => return Deferred::ready(Ok(identity)),
+            Ok(Err(e)) => keep_failure(&mut failure, e),
+            Err(pending) => {
+                let rest: Vec<String> = tokens[i + 1..].iter().map(|t| (*t).to_owned()).collect();
+                let verifier = Arc::clone(verifier);
+                return Deferred::boxed(async move {
+                    match pending.await {
+                        Ok(identity) => return Ok(identity),
+                        Err(e) => keep_failure(&mut failure, e),
+                    }
+                    for token in rest {
+                        match verifier.verify(&token).await {
+                            Ok(identity) => return Ok(identity),
+                            Err(e) => keep_failure(&mut failure, e),
+                        }
+                    }
+                    Err(failure.unwrap_or(TokenError::Rejected(TokenRejection::Malformed)))
+                });
+            }
+        }
+    }
+    Deferred::ready(Err(
+        failure.unwrap_or(TokenError::Rejected(TokenRejection::Malformed))
+    ))
+}
+
+fn keep_failure(kept: &mut Option<TokenError>, e: TokenError) {
+    match (&*kept, e) {
+        (None, e) | (Some(TokenError::Rejected(_)), e @ TokenError::Unavailable(_)) => {
+            *kept = Some(e);
+        }
+        _ => {}
     }
 }
 

@@ -16,8 +16,10 @@ use crate::bearer::{install_crypto_provider, JwtVerifier};
 
 use super::{OAuthConfigError, UserInfo};
 
-/// Default session cookie name.
-pub const DEFAULT_SESSION_COOKIE: &str = "mcp_session";
+/// Default session cookie name. The `__Host-` prefix makes browsers accept the cookie only
+/// with `Secure`, `Path=/` and no `Domain`, from the host itself: a sibling subdomain cannot
+/// plant (toss) a cookie of this name, nor overwrite it.
+pub const DEFAULT_SESSION_COOKIE: &str = "__Host-mcp_session";
 /// Default session lifetime.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 /// Default `iss` of session tokens.
@@ -34,10 +36,13 @@ pub const DEFAULT_SESSION_ISSUER: &str = "tower-mcp-auth";
 /// protects your MCP endpoint, with [`session_cookie`](crate::BearerLayer::session_cookie)
 /// set to [`cookie_name`](Self::cookie_name).
 ///
-/// The cookie is `HttpOnly; Secure; SameSite=Lax; Path=/`. `Secure` can be turned off only
+/// The cookie is `__Host-mcp_session` (see [`DEFAULT_SESSION_COOKIE`]), with
+/// `HttpOnly; Secure; SameSite=Lax; Path=/` and no `Domain`. `Secure` can be turned off only
 /// when the redirect URI is `http://localhost` (or another loopback address), for local
 /// development; [`OAuthClientBuilder::build`](super::OAuthClientBuilder::build) refuses it
-/// otherwise.
+/// otherwise. Without `Secure` a browser refuses `__Host-` and `__Secure-` cookies, so the
+/// name then drops that prefix (`mcp_session`); [`cookie_name`](Self::cookie_name) always
+/// gives the name in use.
 ///
 /// ```
 /// use tower_mcp_auth::oauth::{SessionConfig, UserInfo};
@@ -110,9 +115,18 @@ impl SessionConfig {
         self
     }
 
-    /// Cookie name (default `mcp_session`). Must be an RFC 6265 token.
+    /// Cookie name (default `__Host-mcp_session`; without `Secure`, the name without its
+    /// `__Host-` / `__Secure-` prefix). Must be an RFC 6265 token. Give this to
+    /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie).
     pub fn cookie_name(&self) -> &str {
-        &self.cookie_name
+        if self.secure {
+            return &self.cookie_name;
+        }
+        let name = self.cookie_name.as_str();
+        name.strip_prefix("__Host-")
+            .or_else(|| name.strip_prefix("__Secure-"))
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(name)
     }
 
     /// Renames the cookie.
@@ -143,7 +157,7 @@ impl SessionConfig {
     }
 
     pub(crate) fn cookie_name_is_valid(&self) -> bool {
-        is_cookie_token(&self.cookie_name)
+        is_cookie_token(self.cookie_name())
     }
 
     /// The verifier for session tokens: HS256 under the secret, `iss` (and `aud` when set).
@@ -200,7 +214,7 @@ impl SessionConfig {
     /// The `Set-Cookie` value carrying `token`.
     pub fn set_cookie(&self, token: &str) -> HeaderValue {
         cookie_header(
-            &self.cookie_name,
+            self.cookie_name(),
             token,
             self.ttl.as_secs().max(1),
             self.secure,
@@ -209,7 +223,7 @@ impl SessionConfig {
 
     /// A `Set-Cookie` value that removes the session cookie (logout).
     pub fn clear_cookie(&self) -> HeaderValue {
-        cookie_header(&self.cookie_name, "", 0, self.secure)
+        cookie_header(self.cookie_name(), "", 0, self.secure)
     }
 }
 
@@ -266,12 +280,24 @@ mod tests {
     fn cookie_attributes() {
         let s = SessionConfig::new([7u8; 32]).unwrap();
         let c = s.set_cookie("abc");
+        // `__Host-`: Secure, Path=/, no Domain.
         assert_eq!(
             c,
-            "mcp_session=abc; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax"
+            "__Host-mcp_session=abc; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax"
         );
+        assert!(!c.to_str().unwrap().to_ascii_lowercase().contains("domain"));
         let dev = s.clone().insecure_cookie_for_localhost();
-        assert!(!dev.set_cookie("abc").to_str().unwrap().contains("Secure"));
+        assert_eq!(dev.cookie_name(), "mcp_session");
+        assert_eq!(
+            dev.set_cookie("abc"),
+            "mcp_session=abc; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax"
+        );
+        let custom = s
+            .clone()
+            .with_cookie_name("__Secure-sid")
+            .insecure_cookie_for_localhost();
+        assert_eq!(custom.cookie_name(), "sid");
+        assert_eq!(s.clone().with_cookie_name("sid").cookie_name(), "sid");
         assert!(s.clear_cookie().to_str().unwrap().contains("Max-Age=0"));
     }
 

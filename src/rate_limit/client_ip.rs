@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use http::{Extensions, HeaderMap};
+use http::{Extensions, HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// The peer address of the connection, for servers that are not axum.
@@ -27,13 +27,88 @@ pub struct ClientAddr(pub SocketAddr);
 #[error("invalid trusted proxy network {0:?}: expected an address or CIDR like 10.0.0.0/8")]
 pub struct InvalidProxyNetwork(pub String);
 
+/// Error from [`ForwardedHeader::from_name`]: not a valid HTTP header name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid client IP header {0:?}: expected a header name like X-Forwarded-For")]
+pub struct InvalidForwardedHeader(pub String);
+
+/// The one header a [`ClientIpResolver`] reads the client address from, when the peer is a
+/// trusted proxy. Exactly one is read: there is never a fallback from one to another, because
+/// a proxy appends only to the header it maintains and passes the others through untouched,
+/// so any other header is whatever the client chose to send.
+///
+/// | proxy | header |
+/// |---|---|
+/// | nginx (`$proxy_add_x_forwarded_for`), AWS ALB, Envoy, HAProxy `option forwardfor`, Traefik | [`XForwardedFor`](Self::XForwardedFor) (default) |
+/// | a proxy configured to append RFC 7239 `Forwarded` (and to ignore the client's) | [`Forwarded`](Self::Forwarded) |
+/// | Cloudflare (`CF-Connecting-IP`), nginx `proxy_set_header X-Real-IP $remote_addr`, Akamai (`True-Client-IP`) | [`Single`](Self::Single), a header the proxy *overwrites* |
+///
+/// ```
+/// use tower_mcp_auth::ForwardedHeader;
+///
+/// assert_eq!(ForwardedHeader::default(), ForwardedHeader::XForwardedFor);
+/// assert_eq!(ForwardedHeader::from_name("Forwarded").unwrap(), ForwardedHeader::Forwarded);
+/// assert_eq!(
+///     ForwardedHeader::from_name("CF-Connecting-IP").unwrap(),
+///     ForwardedHeader::Single(http::HeaderName::from_static("cf-connecting-ip")),
+/// );
+/// assert!(ForwardedHeader::from_name("not a header").is_err());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`, appended to by each proxy (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`, its `for=` parameters.
+    Forwarded,
+    /// A header that the trusted proxy sets to the one address it saw, replacing anything the
+    /// client sent (`CF-Connecting-IP`, `X-Real-IP`, `True-Client-IP`). Should it still come
+    /// with several values, the last (the one nearest to this server) is used.
+    Single(HeaderName),
+}
+
+impl ForwardedHeader {
+    /// `X-Forwarded-For` and `Forwarded` (any case) select those formats; any other valid
+    /// header name is a [`Single`](Self::Single)-address header. For configuration strings,
+    /// such as an environment variable.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not a valid HTTP header name.
+    pub fn from_name(name: &str) -> Result<Self, InvalidForwardedHeader> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            return Ok(Self::XForwardedFor);
+        }
+        if name.eq_ignore_ascii_case("forwarded") {
+            return Ok(Self::Forwarded);
+        }
+        HeaderName::from_bytes(name.as_bytes())
+            .map(Self::Single)
+            .map_err(|_| InvalidForwardedHeader(name.to_owned()))
+    }
+
+    /// The addresses it lists, in the order the proxies appended them.
+    fn hops(&self, headers: &HeaderMap) -> Vec<IpAddr> {
+        match self {
+            Self::XForwardedFor => address_list(headers, "x-forwarded-for"),
+            Self::Forwarded => forwarded_for(headers),
+            Self::Single(name) => address_list(headers, name),
+        }
+    }
+}
+
 /// Resolves the client IP of a request and groups it into a rate-limit bucket.
 ///
 /// - The peer address comes from [`ClientAddr`] or (feature `axum`) `ConnectInfo<SocketAddr>`.
-/// - Only when that peer is inside a trusted proxy network are `Forwarded` (RFC 7239) and
-///   `X-Forwarded-For` read, walked from the right, skipping trusted proxies: the first
-///   untrusted hop is the client. Headers from untrusted peers are ignored, so a client
-///   cannot spoof its way out of a lockout.
+/// - Only when that peer is inside a trusted proxy network is the one configured
+///   [`ForwardedHeader`] read (`X-Forwarded-For` by default; RFC 7239 `Forwarded`, or a
+///   single-address header such as `CF-Connecting-IP`, by choice), walked from the right,
+///   skipping trusted proxies: the first untrusted hop is the client. No other header is
+///   ever consulted, so a client behind the proxy cannot pick its address by sending the
+///   header the proxy does not maintain. Headers from untrusted peers are ignored, so a
+///   client cannot spoof its way out of a lockout.
 /// - IPv6 clients are grouped by prefix (default /64): one end site, one bucket.
 ///
 /// ```
@@ -50,6 +125,7 @@ pub struct InvalidProxyNetwork(pub String);
 #[derive(Clone)]
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
+    header: ForwardedHeader,
     ipv6_prefix: u8,
 }
 
@@ -64,6 +140,7 @@ impl ClientIpResolver {
     pub fn new() -> Self {
         Self {
             trusted: Vec::new(),
+            header: ForwardedHeader::XForwardedFor,
             ipv6_prefix: 64,
         }
     }
@@ -89,6 +166,29 @@ impl ClientIpResolver {
         Ok(self)
     }
 
+    /// Reads the client address from this header of trusted proxies (default
+    /// [`ForwardedHeader::XForwardedFor`]), and from no other.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ClientAddr, ClientIpResolver, ForwardedHeader};
+    ///
+    /// let resolver = ClientIpResolver::new()
+    ///     .trust_proxies(["10.0.0.0/8"])
+    ///     .unwrap()
+    ///     .forwarded_header(ForwardedHeader::Forwarded);
+    /// let mut req = http::Request::builder()
+    ///     .header("forwarded", "for=198.51.100.9")
+    ///     .header("x-forwarded-for", "203.0.113.1")
+    ///     .body(())
+    ///     .unwrap();
+    /// req.extensions_mut().insert(ClientAddr("10.0.0.1:443".parse().unwrap()));
+    /// assert_eq!(resolver.resolve(req.headers(), req.extensions()), Some("198.51.100.9".parse().unwrap()));
+    /// ```
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
     /// Groups IPv6 clients by this prefix length (default 64; 128 = per address).
     pub fn ipv6_prefix(mut self, bits: u8) -> Self {
         self.ipv6_prefix = bits.min(128);
@@ -106,10 +206,7 @@ impl ClientIpResolver {
             return Some(peer);
         }
         // Hops as appended by each proxy, left to right; walk from the right.
-        let mut hops: Vec<IpAddr> = forwarded_for(headers);
-        if hops.is_empty() {
-            hops = x_forwarded_for(headers);
-        }
+        let hops = self.header.hops(headers);
         for hop in hops.iter().rev() {
             if !self.is_trusted(*hop) {
                 return Some(*hop);
@@ -157,6 +254,7 @@ impl fmt::Debug for ClientIpResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientIpResolver")
             .field("trusted", &self.trusted)
+            .field("header", &self.header)
             .field("ipv6_prefix", &self.ipv6_prefix)
             .finish()
     }
@@ -194,9 +292,11 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
     out
 }
 
-fn x_forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+/// Comma-separated addresses, every header `name` in order (`X-Forwarded-For`, or a
+/// single-address header).
+fn address_list<K: http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> Vec<IpAddr> {
     let mut out = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(name) {
         let Ok(value) = value.to_str() else { continue };
         out.extend(value.split(',').filter_map(|v| parse_node(v.trim())));
     }
@@ -263,6 +363,7 @@ mod tests {
             ],
         );
         assert_eq!(r.resolve(&h, &e), ip("198.51.100.7"));
+        let r = r.forwarded_header(ForwardedHeader::Forwarded);
         let (h, e) = req(
             "10.0.0.1:1000",
             &[(
@@ -273,6 +374,56 @@ mod tests {
         assert_eq!(r.resolve(&h, &e), ip("2001:db8::1"));
         let (h, e) = req("10.0.0.1:1000", &[]);
         assert_eq!(r.resolve(&h, &e), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn reads_only_the_configured_header() {
+        let trusted = || {
+            ClientIpResolver::new()
+                .trust_proxies(["10.0.0.0/8"])
+                .unwrap()
+        };
+        // What a client behind nginx / ALB sends: its own Forwarded, passed through untouched,
+        // and the X-Forwarded-For the proxy appended to.
+        let (h, e) = req(
+            "10.0.0.1:1000",
+            &[
+                ("forwarded", "for=6.6.6.6"),
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-real-ip", "6.6.6.7"),
+            ],
+        );
+        assert_eq!(trusted().resolve(&h, &e), ip("198.51.100.7"));
+        let fwd = trusted().forwarded_header(ForwardedHeader::Forwarded);
+        assert_eq!(fwd.resolve(&h, &e), ip("6.6.6.6"));
+        let real = trusted().forwarded_header(ForwardedHeader::from_name("X-Real-IP").unwrap());
+        assert_eq!(real.resolve(&h, &e), ip("6.6.6.7"));
+        // The configured header is absent: the peer, never another header.
+        let (h, e) = req("10.0.0.1:1000", &[("forwarded", "for=6.6.6.6")]);
+        assert_eq!(trusted().resolve(&h, &e), ip("10.0.0.1"));
+        let (h, e) = req("10.0.0.1:1000", &[("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(fwd.resolve(&h, &e), ip("10.0.0.1"));
+        assert_eq!(real.resolve(&h, &e), ip("10.0.0.1"));
+        // A single-address header sent twice: the one nearest to us.
+        let (h, e) = req(
+            "10.0.0.1:1000",
+            &[("x-real-ip", "6.6.6.6"), ("x-real-ip", "198.51.100.3")],
+        );
+        assert_eq!(real.resolve(&h, &e), ip("198.51.100.3"));
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(
+            ForwardedHeader::from_name(" X-FORWARDED-FOR ").unwrap(),
+            ForwardedHeader::XForwardedFor
+        );
+        assert_eq!(
+            ForwardedHeader::from_name("forwarded").unwrap(),
+            ForwardedHeader::Forwarded
+        );
+        assert!(ForwardedHeader::from_name("").is_err());
+        assert!(ForwardedHeader::from_name("a:b").is_err());
     }
 
     #[test]

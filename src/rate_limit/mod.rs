@@ -11,7 +11,9 @@ mod layer;
 mod lockout;
 mod service;
 
-pub use client_ip::{ClientAddr, ClientIpResolver, InvalidProxyNetwork};
+pub use client_ip::{
+    ClientAddr, ClientIpResolver, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,
+};
 pub use future::RateLimitFuture;
 pub use key::RateLimitKey;
 pub use layer::{FailMode, RateLimitLayer};

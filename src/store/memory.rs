@@ -399,6 +399,21 @@ impl<C: Clock> StateStore for MemoryStore<C> {
         self.decide(key, quota, cost, false)
     }
 
+    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+        if let Err(e) = quota.check_cost(cost) {
+            return Deferred::ready(Err(e));
+        }
+        let back = quota.gcra_nanos().interval.saturating_mul(u64::from(cost));
+        let hash = self.hash(key);
+        let mut tables = self.shard(hash);
+        // An absent key is a full bucket: nothing to give back. A TAT moved into the past
+        // is a full bucket too, and is swept like any other.
+        if let Some(entry) = tables.gcra.find_mut(hash, |e| key_eq(&e.key, key)) {
+            entry.tat = entry.tat.saturating_sub(back);
+        }
+        Deferred::ready(Ok(()))
+    }
+
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
         if let Err(e) = check_ttl(ttl) {
             return Deferred::ready(Err(e));

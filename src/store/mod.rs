@@ -2,8 +2,9 @@
 //!
 //! Everything that must be shared between server instances goes through a `StateStore`:
 //!
-//! * **GCRA rate-limit decisions**: [`gcra`](StateStore::gcra) (atomic check-and-consume) and
-//!   [`gcra_peek`](StateStore::gcra_peek) (the same decision, nothing consumed);
+//! * **GCRA rate-limit decisions**: [`gcra`](StateStore::gcra) (atomic check-and-consume),
+//!   [`gcra_peek`](StateStore::gcra_peek) (the same decision, nothing consumed) and
+//!   [`gcra_refund`](StateStore::gcra_refund) (give consumed cells back: reserve, then refund);
 //! * **single-use values** such as OAuth `state`: [`insert_if_absent`](StateStore::insert_if_absent)
 //!   and [`take`](StateStore::take) (read and delete atomically);
 //! * **plain TTL'd key/value** for tokens and sessions: [`get`](StateStore::get),
@@ -144,6 +145,38 @@ pub trait StateStore: Send + Sync + 'static {
     /// ```
     fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision>;
 
+    /// Gives back `cost` cells that an allowed [`gcra`](Self::gcra) call consumed for `key`
+    /// under the same `quota`, atomically: the key's theoretical arrival time moves back by
+    /// `cost` emission intervals. A bucket never holds more than its burst: a refund into a
+    /// bucket that has refilled in the meantime (or was never used) changes nothing.
+    ///
+    /// This is how a limiter *reserves* before an outcome is known (consume, then refund when
+    /// the request turns out not to count), so that concurrent requests cannot all pass one
+    /// [`gcra_peek`](Self::gcra_peek). Refund only what an allowed `gcra` consumed: refunding
+    /// cells that were never taken grants credit that later requests can spend.
+    ///
+    /// A `cost` larger than the burst fails with [`StoreError::CostExceedsBurst`]; a cost of
+    /// 0 does nothing.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let quota = Quota::per_minute(1)?;
+    /// assert!(store.gcra("fa:ip:203.0.113.7", quota, 1).await?.allowed); // reserve
+    /// assert!(!store.gcra_peek("fa:ip:203.0.113.7", quota, 1).await?.allowed);
+    /// store.gcra_refund("fa:ip:203.0.113.7", quota, 1).await?; // it did not count
+    /// assert!(store.gcra_peek("fa:ip:203.0.113.7", quota, 1).await?.allowed);
+    /// // Never more than the burst:
+    /// store.gcra_refund("fa:ip:203.0.113.7", quota, 1).await?;
+    /// assert!(store.gcra("fa:ip:203.0.113.7", quota, 1).await?.allowed);
+    /// assert!(!store.gcra("fa:ip:203.0.113.7", quota, 1).await?.allowed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()>;
+
     /// Stores `value` under `key` for `ttl` unless a live value is already there. Returns
     /// `true` if this call stored it.
     ///
@@ -234,6 +267,10 @@ macro_rules! forward_state_store {
             #[inline]
             fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
                 (**self).gcra_peek(key, quota, cost)
+            }
+            #[inline]
+            fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+                (**self).gcra_refund(key, quota, cost)
             }
             #[inline]
             fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {

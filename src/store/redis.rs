@@ -15,6 +15,7 @@ const BACKEND: &str = "redis";
 const DEFAULT_PREFIX: &str = "mcp-auth:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const GCRA_LUA: &str = include_str!("redis/gcra.lua");
+const REFUND_LUA: &str = include_str!("redis/refund.lua");
 
 /// A [`StateStore`] in Redis 6.2+ (or Valkey): the distributed engine once one process is not
 /// enough.
@@ -51,6 +52,7 @@ struct Inner {
     conn: ConnectionManager,
     prefix: Box<str>,
     gcra: Script,
+    refund: Script,
 }
 
 /// Configures a [`RedisStore`]; [`build`](Self::build) connects.
@@ -121,6 +123,7 @@ impl RedisStore {
                 conn: manager,
                 prefix: prefix.into(),
                 gcra: Script::new(GCRA_LUA),
+                refund: Script::new(REFUND_LUA),
             }),
         })
     }
@@ -258,6 +261,35 @@ impl StateStore for RedisStore {
 
     fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
         self.decide(key, quota, cost, false)
+    }
+
+    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+        if let Err(e) = quota.check_cost(cost) {
+            return Deferred::ready(Err(e));
+        }
+        if cost == 0 {
+            return Deferred::ready(Ok(()));
+        }
+        let back = quota.gcra_micros().interval.saturating_mul(u64::from(cost));
+        let key = self.gcra_key(key);
+        let inner = Arc::clone(&self.inner);
+        Deferred::boxed(async move {
+            let mut conn = inner.conn.clone();
+            let ok: i64 = inner
+                .refund
+                .key(key)
+                .arg(back)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            if ok < 0 {
+                return Err(StoreError::Corrupt {
+                    backend: BACKEND,
+                    detail: "GCRA key does not hold a timestamp",
+                });
+            }
+            Ok(())
+        })
     }
 
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {

@@ -14,27 +14,28 @@ use tower_service::Service;
 use crate::body::{error_response, ResponseBody};
 use crate::deferred::Deferred;
 use crate::error::AuthFailure;
-use crate::store::{Quota, RateDecision, StateStore, StoreError};
+use crate::store::{Quota, StateStore, StoreError};
 
 use super::super::gate::{PendingCheck, Verdict};
 
-/// Where to record a failure once the response is known.
+/// The bucket a request reserved a cell in, to refund once the response shows it did not
+/// count.
 pub(super) struct Tally {
     pub(super) store: Arc<dyn StateStore>,
     pub(super) key: String,
     pub(super) quota: Quota,
 }
 
-/// A counted request waiting for the store's "locked out?" answer.
+/// A counted request waiting for the store's reservation.
 struct Checking<S, ReqBody> {
     pending: Box<PendingCheck<S, ReqBody>>,
     tally: Option<Tally>,
 }
 
-/// A failure being written to the store, with the response it will then return.
-struct Recording<R> {
-    write: Deferred<Result<RateDecision, StoreError>>,
-    response: Option<R>,
+/// A reservation being given back, with the outcome it will then return.
+struct Refunding<R, E> {
+    write: Deferred<Result<(), StoreError>>,
+    outcome: Option<Result<R, E>>,
 }
 
 pin_project! {
@@ -55,8 +56,9 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         Checking { checking: Checking<S, ReqBody> },
-        Calling { #[pin] future: S::Future, tally: Option<Tally> },
-        Recording { recording: Box<Recording<S::Response>> },
+        // `tally` is there when a cell was reserved; `last` when it was the last one left.
+        Calling { #[pin] future: S::Future, tally: Option<Tally>, last: bool },
+        Refunding { refunding: Box<Refunding<S::Response, S::Error>> },
         Denied { response: Option<Response<Full<Bytes>>> },
     }
 }
@@ -71,6 +73,7 @@ where
             state: State::Calling {
                 future,
                 tally: None,
+                last: false,
             },
         }
     }
@@ -97,10 +100,15 @@ impl<S, ReqBody> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    /// The peek only decides whether to call; a failure is recorded after the response.
+    /// The reservation decided whether to call. Without a decision (the store failed open)
+    /// nothing was reserved, so there is nothing to refund.
     fn decided(verdict: Verdict<S::Future>, tally: Option<Tally>) -> Self {
         match verdict {
-            Verdict::Call { future, .. } => State::Calling { future, tally },
+            Verdict::Call { future, decision } => State::Calling {
+                future,
+                last: decision.as_ref().is_some_and(|d| d.remaining == 0),
+                tally: tally.filter(|_| decision.is_some()),
+            },
             Verdict::Deny(response) => State::Denied {
                 response: Some(response),
             },
@@ -123,37 +131,54 @@ where
                     let tally = checking.tally.take();
                     this.state.set(State::decided(verdict, tally));
                 }
-                StateProj::Calling { future, tally } => {
-                    let response = ready!(future.poll(cx))?;
-                    let failed = response
-                        .extensions()
-                        .get::<AuthFailure>()
-                        .is_some_and(AuthFailure::is_invalid_credential);
-                    let Some(tally) = tally.take().filter(|_| failed) else {
-                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                StateProj::Calling {
+                    future,
+                    tally,
+                    last,
+                } => {
+                    let outcome = ready!(future.poll(cx));
+                    let Some(tally) = tally.take() else {
+                        return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
                     };
-                    let write = tally.store.gcra(&tally.key, tally.quota, 1);
+                    let failed = outcome.as_ref().is_ok_and(|response| {
+                        response
+                            .extensions()
+                            .get::<AuthFailure>()
+                            .is_some_and(AuthFailure::is_invalid_credential)
+                    });
+                    if failed {
+                        // The reserved cell is the record of this failure.
+                        if *last {
+                            tracing::warn!(
+                                "Too many failed authentication attempts: client locked out"
+                            );
+                        }
+                        return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
+                    }
+                    // Valid, missing-but-accepted, refused for another reason, or an error:
+                    // none of these count, so the reservation is given back.
+                    let write = tally.store.gcra_refund(&tally.key, tally.quota, 1);
                     match write.try_into_ready() {
                         Ok(result) => {
-                            log_write(result);
-                            return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                            log_refund(result);
+                            return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
                         }
-                        Err(write) => this.state.set(State::Recording {
-                            recording: Box::new(Recording {
+                        Err(write) => this.state.set(State::Refunding {
+                            refunding: Box::new(Refunding {
                                 write,
-                                response: Some(response),
+                                outcome: Some(outcome),
                             }),
                         }),
                     }
                 }
-                StateProj::Recording { recording } => {
-                    let result = ready!(Pin::new(&mut recording.write).poll(cx));
-                    log_write(result);
-                    let response = recording
-                        .response
+                StateProj::Refunding { refunding } => {
+                    let result = ready!(Pin::new(&mut refunding.write).poll(cx));
+                    log_refund(result);
+                    let outcome = refunding
+                        .outcome
                         .take()
                         .expect("FailedAuthLimitFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
                 }
                 StateProj::Denied { response } => {
                     let response = response
@@ -166,13 +191,10 @@ where
     }
 }
 
-/// Recording a failure never changes the response; a store error is only logged.
-fn log_write(result: Result<RateDecision, StoreError>) {
-    match result {
-        Ok(decision) if !decision.allowed => {
-            tracing::warn!("Too many failed authentication attempts: client locked out");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not record a failed authentication"),
+/// A refund never changes the response; a store error is only logged (the reserved cell then
+/// drains at the quota's rate, like a failure).
+fn log_refund(result: Result<(), StoreError>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not refund a failed-auth reservation");
     }
 }

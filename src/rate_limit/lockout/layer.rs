@@ -27,6 +27,17 @@ pub(super) struct LockoutConfig {
 /// credentials, then one more every 3 seconds (GCRA); a locked-out client is told when to
 /// retry in `Retry-After`. Shared through a Redis store, every instance enforces one lockout.
 ///
+/// Each credentialed request *reserves* one failure before it is called (an atomic
+/// [`gcra`](crate::StateStore::gcra) check-and-consume) and gives it back
+/// ([`gcra_refund`](crate::StateStore::gcra_refund)) once its response shows it did not count.
+/// With a network store shared by several instances, concurrent guesses therefore cannot all
+/// pass one "locked out?" check before any failure is recorded: of any number sent at once,
+/// at most the remaining burst reach the authenticators. The price: while requests are in
+/// flight, each holds a cell of its client IP's budget, so a client with more concurrent
+/// credentialed requests than its remaining budget gets 429 for the excess until the others
+/// finish; and a request whose response future is dropped (the client went away) keeps its
+/// cell, which then drains at the quota's rate like a failure.
+///
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::store::{MemoryStore, Quota};
@@ -74,6 +85,8 @@ impl FailedAuthLimitLayer {
     /// Also treats the cookie `name` as a presented credential, as
     /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) does: a browser
     /// replaying a forged session cookie is locked out like a client sending forged tokens.
+    /// Only a well-formed cookie value counts: a malformed one (which a sibling subdomain can
+    /// plant and the user cannot easily clear) never locks anyone out.
     /// [`McpAuth`](crate::McpAuth) sets this from its own
     /// [`session_cookie`](crate::McpAuthBuilder::session_cookie).
     ///
@@ -82,7 +95,7 @@ impl FailedAuthLimitLayer {
     /// use tower_mcp_auth::FailedAuthLimitLayer;
     ///
     /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
-    ///     .session_cookie("mcp_session");
+    ///     .session_cookie("__Host-mcp_session");
     /// # let _ = lockout;
     /// ```
     pub fn session_cookie(self, name: impl Into<String>) -> Self {

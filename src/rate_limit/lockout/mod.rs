@@ -5,6 +5,8 @@
 //! no credential, answered 401) can never lock anyone out. While a client is locked out, its
 //! requests that carry a credential get 429; requests without one pass (and get their 401 or
 //! public answer), and successes never count.
+//!
+//! Credentialed requests reserve their failure before the call and are refunded after.
 
 mod future;
 mod layer;

@@ -57,13 +57,15 @@ where
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         };
         // Without a credential nothing can fail as "invalid": never counted, never locked.
+        // A session cookie counts only when one is well-formed: a browser cannot be rid of a
+        // garbage cookie planted by a sibling subdomain, so it must not lock its user out.
         let headers = req.headers();
         let presented = credentials::api_key(headers, req.uri(), true).is_present()
             || credentials::bearer(headers).is_present()
             || config
                 .cookie
                 .as_deref()
-                .is_some_and(|name| credentials::cookie(headers, name).is_present());
+                .is_some_and(|name| !credentials::cookies(headers, name).candidates().is_empty());
         if !presented {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         }
@@ -76,8 +78,10 @@ where
             key: config.resolver.store_key("fa:ip:", ip),
             quota: config.quota,
         };
-        let peek = config.store.gcra_peek(&tally.key, tally.quota, 1);
-        match check(peek, req, &mut self.inner, config.fail_mode) {
+        // Reserve one failure before the call (atomic check-and-consume), refunded once the
+        // response shows it did not count: concurrent guesses cannot all pass one peek.
+        let reserve = config.store.gcra(&tally.key, tally.quota, 1);
+        match check(reserve, req, &mut self.inner, config.fail_mode) {
             Ok(verdict) => FailedAuthLimitFuture::decided(verdict, tally),
             Err(pending) => FailedAuthLimitFuture::checking(pending, tally),
         }

@@ -391,6 +391,29 @@ impl StateStore for PostgresStore {
         self.decide(key, quota, cost, false)
     }
 
+    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+        if let Err(e) = quota.check_cost(cost) {
+            return Deferred::ready(Err(e));
+        }
+        if cost == 0 {
+            return Deferred::ready(Ok(()));
+        }
+        // Fits in i64: at most the burst's worth, bounded by MAX_PERIOD in microseconds.
+        let back = quota.gcra_micros().interval.saturating_mul(u64::from(cost)) as i64;
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        // One statement, so the row lock makes it atomic with concurrent gcra() calls; a TAT
+        // moved into the past reads as a full bucket.
+        self.run(async move {
+            sqlx::query("UPDATE mcp_auth_gcra SET tat = GREATEST(tat - $2, 0) WHERE key = $1")
+                .bind(&key)
+                .bind(back)
+                .execute(&pool)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
         if let Err(e) = check_ttl(ttl) {
             return Deferred::ready(Err(e));
