@@ -77,6 +77,18 @@ pub enum TokenRejection {
     Inactive,
 }
 
+/// Which request header an [`OriginLayer`](crate::origin::OriginLayer) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginRejection {
+    /// The `Origin` header is present and not allowed (or not a valid origin).
+    #[error("The request origin is not allowed")]
+    Origin,
+    /// The `Host` header (or the request authority) is not allowed.
+    #[error("The request host is not allowed")]
+    Host,
+}
+
 /// An authentication or authorization failure, rendered by
 /// [`AuthError::to_response`] as the crate's response contract.
 ///
@@ -118,6 +130,10 @@ pub enum AuthError {
     /// A store or key provider is down and the policy is fail-closed.
     #[error("temporarily unavailable")]
     TemporarilyUnavailable,
+    /// A browser origin (or `Host`) that may not reach this server: 403 `invalid_origin`,
+    /// DNS-rebinding protection of the MCP streamable HTTP transport.
+    #[error("invalid origin: {0}")]
+    InvalidOrigin(OriginRejection),
 }
 
 /// What kind of failure a response carries; see [`AuthFailure`].
@@ -138,6 +154,8 @@ pub enum AuthFailureKind {
     RateLimited,
     /// Backing store unavailable.
     Unavailable,
+    /// `Origin` or `Host` refused (DNS-rebinding protection).
+    InvalidOrigin,
 }
 
 /// Typed marker in the extensions of every error response this crate produces, so outer
@@ -277,9 +295,9 @@ impl AuthError {
             AuthError::AuthenticationRequired
             | AuthError::InvalidCredentials(_)
             | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            AuthError::AccessDenied(_) | AuthError::InsufficientScope { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            AuthError::AccessDenied(_)
+            | AuthError::InsufficientScope { .. }
+            | AuthError::InvalidOrigin(_) => StatusCode::FORBIDDEN,
             AuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -295,6 +313,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => "insufficient_scope",
             AuthError::TooManyRequests { .. } => "too_many_requests",
             AuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            AuthError::InvalidOrigin(_) => "invalid_origin",
         }
     }
 
@@ -308,6 +327,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => AuthFailureKind::InsufficientScope,
             AuthError::TooManyRequests { .. } => AuthFailureKind::RateLimited,
             AuthError::TemporarilyUnavailable => AuthFailureKind::Unavailable,
+            AuthError::InvalidOrigin(_) => AuthFailureKind::InvalidOrigin,
         }
     }
 
@@ -332,6 +352,12 @@ impl AuthError {
             }
             AuthError::TemporarilyUnavailable => {
                 Cow::Borrowed("Authentication is temporarily unavailable. Please retry shortly.")
+            }
+            AuthError::InvalidOrigin(OriginRejection::Origin) => {
+                Cow::Borrowed("The request origin is not allowed")
+            }
+            AuthError::InvalidOrigin(OriginRejection::Host) => {
+                Cow::Borrowed("The request host is not allowed")
             }
         }
     }

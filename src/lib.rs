@@ -109,6 +109,7 @@ pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]
 pub mod oauth;
+pub mod origin;
 mod outcome;
 mod policy;
 mod rate_limit;
@@ -140,7 +141,8 @@ pub use body::ResponseBody;
 pub use credentials::API_KEY_HEADER;
 pub use deferred::{BoxFuture, Deferred};
 pub use error::{
-    AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, TokenRejection,
+    AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, OriginRejection,
+    TokenRejection,
 };
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
