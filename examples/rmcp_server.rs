@@ -16,6 +16,7 @@
 //! | `OAUTH_AUDIENCE` | the resource URL | audience tokens must carry (RFC 8707) |
 //! | `OAUTH_SCOPES` | unset | space-separated scopes required, advertised in `scopes_supported` and the challenge |
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
+//! | `ALLOWED_ORIGINS` | loopback | browser origins allowed besides `http(s)://localhost`, `127.0.0.1`, `[::1]` (any port); other `Origin`s get 403 `invalid_origin`; `off` disables the check |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
 //! | `MCP_TOOL_PERMISSIONS` | `true` | per-tool permissions: `tools/call` needs `tools/call:<tool>` (or `tools/call`, `*`); `tools/list` shows only callable tools |
 //!
@@ -57,7 +58,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
-use tower_mcp_auth::metadata::{metadata_path, resource_url};
+use tower_mcp_auth::metadata::{metadata_paths, resource_url};
 use tower_mcp_auth::{Identity, McpRules};
 
 use env::{env_bool, env_or, AuthEnv, Error};
@@ -196,7 +197,11 @@ async fn run() -> Result<(), Error> {
     let resource = resource_url(&base, "/mcp");
     if auth_env.oauth {
         let doc = auth_env.metadata(&resource);
-        app = app.route(&metadata_path("/mcp"), get_service(doc.into_service()));
+        // Clients try the path-inserted URL and the root; an api-key-only `/mcp` serves none.
+        let doc = doc.into_service();
+        for path in metadata_paths("/mcp") {
+            app = app.route(&path, get_service(doc.clone()));
+        }
     }
 
     // `/mcp` gets the configured mode; `/health` and the metadata document stay open.
