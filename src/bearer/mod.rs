@@ -1,6 +1,7 @@
 //! Bearer token authentication: the [`BearerLayer`], the [`TokenVerifier`] trait and the
 //! static-key [`JwtVerifier`].
 
+mod audience;
 mod cache;
 mod claims;
 mod crypto;
