@@ -128,7 +128,8 @@ pub use authenticate::AuthenticateFuture;
 pub use bearer::{
     identity_from_claims, install_crypto_provider, Algorithm, BearerFuture, BearerLayer,
     BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
-    TokenError, TokenVerifier, DEFAULT_LEEWAY,
+    MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder, TokenError, TokenVerifier,
+    DEFAULT_LEEWAY,
 };
 pub use bearer::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
 #[cfg(feature = "introspection")]
