@@ -19,6 +19,7 @@
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
 //! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
 //! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
+//! | `ALLOWED_ORIGINS` | loopback | browser origins allowed besides `http(s)://localhost`, `127.0.0.1`, `[::1]` (any port); other `Origin`s get 403 `invalid_origin`; `off` disables the check |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
 //!
 //! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to the local user
@@ -47,7 +48,7 @@ use std::net::SocketAddr;
 use axum::routing::{get, get_service, post};
 use axum::Router;
 use env::{env_or, AuthEnv, Error};
-use tower_mcp_auth::metadata::{metadata_path, resource_url};
+use tower_mcp_auth::metadata::{metadata_path, resource_url, WELL_KNOWN_PREFIX};
 use tower_mcp_auth::EndpointPolicy;
 
 #[tokio::main]
@@ -89,6 +90,9 @@ async fn run() -> Result<(), Error> {
             let doc = auth_env.metadata(&resource_url(&base, path));
             app = app.route(&metadata_path(path), get_service(doc.into_service()));
         }
+        // Clients also try the root well-known URL: it describes the main resource, `/mcp`.
+        let doc = auth_env.metadata(&resource_url(&base, "/mcp"));
+        app = app.route(WELL_KNOWN_PREFIX, get_service(doc.into_service()));
     }
     // client address → outer log → (lockout → auth) → inner log → handlers: the lockout sees
     // each refusal's `AuthFailure`, and its own 429s are logged too.

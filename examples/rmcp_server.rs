@@ -19,6 +19,7 @@
 //! | `FAILED_AUTH_LIMIT`, `FAILED_AUTH_WINDOW_SECS` | `20`, `60` | failed-auth lockout per client IP |
 //! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
 //! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
+//! | `ALLOWED_ORIGINS` | loopback | browser origins allowed besides `http(s)://localhost`, `127.0.0.1`, `[::1]` (any port); other `Origin`s get 403 `invalid_origin`; `off` disables the check |
 //! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
 //! | `MCP_TOOL_PERMISSIONS` | `false` | opt-in per-tool permissions: `tools/call` needs `tools/call:<tool>` (an API key's permission, or granted by `MCP_SCOPE_PERMISSIONS`; a token scope counts only literally: `tools/call`, `tools/call:<tool>`); `tools/list` shows only callable tools |
 //!
@@ -67,7 +68,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
-use tower_mcp_auth::metadata::{metadata_path, resource_url};
+use tower_mcp_auth::metadata::{metadata_paths, resource_url};
 use tower_mcp_auth::{Identity, McpRules};
 
 use env::{env_bool, env_or, AuthEnv, Error};
@@ -208,7 +209,11 @@ async fn run() -> Result<(), Error> {
     let resource = resource_url(&base, "/mcp");
     if auth_env.oauth {
         let doc = auth_env.metadata(&resource);
-        app = app.route(&metadata_path("/mcp"), get_service(doc.into_service()));
+        // Clients try the path-inserted URL and the root; an api-key-only `/mcp` serves none.
+        let doc = doc.into_service();
+        for path in metadata_paths("/mcp") {
+            app = app.route(&path, get_service(doc.clone()));
+        }
     }
 
     // `/mcp` gets the configured mode; `/health` and the metadata document stay open.

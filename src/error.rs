@@ -78,6 +78,18 @@ pub enum TokenRejection {
     Inactive,
 }
 
+/// Which request header an [`OriginLayer`](crate::origin::OriginLayer) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginRejection {
+    /// The `Origin` header is present and not allowed (or not a valid origin).
+    #[error("The request origin is not allowed")]
+    Origin,
+    /// The `Host` header (or the request authority) is not allowed.
+    #[error("The request host is not allowed")]
+    Host,
+}
+
 /// An authentication or authorization failure, rendered by
 /// [`AuthError::to_response`] as the crate's response contract.
 ///
@@ -124,6 +136,10 @@ pub enum AuthError {
     /// failed-auth lockout does not count it.
     #[error("malformed request path: {0}")]
     MalformedPath(PathRejection),
+    /// A browser origin (or `Host`) that may not reach this server: 403 `invalid_origin`,
+    /// DNS-rebinding protection of the MCP streamable HTTP transport.
+    #[error("invalid origin: {0}")]
+    InvalidOrigin(OriginRejection),
 }
 
 /// What kind of failure a response carries; see [`AuthFailure`].
@@ -146,6 +162,8 @@ pub enum AuthFailureKind {
     Unavailable,
     /// The request itself is malformed (a non-canonical path); no credential was judged.
     MalformedRequest,
+    /// `Origin` or `Host` refused (DNS-rebinding protection).
+    InvalidOrigin,
 }
 
 /// Typed marker in the extensions of every error response this crate produces, so outer
@@ -285,9 +303,9 @@ impl AuthError {
             AuthError::AuthenticationRequired
             | AuthError::InvalidCredentials(_)
             | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            AuthError::AccessDenied(_) | AuthError::InsufficientScope { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            AuthError::AccessDenied(_)
+            | AuthError::InsufficientScope { .. }
+            | AuthError::InvalidOrigin(_) => StatusCode::FORBIDDEN,
             AuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::MalformedPath(_) => StatusCode::BAD_REQUEST,
@@ -305,6 +323,7 @@ impl AuthError {
             AuthError::TooManyRequests { .. } => "too_many_requests",
             AuthError::TemporarilyUnavailable => "temporarily_unavailable",
             AuthError::MalformedPath(_) => "invalid_request",
+            AuthError::InvalidOrigin(_) => "invalid_origin",
         }
     }
 
@@ -319,6 +338,7 @@ impl AuthError {
             AuthError::TooManyRequests { .. } => AuthFailureKind::RateLimited,
             AuthError::TemporarilyUnavailable => AuthFailureKind::Unavailable,
             AuthError::MalformedPath(_) => AuthFailureKind::MalformedRequest,
+            AuthError::InvalidOrigin(_) => AuthFailureKind::InvalidOrigin,
         }
     }
 
@@ -345,6 +365,12 @@ impl AuthError {
                 Cow::Borrowed("Authentication is temporarily unavailable. Please retry shortly.")
             }
             AuthError::MalformedPath(reason) => Cow::Borrowed(reason.description()),
+            AuthError::InvalidOrigin(OriginRejection::Origin) => {
+                Cow::Borrowed("The request origin is not allowed")
+            }
+            AuthError::InvalidOrigin(OriginRejection::Host) => {
+                Cow::Borrowed("The request host is not allowed")
+            }
         }
     }
 

@@ -117,6 +117,7 @@ pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]
 pub mod oauth;
+pub mod origin;
 mod outcome;
 mod policy;
 mod rate_limit;
@@ -136,7 +137,8 @@ pub use authenticate::AuthenticateFuture;
 pub use bearer::{
     identity_from_claims, install_crypto_provider, Algorithm, BearerFuture, BearerLayer,
     BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
-    TokenError, TokenVerifier, DEFAULT_LEEWAY,
+    MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder, TokenError, TokenVerifier,
+    DEFAULT_LEEWAY,
 };
 pub use bearer::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
 #[cfg(feature = "introspection")]
@@ -149,7 +151,8 @@ pub use body::ResponseBody;
 pub use credentials::API_KEY_HEADER;
 pub use deferred::{BoxFuture, Deferred};
 pub use error::{
-    AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, TokenRejection,
+    AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, OriginRejection,
+    TokenRejection,
 };
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;

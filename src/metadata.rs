@@ -56,6 +56,30 @@ pub fn metadata_path(resource_path: &str) -> String {
     format!("{WELL_KNOWN_PREFIX}{trimmed}")
 }
 
+/// Every path where clients look for the metadata of the resource at `resource_path`: the
+/// path-inserted one ([`metadata_path`], RFC 9728 §3.1) and the root
+/// [`WELL_KNOWN_PREFIX`], which MCP clients try when the path-inserted one is missing (MCP
+/// authorization, 2025-11-25 and later). Mount the server's main resource at both; the root
+/// can describe only one resource. An endpoint that accepts only API keys should serve no
+/// metadata at all (404), so that clients never start OAuth against it.
+///
+/// ```
+/// use tower_mcp_auth::metadata::metadata_paths;
+/// assert_eq!(
+///     metadata_paths("/mcp"),
+///     ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]
+/// );
+/// assert_eq!(metadata_paths("/"), ["/.well-known/oauth-protected-resource"]);
+/// ```
+pub fn metadata_paths(resource_path: &str) -> Vec<String> {
+    let inserted = metadata_path(resource_path);
+    if inserted == WELL_KNOWN_PREFIX {
+        vec![inserted]
+    } else {
+        vec![inserted, WELL_KNOWN_PREFIX.to_owned()]
+    }
+}
+
 /// The metadata URL for `resource_path` under `base` (origin with an optional path prefix).
 /// The well-known segment goes between the origin and the path (RFC 9728 §3.1).
 ///

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
 use crate::mcp::{McpPermissionsLayer, McpRules};
+use crate::origin::{OriginLayer, OriginService};
 use crate::policy::{EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, PolicyError};
 use crate::rate_limit::{
     FailedAuthLimitLayer, FailedAuthLimitService, RateLimitLayer, RateLimitService,
@@ -20,7 +21,7 @@ pub struct McpAuth;
 
 impl McpAuth {
     /// Starts configuring the stack
-    /// `FailedAuthLimitLayer → ApiKeyLayer → BearerLayer → EndpointPolicyLayer →
+    /// `[OriginLayer →] FailedAuthLimitLayer → ApiKeyLayer → BearerLayer → EndpointPolicyLayer →
     /// RateLimitLayer → McpPermissionsLayer → your service`, where the limiters and the MCP
     /// permissions are there only when configured
     /// ([`failed_auth_limit`](McpAuthBuilder::failed_auth_limit),
@@ -58,6 +59,7 @@ impl McpAuth {
             default_set: false,
             rate_limit: None,
             lockout: None,
+            origin: None,
             mcp: (),
         }
     }
@@ -72,6 +74,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
             .field("policy", &self.policy)
             .field("rate_limit", &self.rate_limit)
             .field("failed_auth_limit", &self.lockout)
+            .field("origin", &self.origin)
             .field("mcp_permissions", &self.mcp)
             .finish()
     }
@@ -90,6 +93,7 @@ pub struct McpAuthBuilder<M = ()> {
     default_set: bool,
     rate_limit: Option<RateLimitLayer>,
     lockout: Option<FailedAuthLimitLayer>,
+    origin: Option<OriginLayer>,
     mcp: M,
 }
 
@@ -127,6 +131,7 @@ impl McpAuthBuilder {
             session_cookie: self.session_cookie,
             rate_limit: self.rate_limit,
             lockout: self.lockout,
+            origin: self.origin,
             mcp: rules,
         }
     }
@@ -215,6 +220,20 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         self
     }
 
+    /// Refuses browser origins that may not reach the server (403 `invalid_origin`, DNS-rebinding
+    /// protection), placed outermost, before any credential is read.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{origin::OriginLayer, McpAuth};
+    ///
+    /// let auth = McpAuth::builder().origin(OriginLayer::loopback()).build().unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn origin(mut self, origin: OriginLayer) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
     /// Applies `policy` to paths matching `pattern` (first match wins).
     pub fn endpoint(mut self, pattern: impl Into<String>, policy: EndpointPolicy) -> Self {
         self.policy = self.policy.route(pattern, policy);
@@ -300,6 +319,7 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         let policy = self.policy.build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
+            origin: self.origin.unwrap_or_else(OriginLayer::disabled),
             lockout,
             api_key,
             bearer,
@@ -342,6 +362,7 @@ mod sealed {
 #[derive(Clone)]
 #[must_use]
 pub struct McpAuthLayer<L = tower_layer::Identity> {
+    origin: OriginLayer,
     lockout: FailedAuthLimitLayer,
     api_key: ApiKeyLayer,
     bearer: BearerLayer,
@@ -355,8 +376,10 @@ pub struct McpAuthLayer<L = tower_layer::Identity> {
 /// [`McpPermissionsService`](crate::McpPermissionsService) around yours.
 ///
 /// The limiters are always in the type; when not configured they pass requests through.
-pub type McpAuthService<S> = FailedAuthLimitService<
-    ApiKeyService<BearerService<EndpointPolicyService<RateLimitService<S>>>>,
+pub type McpAuthService<S> = OriginService<
+    FailedAuthLimitService<
+        ApiKeyService<BearerService<EndpointPolicyService<RateLimitService<S>>>>,
+    >,
 >;
 
 impl<S, L: Layer<S>> Layer<S> for McpAuthLayer<L> {
@@ -365,13 +388,15 @@ impl<S, L: Layer<S>> Layer<S> for McpAuthLayer<L> {
     fn layer(&self, inner: S) -> Self::Service {
         let inner = self.rate_limit.layer(self.mcp.layer(inner));
         let authenticated = self.bearer.layer(self.policy.layer(inner));
-        self.lockout.layer(self.api_key.layer(authenticated))
+        let limited = self.lockout.layer(self.api_key.layer(authenticated));
+        self.origin.layer(limited)
     }
 }
 
 impl<L: fmt::Debug> fmt::Debug for McpAuthLayer<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpAuthLayer")
+            .field("origin", &self.origin)
             .field("failed_auth_limit", &self.lockout)
             .field("api_key", &self.api_key)
             .field("bearer", &self.bearer)

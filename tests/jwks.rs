@@ -673,3 +673,99 @@ async fn end_to_end_idp_never_reached_is_503() {
     assert!(common::challenge(&res).is_none());
     common::assert_error(res, 503, "temporarily_unavailable").await;
 }
+
+/// Two local IdPs at once, each with its own keys and audience, behind one
+/// `MultiIssuerVerifier` in a real Router. A token naming an issuer not on the list is 401
+/// `invalid_token` before any network call.
+#[tokio::test]
+async fn multi_issuer_dispatches_on_iss_to_each_issuers_keys_and_audience() {
+    use tower_mcp_auth::MultiIssuerVerifier;
+    const TENANT_AUD: &str = "https://mcp.example.com/tenant/mcp";
+    let (rsa, ec) = (SigningKey::rsa(), SigningKey::ec());
+    let (ours, company) = (Idp::start(&[&rsa]).await, Idp::start(&[&ec]).await);
+    let verifier = MultiIssuerVerifier::builder()
+        .issuer(ours.issuer(), builder(&ours).build().unwrap())
+        .issuer(
+            company.issuer(),
+            JwksVerifier::from_issuer(company.issuer())
+                .audience(TENANT_AUD)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let base = common::serve(move |base| {
+        let auth = McpAuth::builder()
+            .bearer(verifier)
+            .public_base_url(base)
+            .endpoint("/mcp", EndpointPolicy::oauth_only())
+            .build()
+            .unwrap();
+        common::routes().layer(auth)
+    })
+    .await;
+    let call = |token: String| {
+        common::client()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(token)
+            .send()
+    };
+
+    let res = call(rsa.sign(&ours.claims("alice"))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["user_id"], "alice");
+    let bob = with(&company.claims("bob"), "aud", json!(TENANT_AUD));
+    let res = call(ec.sign(&bob)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["user_id"], "bob");
+
+    // Each issuer's own audience and keys: ours with the tenant's audience, or a token
+    // claiming our issuer but signed with the company's key, is refused.
+    let res = call(rsa.sign(&with(&ours.claims("alice"), "aud", json!(TENANT_AUD))))
+        .await
+        .unwrap();
+    let body = common::assert_error(res, 401, "invalid_token").await;
+    assert_eq!(
+        body["error_description"],
+        "The access token audience is not accepted"
+    );
+    let res = call(ec.sign(&ours.claims("mallory"))).await.unwrap();
+    common::assert_error(res, 401, "invalid_token").await;
+
+    // An issuer not on the list: refused, and no IdP was asked anything.
+    let hits = (
+        ours.metadata_hits() + ours.jwks_hits(),
+        company.metadata_hits() + company.jwks_hits(),
+    );
+    for iss in [
+        json!("https://evil.example"),
+        json!(format!("{}/", ours.issuer())),
+    ] {
+        let res = call(rsa.sign(&with(&ours.claims("mallory"), "iss", iss)))
+            .await
+            .unwrap();
+        let challenge = common::challenge(&res).unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+        let body = common::assert_error(res, 401, "invalid_token").await;
+        assert_eq!(
+            body["error_description"],
+            "The access token issuer is not accepted"
+        );
+    }
+    let res = call(rsa.sign(&without(&ours.claims("mallory"), "iss")))
+        .await
+        .unwrap();
+    common::assert_error(res, 401, "invalid_token").await;
+    let res = call("not-a-jwt".into()).await.unwrap();
+    common::assert_error(res, 401, "invalid_token").await;
+    assert_eq!(
+        (
+            ours.metadata_hits() + ours.jwks_hits(),
+            company.metadata_hits() + company.jwks_hits()
+        ),
+        hits
+    );
+}

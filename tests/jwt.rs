@@ -352,3 +352,78 @@ fn weak_secrets_and_empty_configs_are_build_errors() {
         Err(JwtConfigError::NoAlgorithms(_))
     ));
 }
+
+/// RFC 8707 / MCP: the audience is the canonical resource URI. A token whose `aud` differs
+/// only by an uppercase scheme or host, a default port or a trailing slash is for this
+/// resource; any other `aud` is 401 `invalid_token`. Through a real Router.
+#[tokio::test]
+async fn audience_compares_in_canonical_form() {
+    use tower_mcp_auth::{EndpointPolicy, McpAuth};
+    let base = common::serve(|base| {
+        let verifier = JwtVerifier::hs256(SECRET)
+            .audiences([format!("{base}/mcp"), "https://other.example/mcp/".into()])
+            .build()
+            .unwrap();
+        let auth = McpAuth::builder()
+            .bearer(verifier)
+            .public_base_url(base)
+            .endpoint("/mcp", EndpointPolicy::oauth_only())
+            .build()
+            .unwrap();
+        common::routes().layer(auth)
+    })
+    .await;
+    let upper = base.replacen("http://127.0.0.1", "HTTP://127.0.0.1", 1);
+    let call = |aud: Value| {
+        let mut c = claims("alice");
+        c["aud"] = aud;
+        common::client()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(hs(&c))
+            .send()
+    };
+    for good in [
+        json!(format!("{base}/mcp")),
+        json!(format!("{base}/mcp/")),
+        json!(format!("{upper}/mcp/")),
+        json!(["x", format!("{upper}/mcp")]),
+        json!("HTTPS://OTHER.example:443/mcp"),
+        json!("https://other.example/mcp/"),
+    ] {
+        let res = call(good.clone()).await.unwrap();
+        assert_eq!(res.status(), 200, "{good}");
+        let me: Value = res.json().await.unwrap();
+        assert_eq!(me["user_id"], "alice");
+    }
+    for bad in [
+        json!(format!("{base}/MCP")),
+        json!(format!("{base}/mcp2")),
+        json!(format!("{base}")),
+        json!("https://other.example/mcp/x"),
+        json!(["x", "y"]),
+    ] {
+        let res = call(bad.clone()).await.unwrap();
+        let challenge = common::challenge(&res).unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{bad}: {challenge}"
+        );
+        let body = common::assert_error(res, 401, "invalid_token").await;
+        assert_eq!(
+            body["error_description"], "The access token audience is not accepted",
+            "{bad}"
+        );
+    }
+    // Other checks still come first on the slow path: an expired token with a
+    // non-exact audience is expired, not accepted.
+    let mut c = claims("alice");
+    c["aud"] = json!(format!("{upper}/mcp/"));
+    c["exp"] = json!(now() - 3600);
+    let res = common::client()
+        .post(format!("{base}/mcp"))
+        .bearer_auth(hs(&c))
+        .send()
+        .await
+        .unwrap();
+    common::assert_error(res, 401, "invalid_token").await;
+}

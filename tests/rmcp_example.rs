@@ -220,6 +220,68 @@ async fn bearer_token_client_in_both_mode() {
     client.cancel().await.unwrap();
 }
 
+/// Clients look for the metadata at the path-inserted URL and at the root; an api-key-only
+/// server serves none, so clients never start OAuth against it.
+#[tokio::test]
+async fn metadata_at_both_well_known_urls_only_when_oauth_is_on() {
+    let Some(s) = start(&[
+        ("MCP_API_KEYS", KEYS),
+        ("ENABLE_OAUTH", "true"),
+        ("JWT_SECRET", SECRET),
+    ])
+    .await
+    else {
+        return;
+    };
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let res = reqwest::get(format!("{}{path}", s.base)).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let meta: Value = res.json().await.unwrap();
+        assert_eq!(meta["resource"], format!("{}/mcp", s.base), "{path}");
+    }
+    drop(s);
+
+    let Some(s) = start(&[("MCP_API_KEYS", KEYS)]).await else {
+        return;
+    };
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let res = reqwest::get(format!("{}{path}", s.base)).await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+}
+
+/// DNS-rebinding protection is on by default (the example binds 127.0.0.1): a foreign
+/// `Origin` is 403 even in open mode; a loopback page's and an origin-less request pass.
+#[tokio::test]
+async fn open_mode_refuses_a_foreign_origin() {
+    let Some(s) = start(&[("ENABLE_API_KEY_AUTH", "false")]).await else {
+        return;
+    };
+    let init = |origin: Option<String>| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/mcp", s.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+            .send()
+    };
+    let res = init(Some("http://evil.example.com".into())).await.unwrap();
+    common::assert_error(res, 403, "invalid_origin").await;
+    let res = init(Some(s.base.clone())).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = init(None).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn missing_credentials_are_refused_before_mcp() {
     let Some(s) = start(&[("MCP_API_KEYS", KEYS)]).await else {

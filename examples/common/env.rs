@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tower_mcp_auth::origin::OriginLayer;
 use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
     ApiKeyRegistry, ClientIpResolver, EndpointPolicy, FailedAuthLimitLayer, ForwardedHeader,
@@ -65,6 +66,27 @@ pub fn client_ip_from_env() -> Result<ClientIpResolver, Error> {
         .trust_proxies(proxies.split(',').filter(|p| !p.trim().is_empty()))
         .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
         .forwarded_header(header))
+}
+
+/// DNS-rebinding protection from `ALLOWED_ORIGINS`: unset, browser pages on loopback only
+/// (`http(s)://localhost|127.0.0.1|[::1]`, any port; the examples bind 127.0.0.1); a list
+/// (comma or space separated `scheme://host[:port]`) allows those origins and loopback;
+/// `off` checks nothing. A request without `Origin` (every non-browser client) passes.
+pub fn origin_from_env() -> Result<Option<OriginLayer>, Error> {
+    let value = env_or("ALLOWED_ORIGINS", "");
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let origins = value
+        .split(|c: char| c == ',' || c.is_ascii_whitespace())
+        .filter(|o| !o.is_empty());
+    let layer = OriginLayer::builder()
+        .loopback(true)
+        .allow_origins(origins)
+        .build()
+        .map_err(|e| format!("ALLOWED_ORIGINS: {e}"))?;
+    Ok(Some(layer))
 }
 
 /// The auth configuration shared by the examples.
@@ -146,7 +168,7 @@ impl AuthEnv {
     /// or `JWKS_URL`'s key set (feature `jwks`) with the audience `OAUTH_AUDIENCE` or
     /// `resource`, else HS256 from `JWT_SECRET` (`JWT_ISSUER`, `JWT_AUDIENCE` checked when set),
     /// with [`scope_map`](Self::scope_map) applied to every verified token. Every path not
-    /// given an endpoint is open.
+    /// given an endpoint is open. Browser origins are checked ([`origin_from_env`]).
     pub async fn builder(
         &self,
         public_base_url: &str,
@@ -156,6 +178,9 @@ impl AuthEnv {
             .public_base_url(public_base_url)
             .query_param_auth(self.query)
             .default_policy(EndpointPolicy::open());
+        if let Some(origins) = origin_from_env()? {
+            auth = auth.origin(origins);
+        }
         if self.api_keys {
             let keys = ApiKeyRegistry::from_env()
                 .map_err(|e| format!("{e} (ENABLE_API_KEY_AUTH=true needs MCP_API_KEYS)"))?;

@@ -86,6 +86,8 @@ struct Inner {
     /// `client_id` / `client_secret` for `SecretPost`.
     post_credentials: Option<(String, String)>,
     audiences: Vec<String>,
+    /// Canonical forms of `audiences`, computed once.
+    canonical_audiences: Vec<String>,
     issuer: Option<String>,
     leeway: Duration,
     timeout: Duration,
@@ -307,6 +309,8 @@ impl Inner {
                 None => return Err(TokenRejection::MissingClaim.into()),
                 Some(Value::Array(items)) if items.iter().any(matches) => {}
                 Some(single @ Value::String(_)) if matches(single) => {}
+                // Not byte for byte: compare canonical forms (uppercase host, trailing slash).
+                _ if super::audience::aud_matches(&claims, &self.canonical_audiences) => {}
                 Some(_) => return Err(TokenRejection::WrongAudience.into()),
             }
         }
@@ -548,6 +552,7 @@ impl IntrospectionVerifierBuilder {
                 client,
                 basic,
                 post_credentials,
+                canonical_audiences: super::audience::canonical_list(&self.audiences),
                 audiences: self.audiences,
                 issuer: self.issuer,
                 leeway: self.leeway,
@@ -642,6 +647,10 @@ mod tests {
             TokenRejection::WrongAudience
         );
         assert!(check(with("aud", json!("https://mcp/mcp"))).is_ok());
+        // Canonical resource URI: uppercase scheme / host and a trailing slash are the same.
+        assert!(check(with("aud", json!("HTTPS://MCP/mcp/"))).is_ok());
+        assert!(check(with("aud", json!(["x", "https://MCP:443/mcp"]))).is_ok());
+        rejected(with("aud", json!("https://mcp/MCP")));
         assert_eq!(
             rejected(with("iss", json!("https://evil"))),
             TokenRejection::WrongIssuer

@@ -157,6 +157,9 @@ impl fmt::Debug for JwtKey {
 struct PreparedKey {
     key: DecodingKey,
     validation: Validation,
+    /// Without the audience check, and the canonical audiences: for tokens whose `aud`
+    /// fails the exact match (see `audience`).
+    fallback: Option<(Validation, Vec<String>)>,
     kid: Option<String>,
 }
 
@@ -263,8 +266,7 @@ impl JwtVerifier {
 }
 
 fn decode_with(token: &str, key: &PreparedKey) -> Result<Map<String, Value>, TokenRejection> {
-    jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
-        .map(|data| data.claims)
+    super::audience::decode(token, &key.key, &key.validation, key.fallback.as_ref())
         .map_err(|e| rejection(e.kind()))
 }
 
@@ -340,9 +342,29 @@ impl JwtVerifierBuilder {
     }
 
     /// Accepts tokens for this audience (`aud`, RFC 8707: your resource URL); may be called
-    /// more than once.
+    /// more than once. An `aud` that differs only by an uppercase scheme or host, a default
+    /// port or a trailing slash names the same resource and is accepted too.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens for each of `audiences`; see [`audience`](Self::audience).
+    ///
+    /// ```
+    /// use tower_mcp_auth::JwtVerifier;
+    /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+")
+    ///     .audiences(["https://mcp.example.com/mcp", "https://mcp.example.com/v2/mcp"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = verifier;
+    /// ```
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences.extend(audiences.into_iter().map(Into::into));
         self
     }
 
@@ -426,13 +448,20 @@ impl JwtVerifierBuilder {
             if self.audiences.is_empty() {
                 validation.validate_aud = false;
             } else {
-                validation.set_audience(&self.audiences);
+                validation.set_audience(&super::audience::exact_list(&self.audiences));
                 required.push("aud");
             }
             validation.set_required_spec_claims(&required);
+            let fallback = (!self.audiences.is_empty()).then(|| {
+                (
+                    super::audience::relaxed(&validation),
+                    super::audience::canonical_list(&self.audiences),
+                )
+            });
             prepared.push(PreparedKey {
                 key: key.key,
                 validation,
+                fallback,
                 kid: key.kid,
             });
         }

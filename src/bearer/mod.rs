@@ -1,6 +1,7 @@
 //! Bearer token authentication: the [`BearerLayer`], the [`TokenVerifier`] trait and the
 //! static-key [`JwtVerifier`].
 
+mod audience;
 mod cache;
 mod claims;
 mod crypto;
@@ -11,6 +12,7 @@ mod introspection;
 mod jwks;
 mod jwt;
 mod layer;
+mod multi_issuer;
 #[cfg(any(feature = "jwks", feature = "introspection"))]
 mod remote;
 mod service;
@@ -30,6 +32,7 @@ pub use introspection::{
 pub use jwks::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 pub use jwt::{JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder, DEFAULT_LEEWAY};
 pub use layer::BearerLayer;
+pub use multi_issuer::{MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder};
 pub use service::BearerService;
 pub use verifier::{TokenError, TokenVerifier};
 

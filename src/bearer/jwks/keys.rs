@@ -74,7 +74,7 @@ impl ClaimRules {
         validation.algorithms = algorithms;
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_audience(&self.audiences);
+        validation.set_audience(&crate::bearer::audience::exact_list(&self.audiences));
         let mut required = vec!["exp", "aud"];
         match &self.issuer {
             Some(issuer) => {
@@ -92,6 +92,8 @@ struct PreparedKey {
     kid: Option<String>,
     key: DecodingKey,
     validation: Validation,
+    /// For tokens whose `aud` fails the exact match: see `bearer::audience`.
+    fallback: (Validation, Vec<String>),
 }
 
 /// What a key set says about a token.
@@ -153,8 +155,14 @@ impl KeySet {
             if !key.validation.algorithms.contains(&header.alg) {
                 continue;
             }
-            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation) {
-                Ok(data) => return Lookup::Verified(data.claims),
+            let decoded = crate::bearer::audience::decode(
+                token,
+                &key.key,
+                &key.validation,
+                Some(&key.fallback),
+            );
+            match decoded {
+                Ok(claims) => return Lookup::Verified(claims),
                 // Another key may have signed it.
                 Err(e) if rejection(e.kind()) == TokenRejection::BadSignature => {
                     bad_signature = true;
@@ -195,10 +203,15 @@ fn prepare_key(jwk: &Jwk, rules: &ClaimRules) -> Result<PreparedKey, &'static st
     if algorithms.is_empty() {
         return Err("none of the key's algorithms is allowed");
     }
+    let validation = rules.validation(algorithms);
     Ok(PreparedKey {
         kid: jwk.common.key_id.clone(),
         key: decoding_key(&jwk.algorithm)?,
-        validation: rules.validation(algorithms),
+        fallback: (
+            crate::bearer::audience::relaxed(&validation),
+            crate::bearer::audience::canonical_list(&rules.audiences),
+        ),
+        validation,
     })
 }
 
