@@ -68,11 +68,9 @@ pub enum ClientIpHeader {
 }
 
 /// Whether the resolver reads exactly the one configured header (the security review's
-/// "never fall back from `Forwarded` to `X-Forwarded-For`"). Today's resolver reads
-/// `Forwarded` and falls back to `X-Forwarded-For`, ignoring `header` below; when the
-/// one-header configuration lands, map [`ClientIpHeader`] onto it in [`client_ip`] and set
-/// this to `true`: the `client_ip` target then asserts that only that header is used.
-pub const CLIENT_IP_ONE_HEADER: bool = false;
+/// "never fall back from `Forwarded` to `X-Forwarded-For`"): the `client_ip` target then
+/// asserts that only that header is used.
+pub const CLIENT_IP_ONE_HEADER: bool = true;
 
 /// The client IP of a request from `peer` through proxies in `trusted` (addresses or CIDRs;
 /// `None` when one does not parse), with `ipv6_prefix` grouping for [`client_ip_bucket`].
@@ -82,8 +80,13 @@ pub fn client_ip(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Option<Option<IpAddr>> {
-    let _ = header; // see CLIENT_IP_ONE_HEADER
-    let resolver = crate::ClientIpResolver::new().trust_proxies(trusted).ok()?;
+    let resolver = crate::ClientIpResolver::new()
+        .trust_proxies(trusted)
+        .ok()?
+        .forwarded_header(match header {
+            ClientIpHeader::XForwardedFor => crate::ForwardedHeader::XForwardedFor,
+            ClientIpHeader::Forwarded => crate::ForwardedHeader::Forwarded,
+        });
     let mut extensions = Extensions::new();
     extensions.insert(crate::ClientAddr(peer));
     Some(resolver.resolve(headers, &extensions))

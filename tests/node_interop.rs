@@ -96,20 +96,22 @@ async fn typescript_sdk_client_with_an_api_key() {
 }
 
 #[cfg(feature = "jwks")]
-async fn with_idp_token(scope: &str) -> Option<Value> {
+/// The SDK client against `rmcp_server` in OAuth-only mode with a token holding `scope`;
+/// `required` is the example's `OAUTH_SCOPES` (unset when `None`).
+async fn with_idp_token(scope: &str, required: Option<&str>) -> Option<Value> {
     let dir = client_dir()?;
     let key = idp::SigningKey::rsa();
     let idp = idp::Idp::start(&[&key]).await;
     let issuer = idp.issuer();
-    let s = example_process::start(
-        "rmcp_server",
-        &[
-            ("ENABLE_API_KEY_AUTH", "false"),
-            ("ENABLE_OAUTH", "true"),
-            ("OAUTH_ISSUER", &issuer),
-        ],
-    )
-    .await?;
+    let mut env = vec![
+        ("ENABLE_API_KEY_AUTH", "false"),
+        ("ENABLE_OAUTH", "true"),
+        ("OAUTH_ISSUER", issuer.as_str()),
+    ];
+    if let Some(required) = required {
+        env.push(("OAUTH_SCOPES", required));
+    }
+    let s = example_process::start("rmcp_server", &env).await?;
     let url = format!("{}/mcp", s.base);
     let mut claims = idp.claims("carol");
     claims["aud"] = url.clone().into();
@@ -126,8 +128,8 @@ async fn with_idp_token(scope: &str) -> Option<Value> {
 #[cfg(feature = "jwks")]
 #[tokio::test]
 async fn typescript_sdk_client_with_a_bearer_token_from_a_local_idp() {
-    // A scope the example grants today: tools/call covers every tool.
-    let Some(out) = with_idp_token("tools/call").await else {
+    // No OAUTH_SCOPES: any valid token calls every tool (per-tool permissions are opt-in).
+    let Some(out) = with_idp_token("tools/call", None).await else {
         return;
     };
     assert_eq!(out["tools"], serde_json::json!(["echo", "whoami"]));
@@ -137,9 +139,9 @@ async fn typescript_sdk_client_with_a_bearer_token_from_a_local_idp() {
 
 #[cfg(feature = "jwks")]
 #[tokio::test]
-#[ignore = "needs scope mapping (issue 11)"]
 async fn typescript_sdk_client_with_openid_mcp_tools_scopes_lists_every_tool() {
-    let Some(out) = with_idp_token("openid mcp:tools").await else {
+    // What a standard IdP issues, with the example told to require it (issue 11's story).
+    let Some(out) = with_idp_token("openid mcp:tools", Some("mcp:tools")).await else {
         return;
     };
     assert_eq!(out["tools"], serde_json::json!(["echo", "whoami"]));
