@@ -224,8 +224,8 @@ impl ToolsFilter {
         Self(crate::mcp::ToolsFilter::new(ids, identity, rules.0.clone()))
     }
 
-    /// Filters a whole `application/json` response body.
-    pub fn apply_to_json(&mut self, body: Bytes) -> Bytes {
+    /// Filters a whole `application/json` response body; `None` when it is refused.
+    pub fn apply_to_json(&mut self, body: Bytes) -> Option<Bytes> {
         self.0.apply_to_json(body)
     }
 

@@ -4,7 +4,7 @@
 //! checked with the API, and the same `sub` from two providers is two users with two vaults.
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ async fn login_claims(app: &TestApp, browser: &Browser, provider_name: &str) -> 
         .login(&format!("{}/auth/oauth/{provider_name}/start", app.base))
         .await;
     assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
-    let token = browser.cookies.lock().unwrap()["mcp_session"].clone();
+    let token = browser.cookies.lock().unwrap()["__Host-mcp_session"].clone();
     let identity = app.session.verifier().verify(&token).await.unwrap();
     Value::Object(identity.claims().unwrap().clone())
 }
@@ -168,7 +168,11 @@ async fn assert_refused(app: &TestApp, browser: &Browser, res: reqwest::Response
     for secret in ["@", SUB, "4242", "at-", "tid-"] {
         assert!(!description.contains(secret), "{description}");
     }
-    assert!(!browser.cookies.lock().unwrap().contains_key("mcp_session"));
+    assert!(!browser
+        .cookies
+        .lock()
+        .unwrap()
+        .contains_key("__Host-mcp_session"));
     assert_eq!(browser.post_mcp(&app.base).await.status(), 401);
 }
 

@@ -1,8 +1,8 @@
 //! Runs the `four_modes` example binary with environment variables, as a user would from a
 //! shell, and checks each mode over HTTP.
 
-mod common;
-mod example_process;
+use crate::common;
+use crate::example_process;
 
 use common::assert_error;
 

@@ -1,18 +1,18 @@
 //! JwtVerifier against every supported algorithm family and every way a token can be wrong.
 
-mod common;
+use crate::common;
 
 use common::{claims, now, SECRET};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tower_mcp_auth::{JwtConfigError, JwtKey, JwtVerifier, TokenRejection};
 
-const RSA_PRIVATE: &[u8] = include_bytes!("fixtures/rsa_private.pem");
-const RSA_PUBLIC: &[u8] = include_bytes!("fixtures/rsa_public.pem");
-const EC_PRIVATE: &[u8] = include_bytes!("fixtures/ec_private.pem");
-const EC_PUBLIC: &[u8] = include_bytes!("fixtures/ec_public.pem");
-const ED_PRIVATE: &[u8] = include_bytes!("fixtures/ed_private.pem");
-const ED_PUBLIC: &[u8] = include_bytes!("fixtures/ed_public.pem");
+const RSA_PRIVATE: &[u8] = include_bytes!("../fixtures/rsa_private.pem");
+const RSA_PUBLIC: &[u8] = include_bytes!("../fixtures/rsa_public.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../fixtures/ec_private.pem");
+const EC_PUBLIC: &[u8] = include_bytes!("../fixtures/ec_public.pem");
+const ED_PRIVATE: &[u8] = include_bytes!("../fixtures/ed_private.pem");
+const ED_PUBLIC: &[u8] = include_bytes!("../fixtures/ed_public.pem");
 
 fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value, kid: Option<&str>) -> String {
     tower_mcp_auth::install_crypto_provider();

@@ -2,7 +2,7 @@
 //! permissions with API keys and tokens, batches, size limits, malformed bodies,
 //! notifications, `tools/list` filtering (JSON and event streams) and the refusal contract.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -2,9 +2,9 @@
 //! users namespaced by issuer (ownership and quotas), and token scopes that are not
 //! wildcards.
 
-mod common;
+use crate::common;
 #[cfg(feature = "introspection")]
-mod idp;
+use crate::idp;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! Runs the `hyper_server` and `tonic_server` examples and checks the stack on each: HTTP/1
 //! JSON-RPC on bare hyper, and gRPC over HTTP/2 on tonic.
 
-mod common;
-mod example_process;
+use crate::common;
+use crate::example_process;
 
 use bytes::Bytes;
 use common::assert_error;

@@ -5,10 +5,9 @@
 //! The SDK is installed into `target/node/interop` on first use. Without `node` / `npm` the
 //! tests are skipped with a message locally and fail under `CI`.
 
-mod common;
-mod example_process;
+use crate::example_process;
 #[cfg(feature = "jwks")]
-mod idp;
+use crate::idp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,9 +4,9 @@
 //! authorization server, which here is a local standards-shaped IdP.
 #![cfg(feature = "jwks")]
 
-mod common;
-mod example_process;
-mod idp;
+use crate::common;
+use crate::example_process;
+use crate::idp;
 
 use common::assert_error;
 use idp::{Idp, SigningKey};

@@ -3,7 +3,7 @@
 //! open-redirect refusal.
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! a failure when `CI=true`. Each test uses its own random key prefix and deletes it.
 #![cfg(all(feature = "oauth-client", feature = "redis"))]
 
-mod oauth_common;
-mod store_common;
+use crate::oauth_common;
+use crate::store_common;
 
 use std::sync::Arc;
 

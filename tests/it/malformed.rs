@@ -1,6 +1,6 @@
 //! Bad input of any kind gets a documented 4xx, never a panic or a 500.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

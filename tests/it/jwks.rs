@@ -3,8 +3,8 @@
 //! through `McpAuth` and a real axum router.
 #![cfg(feature = "jwks")]
 
-mod common;
-mod idp;
+use crate::common;
+use crate::idp;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

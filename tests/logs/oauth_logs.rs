@@ -2,7 +2,7 @@
 //! interest per process, so other tests logging without a subscriber must not run beside it).
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use std::sync::Arc;
 use std::time::Duration;

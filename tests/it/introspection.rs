@@ -2,8 +2,8 @@
 //! authentication, active / inactive answers, audience, outages, and the cache.
 #![cfg(feature = "introspection")]
 
-mod common;
-mod idp;
+use crate::common;
+use crate::idp;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! Requests go out through a raw hyper client: reqwest (the `url` crate) would resolve
 //! `/a/../b` and `%2e%2e` before sending, hiding exactly what an attacker sends.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! The rest of the response contract: 503 from a failing store or verifier, 429 rendering,
 //! the `AuthFailure` marker seen by an outer layer, and the layers on plain hyper.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! caches callsite interest per process, so tests logging without a subscriber must not run
 //! beside it.)
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

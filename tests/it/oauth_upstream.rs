@@ -2,7 +2,7 @@
 //! before expiry (single-flight in one process and across instances), revoked refresh tokens.
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The `Identity` axum extractor (feature `axum`).
 #![cfg(feature = "axum")]
 
-mod common;
+use crate::common;
 
 use axum::routing::post;
 use axum::Router;

@@ -1,7 +1,7 @@
 //! `OAuthClientBuilder::build` refuses unsafe or broken configurations with a clear error.
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use oauth_common::*;
 use tower_mcp_auth::oauth::{
@@ -17,7 +17,7 @@ fn base(provider: &LocalProvider, redirect: &str) -> OAuthClientBuilder {
         .state_secret(STATE_SECRET)
         .provider(provider.oidc())
         // These tests are about the other settings; sessions need a login policy
-        // (tests/oauth_authorize.rs).
+        // (tests/it/oauth_authorize.rs).
         .allow_any_account()
 }
 

@@ -2,8 +2,8 @@
 //! to it with rmcp's own streamable HTTP client: initialize, tools/list, tools/call, with an
 //! `X-API-Key` header and with a bearer token.
 
-mod common;
-mod example_process;
+use crate::common;
+use crate::example_process;
 
 use std::collections::HashMap;
 use std::time::Duration;

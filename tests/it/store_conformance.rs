@@ -5,7 +5,7 @@
 //! Redis and PostgreSQL come from `REDIS_URL` / `DATABASE_URL` (defaults: local servers). An
 //! unreachable server skips its tests locally and fails them when `CI=true`.
 
-mod store_common;
+use crate::store_common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! DNS-rebinding protection through a real axum `Router`: the `OriginLayer` alone and in
 //! `McpAuth`, and protected resource metadata at the path-inserted URL and the root.
 
-mod common;
+use crate::common;
 
 use axum::routing::get_service;
 use common::{assert_error, client, registry, routes, serve};

@@ -1,7 +1,7 @@
 //! One test per row of DESIGN.md's mode table and response contract, through a real axum
 //! router served over TCP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,8 +2,8 @@
 //! client IP) through real axum routers; the Redis case runs two routers, each with its own
 //! RedisStore client, against one Redis.
 
-mod common;
-mod store_common;
+use crate::common;
+use crate::store_common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

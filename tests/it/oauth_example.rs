@@ -4,7 +4,7 @@
 //! returns to the other.
 #![cfg(feature = "oauth-client")]
 
-mod oauth_common;
+use crate::oauth_common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The opt-in session cookie source of `BearerLayer` / `McpAuth` (default features).
 
-mod common;
+use crate::common;
 
 use axum::routing::post;
 use axum::Router;

@@ -1,8 +1,7 @@
 //! Inputs found by the fuzz targets in `fuzz/` that expose a bug, each replayed through a real
 //! axum `Router` over TCP. Each test failed when the input was found and passes since its fix.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;

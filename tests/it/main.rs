@@ -1,0 +1,42 @@
+//! Integration tests, one binary (it): one module per area (the former
+//! `tests/<area>.rs` files, test names unchanged), so the crate, axum, rmcp and reqwest are
+//! linked once instead of once per file.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../example_process/mod.rs"]
+mod example_process;
+#[path = "../idp/mod.rs"]
+mod idp;
+#[cfg(feature = "oauth-client")]
+#[path = "../oauth_common/mod.rs"]
+mod oauth_common;
+#[path = "../store_common/mod.rs"]
+mod store_common;
+
+mod contract;
+mod extractor;
+mod four_modes_example;
+mod fuzz_regressions;
+mod identity;
+mod introspection;
+mod jwks;
+mod jwt;
+mod malformed;
+mod mcp_discovery_flow;
+mod mcp_permissions;
+mod modes;
+mod node_interop;
+mod oauth_authorize;
+mod oauth_config;
+mod oauth_example;
+mod oauth_login;
+mod oauth_redis;
+mod oauth_upstream;
+mod origin;
+mod paths;
+mod rate_limit;
+mod rmcp_example;
+mod server_examples;
+mod session_cookie;
+mod store_conformance;
