@@ -39,20 +39,14 @@ impl OAuthClient {
         let not_connected = || UpstreamError::NotConnected {
             upstream: upstream.to_owned(),
         };
-        let token = vault
-            .load(upstream, user)
-            .await?
-            .ok_or_else(not_connected)?;
+        let token = load_connected(vault, upstream, user).await?;
         if !token.expires_within(skew) {
             return Ok(token);
         }
         // One refresh per (upstream, user) in this process.
         let gate = self.gate(&vault.lock_key(upstream, user));
         let _local = gate.lock().await;
-        let token = vault
-            .load(upstream, user)
-            .await?
-            .ok_or_else(not_connected)?;
+        let token = load_connected(vault, upstream, user).await?;
         if !token.expires_within(skew) {
             return Ok(token);
         }
@@ -168,4 +162,18 @@ impl OAuthClient {
         map.insert(key.to_owned(), Arc::downgrade(&gate));
         gate
     }
+}
+
+/// The token stored for `user` at `upstream`; [`UpstreamError::NotConnected`] when none is.
+async fn load_connected(
+    vault: &TokenVault,
+    upstream: &str,
+    user: &str,
+) -> Result<UpstreamToken, UpstreamError> {
+    vault
+        .load(upstream, user)
+        .await?
+        .ok_or_else(|| UpstreamError::NotConnected {
+            upstream: upstream.to_owned(),
+        })
 }
