@@ -354,26 +354,20 @@ impl<C: Clock> MemoryStore<C> {
 
 impl<C: Clock> StateStore for MemoryStore<C> {
     #[inline]
-    fn gcra_apply(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        commit: bool,
-    ) -> StoreResult<RateDecision> {
+    fn decide(&self, key: &str, quota: Quota, cost: u32, peek: bool) -> StoreResult<RateDecision> {
         let gcra = quota.gcra_nanos();
         let hash = self.hash(key);
         let now = self.inner.clock.now_nanos();
         let mut tables = self.shard(hash);
         if let Some(entry) = tables.gcra.find_mut(hash, |e| key_eq(&e.key, key)) {
             let step = gcra.step(Some(entry.tat), now, cost);
-            if let (true, Some(tat)) = (commit, step.new_tat) {
+            if let (false, Some(tat)) = (peek, step.new_tat) {
                 entry.tat = tat;
             }
             return Deferred::ready(Ok(step.decision));
         }
         let step = gcra.step(None, now, cost);
-        if let (true, Some(tat)) = (commit, step.new_tat) {
+        if let (false, Some(tat)) = (peek, step.new_tat) {
             tables.make_room(now, self.inner.shard_cap);
             let entry = GcraEntry {
                 key: key.into(),

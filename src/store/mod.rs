@@ -86,12 +86,12 @@ pub type StoreResult<T> = Deferred<Result<T, StoreError>>;
 
 /// Shared state for rate limiting, single-use values and TTL'd key/value data.
 ///
-/// A backend implements one GCRA decision primitive, [`gcra_apply`](Self::gcra_apply), and
+/// A backend implements one GCRA decision primitive, [`decide`](Self::decide), and
 /// its refund, [`gcra_release`](Self::gcra_release); [`gcra`](Self::gcra),
 /// [`gcra_peek`](Self::gcra_peek) and [`gcra_refund`](Self::gcra_refund) are provided on top
 /// and check their input once for every backend.
 ///
-/// Implementations must make [`gcra_apply`](Self::gcra_apply),
+/// Implementations must make [`decide`](Self::decide),
 /// [`insert_if_absent`](Self::insert_if_absent) and [`take`](Self::take) atomic across every client of the same backend: that is what makes
 /// a quota global and a single-use value usable once. A TTL must be non-zero
 /// ([`StoreError::InvalidArgument`] otherwise); backends round it up to their resolution
@@ -108,11 +108,11 @@ pub type StoreResult<T> = Deferred<Result<T, StoreError>>;
 /// ```
 pub trait StateStore: Send + Sync + 'static {
     /// The one GCRA decision a backend implements: decides a request of `cost` cells
-    /// against `quota` for `key` and, when `commit` is `true` and the request is allowed,
-    /// consumes them, atomically. Callers use [`gcra`](Self::gcra) and
+    /// against `quota` for `key` and, if it is allowed and `peek` is `false`, consumes
+    /// them, atomically. Callers use [`gcra`](Self::gcra) and
     /// [`gcra_peek`](Self::gcra_peek), which validate the input and then call this.
     ///
-    /// Only ever called with `cost <= quota.burst_size()`. A cost of 0, or `commit == false`,
+    /// Only ever called with `cost <= quota.burst_size()`. A cost of 0, or `peek == true`,
     /// must leave the key's state untouched.
     ///
     /// ```
@@ -121,19 +121,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let store = MemoryStore::new();
     /// let quota = Quota::per_minute(1)?;
-    /// assert!(store.gcra_apply("k", quota, 1, false).await?.allowed); // a peek
-    /// assert!(store.gcra_apply("k", quota, 1, true).await?.allowed); // consumed
-    /// assert!(!store.gcra_apply("k", quota, 1, false).await?.allowed);
+    /// assert!(store.decide("k", quota, 1, true).await?.allowed); // a peek
+    /// assert!(store.decide("k", quota, 1, false).await?.allowed); // consumed
+    /// assert!(!store.decide("k", quota, 1, true).await?.allowed);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    fn gcra_apply(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        commit: bool,
-    ) -> StoreResult<RateDecision>;
+    fn decide(&self, key: &str, quota: Quota, cost: u32, peek: bool) -> StoreResult<RateDecision>;
 
     /// The refund a backend implements: moves `key`'s theoretical arrival time back by
     /// `cost` emission intervals of `quota`, atomically, never below a full bucket. Callers
@@ -182,7 +176,7 @@ pub trait StateStore: Send + Sync + 'static {
     #[inline]
     fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
         match quota.check_cost(cost) {
-            Ok(()) => self.gcra_apply(key, quota, cost, true),
+            Ok(()) => self.decide(key, quota, cost, false),
             Err(e) => Deferred::ready(Err(e)),
         }
     }
@@ -205,7 +199,7 @@ pub trait StateStore: Send + Sync + 'static {
     #[inline]
     fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
         match quota.check_cost(cost) {
-            Ok(()) => self.gcra_apply(key, quota, cost, false),
+            Ok(()) => self.decide(key, quota, cost, true),
             Err(e) => Deferred::ready(Err(e)),
         }
     }
@@ -332,14 +326,14 @@ macro_rules! forward_state_store {
         /// Forwards to the pointed-to store, so `Arc<dyn StateStore>` is itself a store.
         impl<S: StateStore + ?Sized> StateStore for $ptr<S> {
             #[inline]
-            fn gcra_apply(
+            fn decide(
                 &self,
                 key: &str,
                 quota: Quota,
                 cost: u32,
-                commit: bool,
+                peek: bool,
             ) -> StoreResult<RateDecision> {
-                (**self).gcra_apply(key, quota, cost, commit)
+                (**self).decide(key, quota, cost, peek)
             }
             #[inline]
             fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {

@@ -216,13 +216,7 @@ impl RedisStoreBuilder {
 }
 
 impl StateStore for RedisStore {
-    fn gcra_apply(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        commit: bool,
-    ) -> StoreResult<RateDecision> {
+    fn decide(&self, key: &str, quota: Quota, cost: u32, peek: bool) -> StoreResult<RateDecision> {
         let gcra = quota.gcra_micros();
         let key = self.gcra_key(key);
         let inner = Arc::clone(&self.inner);
@@ -234,7 +228,7 @@ impl StateStore for RedisStore {
                 .arg(gcra.interval)
                 .arg(gcra.tau)
                 .arg(cost)
-                .arg(if commit { "1" } else { "0" })
+                .arg(if peek { "0" } else { "1" })
                 .invoke_async(&mut conn)
                 .await
                 .map_err(map_err)?;

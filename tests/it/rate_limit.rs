@@ -474,7 +474,7 @@ concurrent_guesses! {
 /// A store whose every call fails, as Redis does while it is down.
 struct DownStore;
 impl StateStore for DownStore {
-    fn gcra_apply(&self, _: &str, _: Quota, _: u32, _: bool) -> StoreResult<RateDecision> {
+    fn decide(&self, _: &str, _: Quota, _: u32, _: bool) -> StoreResult<RateDecision> {
         Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
     }
     fn gcra_release(&self, _: &str, _: Quota, _: u32) -> StoreResult<()> {

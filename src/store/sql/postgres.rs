@@ -311,13 +311,7 @@ async fn purge_expired(pool: &PgPool) -> Result<u64, StoreError> {
 }
 
 impl StateStore for PostgresStore {
-    fn gcra_apply(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        commit: bool,
-    ) -> StoreResult<RateDecision> {
+    fn decide(&self, key: &str, quota: Quota, cost: u32, peek: bool) -> StoreResult<RateDecision> {
         let gcra = quota.gcra_micros();
         let key = key.to_owned();
         self.db.run(|pool| async move {
@@ -328,7 +322,7 @@ impl StateStore for PostgresStore {
                     .bind(gcra.interval as i64)
                     .bind(gcra.tau as i64)
                     .bind(i64::from(cost))
-                    .bind(commit && cost > 0)
+                    .bind(!peek && cost > 0)
                     .fetch_one(&pool)
                     .await
                     .map_err(map_err)?;

@@ -296,17 +296,11 @@ async fn purge_expired(pool: &SqlitePool) -> Result<u64, StoreError> {
 }
 
 impl StateStore for SqliteStore {
-    fn gcra_apply(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        commit: bool,
-    ) -> StoreResult<RateDecision> {
+    fn decide(&self, key: &str, quota: Quota, cost: u32, peek: bool) -> StoreResult<RateDecision> {
         let gcra = quota.gcra_micros();
         let key = key.to_owned();
         self.db.run(|pool| async move {
-            if !commit || cost == 0 {
+            if peek || cost == 0 {
                 let tat: Option<i64> =
                     sqlx::query_scalar("SELECT tat FROM mcp_auth_gcra WHERE key = ?1")
                         .bind(&key)
