@@ -1,4 +1,5 @@
-//! [`OAuthClient`]: the configured flows (start, callback, upstream tokens).
+//! [`OAuthClient`]: the configured flows (start, callback, upstream tokens; the browser
+//! binding of a flow in `binding`).
 
 /// The `upstream` and `user` setters of [`StartOptions`] and [`Expected`]: the two
 /// describe the same flow owner, one when the flow starts, one when it must match.
@@ -18,6 +19,7 @@ macro_rules! flow_owner_setters {
     };
 }
 
+mod binding;
 mod builder;
 mod callback;
 mod refresh;
@@ -35,10 +37,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::request::Parts;
-use http::{HeaderMap, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType};
 use oauth2::{
@@ -57,7 +58,7 @@ use super::authorize::{GithubApi, LoginPolicy};
 use super::http::{HttpClient, HttpError};
 use super::pkce::PkceVerifier;
 use super::providers::{is_loopback_http, Provider, ResolvedProvider, TokenResponse};
-use super::session::{cookie_header_at, SessionConfig};
+use super::session::SessionConfig;
 use super::state::{StatePayload, StateSigner};
 use super::upstream::{EncryptionKey, TokenVault, UpstreamError, UpstreamToken};
 use super::{OAuthConfigError, OAuthError, StateError, UserInfo};
@@ -366,46 +367,6 @@ impl OAuthClient {
     /// The route service: `GET {start path}` and `GET {callback path}`.
     pub fn routes(&self) -> super::OAuthRoutes {
         super::OAuthRoutes::new(self.clone())
-    }
-
-    fn flow_cookie_name(nonce: &str) -> String {
-        let short: String = nonce.chars().take(16).collect();
-        format!("mcp_oauth_{short}")
-    }
-
-    fn flow_cookie_value(&self, nonce: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.inner.signer.first_secret())
-            .expect("HMAC takes keys of any length");
-        mac.update(b"browser-binding\0");
-        mac.update(nonce.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    }
-
-    fn flow_cookie_matches(&self, headers: &HeaderMap, nonce: &str) -> bool {
-        let name = Self::flow_cookie_name(nonce);
-        let crate::credentials::Presented::Value(got) = crate::credentials::cookie(headers, &name)
-        else {
-            return false;
-        };
-        // Every configured secret may have made the cookie (rotation).
-        self.inner.signer.all_secrets().any(|secret| {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-                .expect("HMAC takes keys of any length");
-            mac.update(b"browser-binding\0");
-            mac.update(nonce.as_bytes());
-            let want = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-            bool::from(want.as_bytes().ct_eq(got.as_bytes()))
-        })
-    }
-
-    fn clear_flow_cookie(&self, nonce: &str) -> HeaderValue {
-        cookie_header_at(
-            &Self::flow_cookie_name(nonce),
-            "",
-            0,
-            self.inner.flow_cookie_secure,
-            &self.inner.callback_path,
-        )
     }
 
     /// Checks a post-login target against the allowlist; `None` means the default.

@@ -163,16 +163,7 @@ impl OAuthClient {
             }
         }
         let (url, _) = request.url();
-        let cookie = self.inner.bind_browser.then(|| {
-            // Sent back only to the callback route.
-            cookie_header_at(
-                &Self::flow_cookie_name(&nonce),
-                &self.flow_cookie_value(&nonce),
-                self.inner.state_ttl.as_secs().max(1),
-                self.inner.flow_cookie_secure,
-                &self.inner.callback_path,
-            )
-        });
+        let cookie = self.inner.bind_browser.then(|| self.flow_cookie(&nonce));
         Ok(AuthorizationRedirect {
             url: url.into(),
             cookie,
