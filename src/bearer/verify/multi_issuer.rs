@@ -12,7 +12,7 @@ use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
 
-use super::verifier::{TokenError, TokenVerifier};
+use crate::bearer::verifier::{TokenError, TokenVerifier};
 
 /// The largest JWT payload (base64url) the issuer peek decodes; larger tokens are malformed.
 const MAX_PAYLOAD: usize = 16 * 1024;

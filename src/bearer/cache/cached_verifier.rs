@@ -9,7 +9,7 @@ use crate::identity::Identity;
 
 use super::single_flight::{self, Flights, Outcome, SingleFlight};
 use super::token_cache::TokenCache;
-use super::verifier::{TokenError, TokenVerifier};
+use crate::bearer::verifier::{TokenError, TokenVerifier};
 
 /// Default [`max_entries`](CachedVerifierBuilder::max_entries) of a [`CachedVerifier`].
 ///

@@ -14,7 +14,7 @@ use crate::identity::Identity;
 
 use super::claims::{identity_from_claims, normalize_token_type, token_type_accepted};
 use super::crypto::install_crypto_provider;
-use super::verifier::{TokenError, TokenVerifier};
+use crate::bearer::verifier::{TokenError, TokenVerifier};
 
 /// Default clock-skew allowance for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
