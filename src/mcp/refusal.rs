@@ -207,7 +207,7 @@ fn protocol_error_with_id(
 mod tests {
     use super::*;
     use crate::mcp::McpRules;
-    use crate::{EndpointPolicy, EndpointPolicyLayer};
+    use crate::{policy::EndpointPolicyLayer, EndpointPolicy};
 
     fn body(res: Response<Full<Bytes>>) -> Value {
         serde_json::from_slice(&crate::test_util::body_bytes(res.into_body())).unwrap()
