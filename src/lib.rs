@@ -159,7 +159,7 @@ pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
 pub use mcp::{
     McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
-    McpResponseBody, McpRules,
+    McpResponseBody, McpRuleError, McpRules,
 };
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};

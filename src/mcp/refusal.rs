@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 
 use crate::error::{AuthError, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
+use crate::policy::Decision;
 
 use super::jsonrpc::{
     error_envelope, to_json, BadMessage, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
     INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
 };
-use super::layer::McpConfig;
 
 /// The verdict on one request of a refused body.
 pub(crate) struct Verdict {
@@ -30,7 +30,6 @@ pub(crate) struct Verdict {
 
 /// 403 `insufficient_scope`: one JSON-RPC error per request (an array for a batch).
 pub(crate) fn insufficient_scope(
-    config: &McpConfig,
     parts: &Parts,
     identity: &Identity,
     verdicts: Vec<Verdict>,
@@ -46,10 +45,10 @@ pub(crate) fn insufficient_scope(
         required: all_missing.clone(),
     };
 
-    // The same view of the endpoint as the policy layer, when it was shared with us.
-    let policy = config.policy.as_deref().map(|p| (p, p.policy_for(parts)));
-    let ctx = match &policy {
-        Some((config, policy)) => config.error_context(policy, &parts.uri, &parts.headers),
+    // The same view of the endpoint as the policy layer, which recorded its decision
+    // (without one, this layer runs alone: challenge bearer callers only).
+    let ctx = match parts.extensions.get::<Decision>() {
+        Some(decision) => decision.error_context(parts),
         None => ErrorContext::new(
             identity.method() == AuthMethod::ApiKey,
             identity.method() == AuthMethod::Bearer,
@@ -206,7 +205,6 @@ fn protocol_error_with_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::McpRules;
     use crate::{EndpointPolicy, EndpointPolicyLayer};
 
     fn body(res: Response<Full<Bytes>>) -> Value {
@@ -227,15 +225,11 @@ mod tests {
             .public_base_url("https://mcp.example.com")
             .build()
             .unwrap();
-        let config = McpRules::new()
-            .endpoint_policy(&policy)
-            .build()
-            .unwrap()
-            .config();
+        let mut parts = parts();
+        parts.extensions.insert(policy.default_decision());
         let id = Identity::builder(AuthMethod::ApiKey, "k").build();
         let res = insufficient_scope(
-            &config,
-            &parts(),
+            &parts,
             &id,
             vec![Verdict {
                 id: json!(7),
@@ -271,17 +265,16 @@ mod tests {
 
     #[test]
     fn without_a_shared_policy_only_bearer_callers_are_challenged() {
-        let config = McpRules::new().build().unwrap().config();
         let verdict = || Verdict {
             id: json!("a"),
             permission: "p".into(),
             missing: Some(vec!["p".into()]),
         };
         let key = Identity::builder(AuthMethod::ApiKey, "k").build();
-        let res = insufficient_scope(&config, &parts(), &key, vec![verdict()], false);
+        let res = insufficient_scope(&parts(), &key, vec![verdict()], false);
         assert!(res.headers().get("www-authenticate").is_none());
         let token = Identity::builder(AuthMethod::Bearer, "t").build();
-        let res = insufficient_scope(&config, &parts(), &token, vec![verdict()], true);
+        let res = insufficient_scope(&parts(), &token, vec![verdict()], true);
         assert!(res.headers()["www-authenticate"]
             .to_str()
             .unwrap()
