@@ -2,16 +2,14 @@
 //! error contract's status and headers around a JSON-RPC error body.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::error::{AuthError, ErrorContext};
+use crate::error::{json_response, AuthError, ErrorBody, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
 use crate::policy::Decision;
 
@@ -59,30 +57,26 @@ pub(crate) fn insufficient_scope(
     let mut envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
-            let mut body = error.body(&ctx);
-            let (message, scope) = match &verdict.missing {
-                Some(missing) => {
-                    body.error_description = Cow::Owned(describe(&verdict.permission, missing));
-                    (
-                        format!("Insufficient scope: {}", verdict.permission),
-                        missing.join(" "),
-                    )
-                }
-                None => {
-                    body.error_description = Cow::Borrowed(
+            let (description, message, scope) = match &verdict.missing {
+                Some(missing) => (
+                    Cow::Owned(describe(&verdict.permission, missing)),
+                    format!("Insufficient scope: {}", verdict.permission),
+                    missing.join(" "),
+                ),
+                None => (
+                    Cow::Borrowed(
                         "Refused with its batch: another request in it lacks a permission",
-                    );
-                    (
-                        "Insufficient scope: refused with its batch".to_owned(),
-                        batch_scope.clone(),
-                    )
-                }
+                    ),
+                    "Insufficient scope: refused with its batch".to_owned(),
+                    batch_scope.clone(),
+                ),
             };
-            let mut data = serde_json::to_value(&body).unwrap_or_else(|_| json!({}));
-            if let Value::Object(map) = &mut data {
-                map.insert("permission".into(), Value::String(verdict.permission));
-                map.insert("scope".into(), Value::String(scope));
-            }
+            let data = error
+                .body(&ctx)
+                .with_description(description)
+                .with_field("permission", verdict.permission)
+                .with_field("scope", scope)
+                .to_value();
             error_envelope(verdict.id, INSUFFICIENT_SCOPE_CODE, &message, data)
         })
         .collect();
@@ -188,24 +182,16 @@ fn protocol_error_with_id(
     error: &str,
     description: &str,
 ) -> Response<Full<Bytes>> {
-    let data = json!({
-        "error": error,
-        "error_description": description,
-        "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
-    });
+    let data = ErrorBody::new(error, description).to_value();
     let body = to_json(&error_envelope(id, code, message, data));
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    json_response(status, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{EndpointPolicy, EndpointPolicyLayer};
+    use serde_json::json;
 
     fn body(res: Response<Full<Bytes>>) -> Value {
         serde_json::from_slice(&crate::test_util::body_bytes(res.into_body())).unwrap()
