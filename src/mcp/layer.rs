@@ -110,7 +110,11 @@ impl McpPermissionsLayer {
     /// assert!(!layer.allows(&id, "tools/call", Some("echo")));
     /// ```
     pub fn new() -> Self {
-        Self::from_config(McpConfig::defaults())
+        // The default public methods are valid patterns: this build cannot fail (a unit test
+        // builds them too).
+        McpRules::new()
+            .build()
+            .expect("the default MCP rules are valid")
     }
 
     /// Starts configuring rules; same as [`McpRules::new`].

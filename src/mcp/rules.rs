@@ -336,29 +336,6 @@ impl McpRules {
     }
 }
 
-impl McpConfig {
-    /// What [`McpRules::new`] builds, without the validation it needs no
-    /// (the default public methods are valid patterns).
-    pub(crate) fn defaults() -> Self {
-        McpConfig {
-            rules: Rules {
-                rules: DEFAULT_PUBLIC
-                    .iter()
-                    .map(|m| Rule {
-                        pattern: (*m).to_owned(),
-                        required: Vec::new(),
-                    })
-                    .collect(),
-            },
-            filter_tools_list: false,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            paths: Vec::new(),
-            excluded: Vec::new(),
-        }
-    }
-}
-
 /// RFC 6749 `scope-token`: what may appear in a space-separated `scope` list.
 fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
@@ -505,6 +482,12 @@ mod tests {
         assert!(r
             .check(&id(&["mcp:tools"]), "tools/call", Some("echo"))
             .is_ok());
+    }
+
+    #[test]
+    fn the_default_rules_build() {
+        // `McpPermissionsLayer::new` relies on it.
+        assert!(McpRules::new().build().is_ok());
     }
 
     #[test]
