@@ -123,7 +123,7 @@ pub enum PolicyError {
 /// invalid escapes or UTF-8) are refused with 400 `invalid_request`
 /// ([`AuthError::MalformedPath`](crate::AuthError::MalformedPath)) before any policy applies,
 /// on open endpoints too. Resolvers and inner layers read the decoded path with
-/// [`CanonicalPath::of`].
+/// [`CanonicalPath::of`](super::CanonicalPath::of).
 ///
 /// ```
 /// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer};
