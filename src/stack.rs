@@ -347,8 +347,9 @@ mod sealed {
 
     impl InnerLayer for McpRules {
         type Layer = McpPermissionsLayer;
-        fn build(self, policy: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
-            self.endpoint_policy(policy).build()
+        fn build(self, _: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
+            // Refusals read the policy layer's decision from the request: nothing to share.
+            Ok(McpRules::build(self)?)
         }
     }
 }

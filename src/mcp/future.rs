@@ -314,8 +314,7 @@ where
                 missing: config.rules.check(&identity, method, target).err(),
             })
             .collect();
-        let response =
-            refusal::insufficient_scope(&config, &parts, &identity, verdicts, parsed.batch);
+        let response = refusal::insufficient_scope(&parts, &identity, verdicts, parsed.batch);
         return State::Refused { response };
     }
     drop(parsed);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::identity::Identity;
-use crate::policy::{PathPattern, PolicyConfig};
+use crate::policy::PathPattern;
 
 use super::rules::{McpRules, Rules};
 use super::service::McpPermissionsService;
@@ -20,8 +20,6 @@ pub(crate) struct McpConfig {
     pub(crate) paths: Vec<PathPattern>,
     /// Paths whose requests are not inspected at all.
     pub(crate) excluded: Vec<PathPattern>,
-    /// The endpoint policies, to render refusals with the same challenge as the policy layer.
-    pub(crate) policy: Option<Arc<PolicyConfig>>,
 }
 
 /// Authorizes each MCP JSON-RPC request by method and by tool, prompt or resource.
@@ -112,7 +110,11 @@ impl McpPermissionsLayer {
     /// assert!(!layer.allows(&id, "tools/call", Some("echo")));
     /// ```
     pub fn new() -> Self {
-        Self::from_config(McpConfig::defaults())
+        // The default public methods are valid patterns: this build cannot fail (a unit test
+        // builds them too).
+        McpRules::new()
+            .build()
+            .expect("the default MCP rules are valid")
     }
 
     /// Starts configuring rules; same as [`McpRules::new`].
@@ -194,7 +196,6 @@ impl fmt::Debug for McpPermissionsLayer {
             .field("max_response_bytes", &c.max_response_bytes)
             .field("paths", &c.paths)
             .field("excluded", &c.excluded)
-            .field("endpoint_policy", &c.policy.is_some())
             .finish()
     }
 }

@@ -31,6 +31,7 @@
 //! ```
 
 mod body;
+mod error;
 mod filter;
 mod future;
 mod jsonrpc;
@@ -41,6 +42,7 @@ mod service;
 mod sse;
 
 pub use body::{McpRequestBody, McpResponseBody};
+pub use error::McpRuleError;
 pub use future::McpPermissionsFuture;
 pub use jsonrpc::{
     HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE,
