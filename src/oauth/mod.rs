@@ -85,6 +85,11 @@ pub use session::{
 pub use state::{StateError, StateSigner, MIN_SECRET_LEN};
 pub use upstream::{EncryptionKey, TokenVault, UpstreamError, UpstreamToken};
 
+/// The strings a builder was given (`scopes(["a", "b"])` or owned `String`s), owned.
+pub(crate) fn owned_strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
 /// `N` bytes from the operating system's CSPRNG.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -200,12 +200,8 @@ impl Provider {
     }
 
     /// Replaces the requested scopes. For OIDC providers `openid` is always added.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = super::owned_strings(scopes);
         self
     }
 
