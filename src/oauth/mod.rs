@@ -25,7 +25,7 @@
 //!   overridable.
 //! - [`StateSigner`]: HMAC-SHA256 `state` with secret rotation.
 //! - [`SessionConfig`]: the session JWT and its `HttpOnly; Secure; SameSite=Lax` cookie,
-//!   which [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) accepts.
+//!   which [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie) accepts.
 //! - [`TokenVault`]: upstream tokens, AES-256-GCM encrypted at rest, refreshed single-flight
 //!   by [`OAuthClient::upstream_token`].
 //!

@@ -274,7 +274,7 @@ impl Provider {
     }
 
     /// Verifies `id_token`s with `verifier` instead of the default: a
-    /// [`JwksVerifier`](crate::JwksVerifier) on the provider's `jwks_uri` that refreshes on key
+    /// [`JwksVerifier`](crate::bearer::JwksVerifier) on the provider's `jwks_uri` that refreshes on key
     /// rotation (unknown `kid`, and periodically). Its `Identity` claims are then checked for
     /// `iss`, `aud`, `azp` and `nonce`.
     pub fn id_token_verifier(mut self, verifier: impl TokenVerifier) -> Self {

@@ -15,8 +15,8 @@ use tower_mcp_auth::store::{
     MemoryStore, Quota, RateDecision, StateStore, StoreError, StoreResult,
 };
 use tower_mcp_auth::{
-    ClientIpResolver, Deferred, EndpointPolicy, FailMode, FailedAuthLimitLayer, JwtVerifier,
-    McpAuth, RateLimitKey, RateLimitLayer,
+    rate_limit::{ClientIpResolver, FailMode, FailedAuthLimitLayer, RateLimitKey, RateLimitLayer},
+    Deferred, EndpointPolicy, JwtVerifier, McpAuth,
 };
 
 fn auth_builder() -> tower_mcp_auth::McpAuthBuilder {

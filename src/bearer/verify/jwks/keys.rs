@@ -74,7 +74,9 @@ impl ClaimRules {
         validation.algorithms = algorithms;
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_audience(&crate::bearer::audience::exact_list(&self.audiences));
+        validation.set_audience(&crate::bearer::verify::audience::exact_list(
+            &self.audiences,
+        ));
         let mut required = vec!["exp", "aud"];
         match &self.issuer {
             Some(issuer) => {
@@ -155,7 +157,7 @@ impl KeySet {
             if !key.validation.algorithms.contains(&header.alg) {
                 continue;
             }
-            let decoded = crate::bearer::audience::decode(
+            let decoded = crate::bearer::verify::audience::decode(
                 token,
                 &key.key,
                 &key.validation,
@@ -208,8 +210,8 @@ fn prepare_key(jwk: &Jwk, rules: &ClaimRules) -> Result<PreparedKey, &'static st
         kid: jwk.common.key_id.clone(),
         key: decoding_key(&jwk.algorithm)?,
         fallback: (
-            crate::bearer::audience::relaxed(&validation),
-            crate::bearer::audience::canonical_list(&rules.audiences),
+            crate::bearer::verify::audience::relaxed(&validation),
+            crate::bearer::verify::audience::canonical_list(&rules.audiences),
         ),
         validation,
     })

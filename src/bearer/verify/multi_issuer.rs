@@ -12,7 +12,7 @@ use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
 
-use super::verifier::{TokenError, TokenVerifier};
+use crate::bearer::verifier::{TokenError, TokenVerifier};
 
 /// The largest JWT payload (base64url) the issuer peek decodes; larger tokens are malformed.
 const MAX_PAYLOAD: usize = 16 * 1024;
@@ -27,7 +27,7 @@ const MAX_PAYLOAD: usize = 16 * 1024;
 /// that is not a JWT is `Malformed`, one without `iss` is `MissingClaim`.
 ///
 /// ```
-/// use tower_mcp_auth::{JwtVerifier, MultiIssuerVerifier, TokenVerifier, TokenRejection};
+/// use tower_mcp_auth::{JwtVerifier, bearer::MultiIssuerVerifier, TokenVerifier, TokenRejection};
 ///
 /// let ours = JwtVerifier::hs256(b"our-own-hs256-secret-of-32-bytes+")
 ///     .issuer("https://mcp.example.com")

@@ -1,5 +1,5 @@
 //! Single-flight verification for the token caches of [`CachedVerifier`](super::CachedVerifier)
-//! and [`IntrospectionVerifier`](super::IntrospectionVerifier).
+//! and [`IntrospectionVerifier`](crate::bearer::IntrospectionVerifier).
 //!
 //! When several requests carry the same token that is not cached yet, only one of them asks
 //! the slow verifier (a JWKS refresh, an introspection round trip); the others wait for that
@@ -35,7 +35,7 @@ use crate::deferred::Deferred;
 use crate::identity::Identity;
 
 use super::token_cache::{shard_count, TokenCache, TokenHash, TokenMap};
-use super::verifier::TokenError;
+use crate::bearer::verifier::TokenError;
 
 /// The answer of one verification.
 pub(crate) type Outcome = Result<Identity, TokenError>;

@@ -14,7 +14,7 @@ use crate::identity::Identity;
 
 use super::claims::{identity_from_claims, normalize_token_type, token_type_accepted};
 use super::crypto::install_crypto_provider;
-use super::verifier::{TokenError, TokenVerifier};
+use crate::bearer::verifier::{TokenError, TokenVerifier};
 
 /// Default clock-skew allowance for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -54,7 +54,7 @@ pub enum JwtConfigError {
 /// One verification key with its algorithm allowlist and optional `kid`.
 ///
 /// ```
-/// use tower_mcp_auth::{Algorithm, JwtKey};
+/// use tower_mcp_auth::{bearer::{Algorithm, JwtKey}};
 ///
 /// let key = JwtKey::hmac(b"a-very-long-secret-of-at-least-32-bytes!")
 ///     .algorithms([Algorithm::HS256, Algorithm::HS512])

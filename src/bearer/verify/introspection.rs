@@ -1,11 +1,12 @@
 //! [`IntrospectionVerifier`]: opaque tokens checked with the authorization server (RFC 7662).
 
+mod builder;
+mod error;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use http::HeaderValue;
 use reqwest::{Client, Url};
 use serde_json::{Map, Value};
@@ -15,11 +16,13 @@ use crate::error::TokenRejection;
 use crate::identity::Identity;
 
 use super::claims::identity_from_claims;
-use super::jwt::DEFAULT_LEEWAY;
-use super::remote::{default_client, parse_url, read_json, FetchError, UrlError};
-use super::single_flight::{self, Flights, Outcome, SingleFlight};
-use super::token_cache::TokenCache;
-use super::verifier::{TokenError, TokenVerifier};
+use super::remote::{read_json, FetchError};
+use crate::bearer::cache::single_flight::{self, Flights, Outcome, SingleFlight};
+use crate::bearer::cache::token_cache::TokenCache;
+use crate::bearer::verifier::{TokenError, TokenVerifier};
+
+pub use builder::IntrospectionVerifierBuilder;
+pub use error::IntrospectionConfigError;
 
 /// Longest token sent to the authorization server. Real access tokens are far shorter; a
 /// longer value is refused without a request.
@@ -29,7 +32,7 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// section 2.3.1).
 ///
 /// ```
-/// assert_eq!(tower_mcp_auth::ClientAuth::default(), tower_mcp_auth::ClientAuth::SecretBasic);
+/// assert_eq!(tower_mcp_auth::bearer::ClientAuth::default(), tower_mcp_auth::bearer::ClientAuth::SecretBasic);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -40,42 +43,6 @@ pub enum ClientAuth {
     SecretBasic,
     /// `client_id` and `client_secret` in the form body.
     SecretPost,
-}
-
-/// A configuration error found by [`IntrospectionVerifierBuilder::build`].
-///
-/// ```
-/// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
-///
-/// let err = IntrospectionVerifier::builder("not a url", "id", "secret").build().unwrap_err();
-/// assert!(matches!(err, IntrospectionConfigError::InvalidUrl(_)));
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IntrospectionConfigError {
-    /// The endpoint is not an absolute `http(s)` URL.
-    #[error("invalid URL {0}")]
-    InvalidUrl(String),
-    /// Plain `http` to a host that is not loopback; see
-    /// [`allow_http`](IntrospectionVerifierBuilder::allow_http). The client secret and the
-    /// tokens would travel in clear.
-    #[error("refusing plain http for {0}: tokens and the client secret would travel in clear")]
-    InsecureUrl(String),
-    /// The client credentials cannot be sent in a header (control characters).
-    #[error("client credentials contain characters that cannot be sent")]
-    InvalidCredentials,
-    /// The default HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    HttpClient(String),
-}
-
-impl From<UrlError> for IntrospectionConfigError {
-    fn from(e: UrlError) -> Self {
-        match e {
-            UrlError::Invalid(m) => IntrospectionConfigError::InvalidUrl(m),
-            UrlError::Insecure(m) => IntrospectionConfigError::InsecureUrl(m),
-        }
-    }
 }
 
 struct Inner {
@@ -122,7 +89,7 @@ struct Inner {
 /// or error messages.
 ///
 /// ```no_run
-/// use tower_mcp_auth::{IntrospectionVerifier, McpAuth};
+/// use tower_mcp_auth::{bearer::IntrospectionVerifier, McpAuth};
 ///
 /// let verifier = IntrospectionVerifier::builder(
 ///     "https://auth.example.com/oauth2/introspect",
@@ -145,21 +112,21 @@ impl IntrospectionVerifier {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
     /// ```
     pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
     /// Default [`cache_entries`](IntrospectionVerifierBuilder::cache_entries): 10 000.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
     /// ```
     pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
     /// Default [`timeout`](IntrospectionVerifierBuilder::timeout): 5 s.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
     /// ```
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -167,7 +134,7 @@ impl IntrospectionVerifier {
     /// `client_secret`.
     ///
     /// ```
-    /// let builder = tower_mcp_auth::IntrospectionVerifier::builder(
+    /// let builder = tower_mcp_auth::bearer::IntrospectionVerifier::builder(
     ///     "https://auth.example.com/introspect", "mcp-server", "s3cret",
     /// );
     /// # let _ = builder;
@@ -177,26 +144,13 @@ impl IntrospectionVerifier {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> IntrospectionVerifierBuilder {
-        IntrospectionVerifierBuilder {
-            endpoint: endpoint.into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-            auth: ClientAuth::default(),
-            audiences: Vec::new(),
-            issuer: None,
-            leeway: DEFAULT_LEEWAY,
-            timeout: Self::DEFAULT_TIMEOUT,
-            cache_entries: Self::DEFAULT_CACHE_ENTRIES,
-            cache_ttl: Self::DEFAULT_CACHE_TTL,
-            allow_http: false,
-            client: None,
-        }
+        IntrospectionVerifierBuilder::new(endpoint.into(), client_id.into(), client_secret.into())
     }
 
     /// Forgets every cached answer (for example after a mass revocation).
     ///
     /// ```
-    /// # let v = tower_mcp_auth::IntrospectionVerifier::builder(
+    /// # let v = tower_mcp_auth::bearer::IntrospectionVerifier::builder(
     /// #     "https://auth.example.com/introspect", "id", "secret").build().unwrap();
     /// v.clear_cache();
     /// ```
@@ -359,219 +313,6 @@ impl fmt::Debug for IntrospectionVerifier {
             .field("audiences", &i.audiences)
             .field("issuer", &i.issuer)
             .field("cache", &i.cache)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Configures an [`IntrospectionVerifier`]; see [`IntrospectionVerifier::builder`].
-#[must_use]
-pub struct IntrospectionVerifierBuilder {
-    endpoint: String,
-    client_id: String,
-    client_secret: String,
-    auth: ClientAuth,
-    audiences: Vec<String>,
-    issuer: Option<String>,
-    leeway: Duration,
-    timeout: Duration,
-    cache_entries: usize,
-    cache_ttl: Duration,
-    allow_http: bool,
-    client: Option<Client>,
-}
-
-impl IntrospectionVerifierBuilder {
-    /// How to send the client credentials (default [`ClientAuth::SecretBasic`]).
-    ///
-    /// ```
-    /// # use tower_mcp_auth::{ClientAuth, IntrospectionVerifier};
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .client_auth(ClientAuth::SecretPost);
-    /// # let _ = b;
-    /// ```
-    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// Requires the answer's `aud` to name `audience` (your resource URL); may be called more
-    /// than once. Without it, `aud` is not checked: many servers omit it from introspection.
-    ///
-    /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .audience("https://mcp.example.com/mcp");
-    /// # let _ = b;
-    /// ```
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
-        self
-    }
-
-    /// Requires the answer's `iss` to equal `issuer`.
-    ///
-    /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .issuer("https://as.example");
-    /// # let _ = b;
-    /// ```
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// Clock-skew allowance for `exp` / `nbf` in answers (default 60 s).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .leeway(Duration::from_secs(10));
-    /// # let _ = b;
-    /// ```
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
-        self
-    }
-
-    /// Timeout of each introspection request (default 5 s).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .timeout(Duration::from_secs(2));
-    /// # let _ = b;
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The longest an active answer is reused (default 60 s); also never past the token's
-    /// `exp`. `Duration::ZERO` asks the server on every request.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .cache_ttl(Duration::from_secs(10));
-    /// # let _ = b;
-    /// ```
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// The most answers cached (default 10 000; FIFO eviction per shard). `0` disables the
-    /// cache.
-    ///
-    /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .cache_entries(1_000);
-    /// # let _ = b;
-    /// ```
-    pub fn cache_entries(mut self, entries: usize) -> Self {
-        self.cache_entries = entries;
-        self
-    }
-
-    /// Allows plain `http` to hosts other than loopback (default: `https` only, or `http` to
-    /// `localhost` / `127.0.0.1` / `::1`).
-    ///
-    /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("http://as.internal/introspect", "id", "secret")
-    ///     .allow_http(true);
-    /// # let _ = b;
-    /// ```
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
-
-    /// Uses this client instead of the default one (rustls, platform roots, no redirects).
-    ///
-    /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
-    /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
-    ///     .http_client(reqwest::Client::new());
-    /// # let _ = b;
-    /// ```
-    pub fn http_client(mut self, client: Client) -> Self {
-        self.client = Some(client);
-        self
-    }
-
-    /// Validates the configuration.
-    ///
-    /// # Errors
-    ///
-    /// A URL that is not `https` (or loopback `http`), credentials that cannot be sent, or a
-    /// default HTTP client that cannot be built.
-    ///
-    /// ```
-    /// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
-    ///
-    /// let err = IntrospectionVerifier::builder("http://as.example/introspect", "id", "secret")
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert!(matches!(err, IntrospectionConfigError::InsecureUrl(_)));
-    /// ```
-    pub fn build(self) -> Result<IntrospectionVerifier, IntrospectionConfigError> {
-        let endpoint = parse_url(&self.endpoint, self.allow_http)?;
-        let (basic, post_credentials) = match self.auth {
-            ClientAuth::SecretBasic => {
-                // RFC 6749 section 2.3.1: both parts are form-encoded before base64.
-                let encode =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = format!(
-                    "{}:{}",
-                    encode(&self.client_id),
-                    encode(&self.client_secret)
-                );
-                let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
-                    .map_err(|_| IntrospectionConfigError::InvalidCredentials)?;
-                value.set_sensitive(true);
-                (Some(value), None)
-            }
-            ClientAuth::SecretPost => (None, Some((self.client_id, self.client_secret))),
-        };
-        let client = match self.client {
-            Some(client) => client,
-            // POSTs must not be redirected: the token and the secret would follow.
-            None => {
-                default_client(self.timeout, false).map_err(IntrospectionConfigError::HttpClient)?
-            }
-        };
-        Ok(IntrospectionVerifier {
-            inner: Arc::new(Inner {
-                endpoint,
-                client,
-                basic,
-                post_credentials,
-                canonical_audiences: super::audience::canonical_list(&self.audiences),
-                audiences: self.audiences,
-                issuer: self.issuer,
-                leeway: self.leeway,
-                timeout: self.timeout,
-                cache: TokenCache::new(self.cache_entries, self.cache_ttl),
-                flights: Flights::new(),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for IntrospectionVerifierBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntrospectionVerifierBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("auth", &self.auth)
-            .field("audiences", &self.audiences)
-            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
