@@ -1,5 +1,6 @@
 //! [`ResponseBody`]: the inner service's body, or an error body produced by a deciding layer.
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -57,12 +58,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Error { body } => match body.poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(Some(Err(never))) => match never {},
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+            KindProj::Error { body } => full_frame(body, cx),
         }
     }
 
@@ -88,6 +84,16 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
             Kind::Error { .. } => f.write_str("ResponseBody::Error"),
         }
     }
+}
+
+/// The next frame of a body this crate built, in the error type of the body it stands in for
+/// (a `Full` body cannot fail).
+pub(crate) fn full_frame<E>(
+    body: Pin<&mut Full<Bytes>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, E>>> {
+    body.poll_frame(cx)
+        .map(|frame| frame.map(|r| r.map_err(|never: Infallible| match never {})))
 }
 
 /// Converts an error response into the wrapping body type.

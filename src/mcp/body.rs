@@ -1,6 +1,5 @@
 //! Request and response bodies of [`McpPermissionsService`](super::McpPermissionsService).
 
-use std::convert::Infallible;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,6 +9,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+
+use crate::body::full_frame;
 
 use super::filter::ToolsFilter;
 use super::sse::SseRewriter;
@@ -122,15 +123,6 @@ impl<B> fmt::Debug for McpRequestBody<B> {
             RequestKind::Streaming { .. } => f.write_str("McpRequestBody::Streaming"),
         }
     }
-}
-
-/// A `Full` never fails; its frames are re-typed to the inner body's error.
-fn full_frame<E>(
-    body: Pin<&mut Full<Bytes>>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<Frame<Bytes>, E>>> {
-    body.poll_frame(cx)
-        .map(|frame| frame.map(|r| r.map_err(|never: Infallible| match never {})))
 }
 
 pin_project! {
@@ -294,6 +286,7 @@ mod tests {
     use crate::mcp::filter::tests::{filter, tools_result};
     use http_body_util::BodyExt;
     use serde_json::json;
+    use std::convert::Infallible;
 
     #[test]
     fn request_body_variants() {
