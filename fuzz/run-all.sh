@@ -37,8 +37,10 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -n1)
+    # `|| true`: a target that crashes on its first input prints neither line, and the
+    # table must still be printed for every target.
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1 || true)
+    last=$(grep -E '^#[0-9]+' "$log" | tail -n1 || true)
     cov=$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)
     ft=$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)
     crashes=$(( $(find "artifacts/$t" -type f 2>/dev/null | wc -l) - before ))
