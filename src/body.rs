@@ -57,7 +57,7 @@ macro_rules! delegate_body {
 pub(crate) use delegate_body;
 
 pin_project! {
-    /// Response body of the deciding layers ([`EndpointPolicyLayer`](crate::EndpointPolicyLayer)
+    /// Response body of the deciding layers ([`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer)
     /// and the rate limiters): either the inner service's body, untouched, or a small JSON
     /// error body from the response contract.
     ///

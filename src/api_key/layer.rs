@@ -18,13 +18,13 @@ pub(crate) struct ApiKeyConfig {
 ///
 /// Reads the `X-API-Key` header, then the `api_key` / `apikey` query parameters (switch off
 /// with [`query_param`](Self::query_param)), hashes the key, looks the hash up in a
-/// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::ApiKeyOutcome) into the request
+/// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::api_key::ApiKeyOutcome) into the request
 /// extensions. It never rejects a request itself: pair it with
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer), which decides.
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer), which decides.
 ///
 /// ```
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, EndpointPolicy, EndpointPolicyLayer};
+/// use tower_mcp_auth::{api_key::ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, EndpointPolicy, policy::EndpointPolicyLayer};
 ///
 /// let keys = ApiKeyRegistry::builder()
 ///     .key("k-123", ApiKeySpec::new("ci").user_id("alice"))

@@ -2,11 +2,11 @@
 
 /// An [`McpRules`](super::McpRules) configuration error, reported by
 /// [`McpRules::build`](super::McpRules::build) (and, wrapped in
-/// [`PolicyError::McpRules`](crate::PolicyError::McpRules), by
+/// [`PolicyError::McpRules`](crate::policy::PolicyError::McpRules), by
 /// [`McpAuthBuilder::build`](crate::McpAuthBuilder::build)).
 ///
 /// ```
-/// use tower_mcp_auth::{McpRuleError, McpRules};
+/// use tower_mcp_auth::{mcp::McpRuleError, McpRules};
 ///
 /// assert!(matches!(
 ///     McpRules::new().max_body_bytes(0).build(),
@@ -21,7 +21,7 @@ pub enum McpRuleError {
     #[error("invalid MCP permission rule {0:?}")]
     InvalidRule(String),
     /// A [`path`](super::McpRules::path) or [`exclude_path`](super::McpRules::exclude_path)
-    /// is not a valid [`PathPattern`](crate::PathPattern).
+    /// is not a valid [`PathPattern`](crate::policy::PathPattern).
     #[error("invalid path pattern {0:?}")]
     InvalidPattern(String),
     /// A size limit of zero.

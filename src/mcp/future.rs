@@ -34,7 +34,7 @@ pin_project! {
     /// use http_body_util::Full;
     /// use tower::{service_fn, util::ServiceFn, Service};
     /// use tower_layer::Layer;
-    /// use tower_mcp_auth::{McpPermissionsFuture, McpPermissionsLayer, McpRequestBody};
+    /// use tower_mcp_auth::{mcp::{McpPermissionsFuture, McpPermissionsLayer, McpRequestBody}};
     ///
     /// async fn inner(_: Request<McpRequestBody<String>>) -> Result<Response<String>, Infallible> {
     ///     Ok(Response::new(String::new()))

@@ -24,7 +24,7 @@ pub(crate) struct McpConfig {
 
 /// Authorizes each MCP JSON-RPC request by method and by tool, prompt or resource.
 ///
-/// Place it *after* [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) (or use
+/// Place it *after* [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) (or use
 /// [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)), so the
 /// decided [`Identity`] is in the request extensions. For every `POST` that carries an
 /// `Identity` (on any path but the [excluded](McpRules::exclude_path) ones), it reads the body (up to
@@ -102,7 +102,7 @@ impl McpPermissionsLayer {
     /// needs its permission.
     ///
     /// ```
-    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer};
+    /// use tower_mcp_auth::{AuthMethod, Identity, mcp::McpPermissionsLayer};
     ///
     /// let layer = McpPermissionsLayer::new();
     /// let id = Identity::builder(AuthMethod::ApiKey, "k").permissions(["tools/list"]).build();
@@ -120,7 +120,7 @@ impl McpPermissionsLayer {
     /// Starts configuring rules; same as [`McpRules::new`].
     ///
     /// ```
-    /// let layer = tower_mcp_auth::McpPermissionsLayer::builder()
+    /// let layer = tower_mcp_auth::mcp::McpPermissionsLayer::builder()
     ///     .public(["tools/list"])
     ///     .build()
     ///     .unwrap();
@@ -146,7 +146,7 @@ impl McpPermissionsLayer {
     /// layer cannot see, such as a tool that calls another tool.
     ///
     /// ```
-    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer};
+    /// use tower_mcp_auth::{AuthMethod, Identity, mcp::McpPermissionsLayer};
     ///
     /// let layer = McpPermissionsLayer::new();
     /// let token = Identity::builder(AuthMethod::Bearer, "t").permissions(["resources/read:docs://*"]).build();

@@ -1,6 +1,6 @@
 //! MCP-aware authorization: per JSON-RPC method and per tool, prompt or resource.
 //!
-//! [`McpPermissionsLayer`] sits after [`EndpointPolicyLayer`](crate::EndpointPolicyLayer),
+//! [`McpPermissionsLayer`] sits after [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer),
 //! reads the JSON-RPC body of each MCP `POST`, and checks every request in it against
 //! [`McpRules`]; optionally it trims `tools/list` responses to the tools the caller may call.
 //!
@@ -54,7 +54,9 @@ pub use service::McpPermissionsService;
 
 // Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
 #[cfg(fuzzing)]
-pub(crate) use self::jsonrpc::{parse as jsonrpc_parse, target_field as jsonrpc_target_field};
+pub(crate) use self::jsonrpc::{
+    is_canonical_uri, parse as jsonrpc_parse, target_field as jsonrpc_target_field,
+};
 #[cfg(fuzzing)]
 pub(crate) use self::{
     filter::ToolsFilter, jsonrpc::TargetField, layer::McpConfig, sse::SseRewriter,

@@ -190,7 +190,7 @@ fn protocol_error_with_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EndpointPolicy, EndpointPolicyLayer};
+    use crate::{policy::EndpointPolicyLayer, EndpointPolicy};
     use serde_json::json;
 
     fn body(res: Response<Full<Bytes>>) -> Value {

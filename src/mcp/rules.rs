@@ -241,7 +241,7 @@ impl McpRules {
     }
 
     /// Names an MCP endpoint (axum syntax, as in
-    /// [`EndpointPolicyLayerBuilder::route`](crate::EndpointPolicyLayerBuilder::route));
+    /// [`EndpointPolicyLayerBuilder::route`](crate::policy::EndpointPolicyLayerBuilder::route));
     /// repeatable. It does **not** narrow what is inspected: every `POST` that carries an
     /// [`Identity`] is read and its JSON-RPC checked, on every path, unless
     /// [excluded](Self::exclude_path). It decides what happens to a body that is not
@@ -290,7 +290,7 @@ impl McpRules {
     /// zero limit.
     ///
     /// ```
-    /// use tower_mcp_auth::{McpRuleError, McpRules};
+    /// use tower_mcp_auth::{mcp::McpRuleError, McpRules};
     ///
     /// assert!(McpRules::new().public(["tools/*"]).build().is_ok());
     /// assert!(matches!(

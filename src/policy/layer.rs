@@ -109,8 +109,8 @@ pub enum PolicyError {
 
 /// Decides, per endpoint, whether a request may pass, and with which [`Identity`](crate::Identity).
 ///
-/// It reads the outcomes that [`ApiKeyLayer`](crate::ApiKeyLayer) and
-/// [`BearerLayer`](crate::BearerLayer) left in the request extensions, applies the
+/// It reads the outcomes that [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) and
+/// [`BearerLayer`](crate::bearer::BearerLayer) left in the request extensions, applies the
 /// endpoint's mode, precedence, ownership and required permissions, and either inserts the
 /// chosen `Identity` and calls the inner service, or answers with the error contract.
 ///
@@ -126,7 +126,7 @@ pub enum PolicyError {
 /// [`CanonicalPath::of`](super::CanonicalPath::of).
 ///
 /// ```
-/// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer};
+/// use tower_mcp_auth::{EndpointPolicy, policy::EndpointPolicyLayer};
 ///
 /// let layer = EndpointPolicyLayer::builder(EndpointPolicy::both())
 ///     .route("/health", EndpointPolicy::open())
@@ -264,7 +264,7 @@ impl EndpointPolicyLayerBuilder {
     }
 
     /// Whether error bodies list the query parameter among the supported methods (keep in
-    /// step with [`ApiKeyLayer::query_param`](crate::ApiKeyLayer::query_param); default `true`).
+    /// step with [`ApiKeyLayer::query_param`](crate::api_key::ApiKeyLayer::query_param); default `true`).
     pub fn api_key_query(mut self, enabled: bool) -> Self {
         self.api_key_query = enabled;
         self

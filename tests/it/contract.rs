@@ -14,8 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use common::*;
 use tower_mcp_auth::{
+    api_key::{KeyHash, KeyStore, KeyStoreError, StoredKey},
+    bearer::TokenError,
     AuthError, AuthFailure, AuthFailureKind, Deferred, EndpointPolicy, ErrorContext, Identity,
-    KeyHash, KeyStore, KeyStoreError, McpAuth, StoredKey, TokenError, TokenVerifier,
+    McpAuth, TokenVerifier,
 };
 
 struct DownKeyStore;
@@ -176,7 +178,9 @@ async fn layers_work_on_plain_hyper_with_service_builder() {
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceBuilder;
-    use tower_mcp_auth::{ApiKeyLayer, BearerLayer, EndpointPolicyLayer, JwtVerifier};
+    use tower_mcp_auth::{
+        api_key::ApiKeyLayer, bearer::BearerLayer, policy::EndpointPolicyLayer, JwtVerifier,
+    };
 
     let svc = ServiceBuilder::new()
         .layer(ApiKeyLayer::new(registry()).query_param(false))
