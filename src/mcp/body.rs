@@ -1,16 +1,15 @@
 //! Request and response bodies of [`McpPermissionsService`](super::McpPermissionsService).
 
 use std::fmt;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 
-use crate::body::full_frame;
+use crate::body::{delegate_body, impl_body, FullOr};
 
 use super::filter::ToolsFilter;
 use super::sse::SseRewriter;
@@ -34,15 +33,7 @@ pin_project! {
     /// ```
     pub struct McpRequestBody<B> {
         #[pin]
-        kind: RequestKind<B>,
-    }
-}
-
-pin_project! {
-    #[project = RequestKindProj]
-    enum RequestKind<B> {
-        Buffered { #[pin] body: Full<Bytes> },
-        Streaming { #[pin] body: B },
+        kind: FullOr<B>,
     }
 }
 
@@ -55,7 +46,7 @@ impl<B> McpRequestBody<B> {
     /// ```
     pub fn buffered(bytes: Bytes) -> Self {
         Self {
-            kind: RequestKind::Buffered {
+            kind: FullOr::Full {
                 body: Full::new(bytes),
             },
         }
@@ -69,7 +60,7 @@ impl<B> McpRequestBody<B> {
     /// ```
     pub fn streaming(body: B) -> Self {
         Self {
-            kind: RequestKind::Streaming { body },
+            kind: FullOr::Inner { body },
         }
     }
 
@@ -80,48 +71,19 @@ impl<B> McpRequestBody<B> {
     /// assert!(McpRequestBody::<String>::buffered("{}".into()).is_buffered());
     /// ```
     pub fn is_buffered(&self) -> bool {
-        matches!(self.kind, RequestKind::Buffered { .. })
+        self.kind.is_full()
     }
 }
 
-impl<B> Body for McpRequestBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            RequestKindProj::Buffered { body } => full_frame(body, cx),
-            RequestKindProj::Streaming { body } => body.poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            RequestKind::Buffered { body } => body.is_end_stream(),
-            RequestKind::Streaming { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            RequestKind::Buffered { body } => body.size_hint(),
-            RequestKind::Streaming { body } => body.size_hint(),
-        }
-    }
-}
+delegate_body!(McpRequestBody);
 
 impl<B> fmt::Debug for McpRequestBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RequestKind::Buffered { .. } => f.write_str("McpRequestBody::Buffered"),
-            RequestKind::Streaming { .. } => f.write_str("McpRequestBody::Streaming"),
-        }
+        f.write_str(if self.kind.is_full() {
+            "McpRequestBody::Buffered"
+        } else {
+            "McpRequestBody::Streaming"
+        })
     }
 }
 
@@ -163,8 +125,7 @@ pin_project! {
 pin_project! {
     #[project = ResponseKindProj]
     enum ResponseKind<B> {
-        Inner { #[pin] body: B },
-        Full { #[pin] body: Full<Bytes> },
+        Plain { #[pin] body: FullOr<B> },
         EventStream {
             #[pin]
             body: B,
@@ -178,7 +139,9 @@ pin_project! {
 impl<B> McpResponseBody<B> {
     pub(crate) fn inner(body: B) -> Self {
         Self {
-            kind: ResponseKind::Inner { body },
+            kind: ResponseKind::Plain {
+                body: FullOr::Inner { body },
+            },
         }
     }
 
@@ -188,7 +151,9 @@ impl<B> McpResponseBody<B> {
 
     pub(crate) fn from_full(body: Full<Bytes>) -> Self {
         Self {
-            kind: ResponseKind::Full { body },
+            kind: ResponseKind::Plain {
+                body: FullOr::Full { body },
+            },
         }
     }
 
@@ -204,20 +169,10 @@ impl<B> McpResponseBody<B> {
     }
 }
 
-impl<B> Body for McpResponseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            ResponseKindProj::Inner { body } => body.poll_frame(cx),
-            ResponseKindProj::Full { body } => full_frame(body, cx),
+impl_body!(McpResponseBody,
+    poll(this, cx) {
+        match this.project().kind.project() {
+            ResponseKindProj::Plain { body } => body.poll_frame(cx),
             ResponseKindProj::EventStream {
                 mut body,
                 rewriter,
@@ -248,33 +203,29 @@ where
                 }
             },
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            ResponseKind::Inner { body } => body.is_end_stream(),
-            ResponseKind::Full { body } => body.is_end_stream(),
+    },
+    is_end_stream(this) {
+        match &this.kind {
+            ResponseKind::Plain { body } => body.is_end_stream(),
             ResponseKind::EventStream {
                 ended, trailers, ..
             } => *ended && trailers.is_none(),
         }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            ResponseKind::Inner { body } => body.size_hint(),
-            ResponseKind::Full { body } => body.size_hint(),
+    },
+    size_hint(this) {
+        match &this.kind {
+            ResponseKind::Plain { body } => body.size_hint(),
             // Filtering changes the length.
             ResponseKind::EventStream { .. } => SizeHint::default(),
         }
     }
-}
+);
 
 impl<B> fmt::Debug for McpResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ResponseKind::Inner { .. } => f.write_str("McpResponseBody::Inner"),
-            ResponseKind::Full { .. } => f.write_str("McpResponseBody::Full"),
+            ResponseKind::Plain { body } if body.is_full() => f.write_str("McpResponseBody::Full"),
+            ResponseKind::Plain { .. } => f.write_str("McpResponseBody::Inner"),
             ResponseKind::EventStream { .. } => f.write_str("McpResponseBody::EventStream"),
         }
     }
@@ -284,9 +235,12 @@ impl<B> fmt::Debug for McpResponseBody<B> {
 mod tests {
     use super::*;
     use crate::mcp::filter::tests::{filter, tools_result};
+    use http_body::Body;
     use http_body_util::BodyExt;
     use serde_json::json;
     use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::Context;
 
     #[test]
     fn request_body_variants() {
