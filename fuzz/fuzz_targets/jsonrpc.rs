@@ -153,7 +153,8 @@ fuzz_target!(|data: &[u8]| {
             Some(t) => format!("{method}:{t}"),
             None => method.clone(),
         };
-        let public = method == "initialize" || method == "ping";
+        // Public by default: the handshake, `ping` and `server/discover` (2026-07-28).
+        let public = matches!(method.as_str(), "initialize" | "ping" | "server/discover");
         for r in [defaults, custom] {
             assert!(
                 f::mcp_allows(r, &star, method, target),

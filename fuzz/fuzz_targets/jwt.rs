@@ -119,6 +119,7 @@ fn check_identity(id: &tower_mcp_auth::Identity, claims: &Map<String, Value>) {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty()) // an empty entry names no scope
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
