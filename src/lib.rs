@@ -148,7 +148,7 @@ pub use bearer::{
 #[cfg(feature = "jwks")]
 pub use bearer::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 pub use body::ResponseBody;
-pub use credentials::API_KEY_HEADER;
+pub use credentials::{CredentialSources, API_KEY_HEADER};
 pub use deferred::{BoxFuture, Deferred};
 pub use error::{
     AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, OriginRejection,
