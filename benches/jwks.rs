@@ -16,7 +16,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use idp::{Idp, SigningKey, AUDIENCE};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
-use tower_mcp_auth::{CachedVerifier, JwksVerifier, TokenVerifier};
+use tower_mcp_auth::{
+    bearer::{CachedVerifier, JwksVerifier},
+    TokenVerifier,
+};
 
 fn bench_jwks(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -31,9 +31,11 @@ use sha2::{Digest, Sha256};
 use tower::{Layer, Service};
 use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
-    generate_api_key, ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, BearerLayer, ClientAddr,
-    EndpointPolicy, EndpointPolicyLayer, FailedAuthLimitLayer, JwtVerifier, McpAuth,
-    RateLimitLayer,
+    api_key::{generate_api_key, ApiKeyLayer},
+    bearer::BearerLayer,
+    policy::EndpointPolicyLayer,
+    rate_limit::{ClientAddr, FailedAuthLimitLayer, RateLimitLayer},
+    ApiKeyRegistry, ApiKeySpec, EndpointPolicy, JwtVerifier, McpAuth,
 };
 
 const SECRET: &[u8] = b"bench-secret-that-is-at-least-32-bytes!!";
@@ -113,7 +115,7 @@ fn bench_api_key(c: &mut Criterion) {
     });
     // The floor under any authenticator: putting its outcome into an empty `http::Extensions`
     // (which allocates the map, its table and the boxed value) and dropping it again.
-    let outcome = tower_mcp_auth::ApiKeyOutcome::Verified(
+    let outcome = tower_mcp_auth::api_key::ApiKeyOutcome::Verified(
         tower_mcp_auth::Identity::builder(tower_mcp_auth::AuthMethod::ApiKey, "bench").build(),
     );
     g.bench_function("extensions_insert_and_drop", |b| {
@@ -157,7 +159,7 @@ fn bench_api_key(c: &mut Criterion) {
 }
 
 fn bench_jwt(c: &mut Criterion) {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let claims = json!({"sub": "alice", "scope": "tools/call tools/list", "iss": "https://as",
                         "aud": "https://mcp/mcp", "exp": 4_000_000_000u64, "iat": 1_700_000_000u64});
     let token = jsonwebtoken::encode(
@@ -321,7 +323,7 @@ fn bench_stack(c: &mut Criterion) {
 fn bench_mcp_permissions(c: &mut Criterion) {
     use bytes::Bytes;
     use http_body_util::Full;
-    use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer, McpRules};
+    use tower_mcp_auth::{mcp::McpPermissionsLayer, AuthMethod, Identity, McpRules};
 
     let identity = Identity::builder(AuthMethod::ApiKey, "bench")
         .permissions(["tools/list", "tools/call:search_*"])

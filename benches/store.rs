@@ -93,7 +93,9 @@ fn per_hour_quota() -> (Quota, governor::Quota) {
 /// What a rate-limit layer reads first, as governor's `check_key(..).is_ok()`.
 #[inline(always)]
 fn allowed(
-    d: tower_mcp_auth::Deferred<Result<tower_mcp_auth::RateDecision, tower_mcp_auth::StoreError>>,
+    d: tower_mcp_auth::Deferred<
+        Result<tower_mcp_auth::store::RateDecision, tower_mcp_auth::store::StoreError>,
+    >,
 ) -> bool {
     matches!(d.try_into_ready(), Ok(Ok(d)) if d.allowed)
 }

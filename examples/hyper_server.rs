@@ -39,7 +39,7 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
-use tower_mcp_auth::{ClientAddr, Identity, McpRequestBody, McpRules};
+use tower_mcp_auth::{mcp::McpRequestBody, rate_limit::ClientAddr, Identity, McpRules};
 
 use env::{env_or, AuthEnv, Error};
 

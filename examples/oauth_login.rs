@@ -60,7 +60,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tower_mcp_auth::oauth::{LoginPolicy, OAuthClient, Provider, SessionConfig};
-use tower_mcp_auth::{BearerLayer, BearerOutcome, EndpointPolicy, McpAuth};
+use tower_mcp_auth::{
+    bearer::{BearerLayer, BearerOutcome},
+    EndpointPolicy, McpAuth,
+};
 
 type Error = Box<dyn std::error::Error>;
 

@@ -21,8 +21,8 @@ use axum::Router;
 use serde_json::json;
 use tower_mcp_auth::metadata::{metadata_path, resource_url};
 use tower_mcp_auth::{
-    generate_api_key, ApiKeyRegistry, ApiKeySpec, EndpointPolicy, JwtVerifier, McpAuth,
-    ProtectedResourceMetadata,
+    api_key::generate_api_key, metadata::ProtectedResourceMetadata, ApiKeyRegistry, ApiKeySpec,
+    EndpointPolicy, JwtVerifier, McpAuth,
 };
 
 #[tokio::main]

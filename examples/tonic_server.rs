@@ -35,7 +35,7 @@ use tonic::transport::server::{TcpConnectInfo, TcpIncoming};
 use tonic::transport::Server;
 use tonic::Status;
 use tower::ServiceBuilder;
-use tower_mcp_auth::{ClientAddr, Identity};
+use tower_mcp_auth::{rate_limit::ClientAddr, Identity};
 
 use env::{env_bool, env_or, AuthEnv, Error};
 

@@ -1,5 +1,5 @@
-//! The response future shared by the identifying layers ([`ApiKeyLayer`](crate::ApiKeyLayer),
-//! [`BearerLayer`](crate::BearerLayer)).
+//! The response future shared by the identifying layers ([`ApiKeyLayer`](crate::api_key::ApiKeyLayer),
+//! [`BearerLayer`](crate::bearer::BearerLayer)).
 //!
 //! An authenticator verifies a credential, inserts the outcome into the request extensions
 //! and calls the inner service. When its store or verifier answers at once (the in-memory
@@ -17,8 +17,8 @@ use tower_service::Service;
 use crate::deferred::Deferred;
 
 pin_project! {
-    /// Response future of [`ApiKeyService`](crate::ApiKeyService) and
-    /// [`BearerService`](crate::BearerService): `T` is what the store or verifier returns,
+    /// Response future of [`ApiKeyService`](crate::api_key::ApiKeyService) and
+    /// [`BearerService`](crate::bearer::BearerService): `T` is what the store or verifier returns,
     /// `O` the outcome inserted into the request extensions.
     pub struct AuthenticateFuture<S, ReqBody, T, O>
     where

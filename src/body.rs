@@ -9,7 +9,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// Response body of the deciding layers ([`EndpointPolicyLayer`](crate::EndpointPolicyLayer)
+    /// Response body of the deciding layers ([`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer)
     /// and the rate limiters): either the inner service's body, untouched, or a small JSON
     /// error body from the response contract.
     ///

@@ -44,8 +44,10 @@ pub(crate) enum Presented<'a> {
 /// read and the error bodies name exactly what is accepted.
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKeyLayer, ApiKeyRegistry, CredentialSources, EndpointPolicy,
-///     EndpointPolicyLayer};
+/// use tower_mcp_auth::{
+///     api_key::ApiKeyLayer, policy::EndpointPolicyLayer, ApiKeyRegistry, CredentialSources,
+///     EndpointPolicy,
+/// };
 ///
 /// let sources = CredentialSources::new().query_param(false);
 /// assert!(!sources.query_param_enabled());
@@ -88,7 +90,7 @@ impl CredentialSources {
     }
 
     /// Also reads bearer tokens from the cookie `name` when no `Authorization: Bearer` is
-    /// sent; see [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie).
+    /// sent; see [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie).
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into().into());
         self

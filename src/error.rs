@@ -281,10 +281,13 @@ const SUPPORTED_BEARER: &str = "Authorization header (Bearer token)";
 const SUPPORTED_HEADER: &str = "X-API-Key header";
 const SUPPORTED_QUERY: &str = "query parameter (api_key or apikey)";
 
+/// The contract's JSON error body: `error`, `error_description`, the fields that apply, and
+/// `timestamp`. Every JSON error this crate sends is built here, so the contract has one
+/// renderer; layers add their own fields with [`with_field`](Self::with_field).
 #[derive(Serialize)]
 pub(crate) struct ErrorBody<'a> {
-    error: &'static str,
-    pub(crate) error_description: Cow<'a, str>,
+    error: &'a str,
+    error_description: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     supported_methods: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,6 +297,83 @@ pub(crate) struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     resource_metadata: Option<&'a str>,
     timestamp: String,
+    /// Fields a layer adds (an MCP `permission`, an OAuth `reason`); one named like a
+    /// contract field replaces it.
+    #[serde(skip)]
+    extra: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl<'a> ErrorBody<'a> {
+    /// A body with the `error` code and description, stamped now.
+    pub(crate) fn new(error: &'a str, description: impl Into<Cow<'a, str>>) -> Self {
+        Self {
+            error,
+            error_description: description.into(),
+            supported_methods: None,
+            scope: None,
+            retry_after: None,
+            resource_metadata: None,
+            timestamp: crate::time::format_rfc3339_millis(SystemTime::now()),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Replaces the `error_description`.
+    pub(crate) fn with_description(mut self, description: impl Into<Cow<'a, str>>) -> Self {
+        self.error_description = description.into();
+        self
+    }
+
+    /// Adds (or replaces) the field `name`.
+    pub(crate) fn with_field(
+        mut self,
+        name: &'static str,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.extra.push((name, value.into()));
+        self
+    }
+
+    /// The body as a JSON value, for layers that embed it in another shape (the MCP layer
+    /// puts it in a JSON-RPC error's `data`).
+    pub(crate) fn to_value(&self) -> serde_json::Value {
+        // Serializing a struct of strings cannot fail.
+        let mut value = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
+        if let serde_json::Value::Object(map) = &mut value {
+            for (name, field) in &self.extra {
+                map.insert((*name).to_owned(), field.clone());
+            }
+        }
+        value
+    }
+
+    /// The serialized body.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let json = if self.extra.is_empty() {
+            // The contract's field order, as serialized from the struct.
+            serde_json::to_vec(self)
+        } else {
+            serde_json::to_vec(&self.to_value())
+        };
+        // Serializing strings cannot fail; fall back to a fixed body regardless.
+        json.unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec())
+    }
+
+    /// The response: `status`, this body, and the contract's headers.
+    pub(crate) fn into_response(self, status: StatusCode) -> Response<Full<Bytes>> {
+        json_response(status, self.to_json())
+    }
+}
+
+/// An error response around a serialized JSON body: `status`, `Content-Type:
+/// application/json` and `Cache-Control: no-store`, as every error response of the crate.
+pub(crate) fn json_response(status: StatusCode, json: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(json)));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 impl AuthError {
@@ -397,10 +477,7 @@ impl AuthError {
         ctx: &ErrorContext<'_>,
         method: Option<AuthMethod>,
     ) -> Response<Full<Bytes>> {
-        // Serializing a struct of strings cannot fail; fall back to a fixed body regardless.
-        let json = serde_json::to_vec(&self.body(ctx))
-            .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
-        self.response_with_body(ctx, method, json)
+        self.response_with_body(ctx, method, self.body(ctx).to_json())
     }
 
     /// The contract's JSON body for this error, for layers that embed it in another shape
@@ -413,14 +490,12 @@ impl AuthError {
             None
         };
         ErrorBody {
-            error: self.code(),
-            error_description: self.description(ctx),
             supported_methods: matches!(self, AuthError::AuthenticationRequired)
                 .then(|| ctx.supported_methods()),
             scope: self.required_scope(),
             retry_after: self.retry_secs(),
             resource_metadata,
-            timestamp: crate::time::format_rfc3339_millis(SystemTime::now()),
+            ..ErrorBody::new(self.code(), self.description(ctx))
         }
     }
 
@@ -431,11 +506,8 @@ impl AuthError {
         method: Option<AuthMethod>,
         json: Vec<u8>,
     ) -> Response<Full<Bytes>> {
-        let mut res = Response::new(Full::new(Bytes::from(json)));
-        *res.status_mut() = self.status();
+        let mut res = json_response(self.status(), json);
         let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = self.retry_secs() {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -653,6 +725,29 @@ mod tests {
         );
         assert!(b.get("supported_methods").is_none());
         assert!(b.get("resource_metadata").is_none());
+    }
+
+    #[test]
+    fn error_body_keeps_the_contract_order_and_added_fields_replace() {
+        let ctx = ErrorContext::both();
+        let err = AuthError::InsufficientScope {
+            required: vec!["a".into()],
+        };
+        let json = String::from_utf8(err.body(&ctx).to_json()).unwrap();
+        assert!(
+            json.starts_with(r#"{"error":"insufficient_scope","error_description":"#),
+            "{json}"
+        );
+        let scope = json.find(r#""scope":"a""#).unwrap();
+        assert!(scope < json.find(r#""timestamp""#).unwrap(), "{json}");
+        let value = err
+            .body(&ctx)
+            .with_field("scope", "b")
+            .with_field("reason", "r")
+            .to_value();
+        assert_eq!(value["scope"], "b");
+        assert_eq!(value["reason"], "r");
+        assert_eq!(value["error"], "insufficient_scope");
     }
 
     #[test]

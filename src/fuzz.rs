@@ -80,21 +80,21 @@ pub fn client_ip(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Option<Option<IpAddr>> {
-    let resolver = crate::ClientIpResolver::new()
+    let resolver = crate::rate_limit::ClientIpResolver::new()
         .trust_proxies(trusted)
         .ok()?
         .forwarded_header(match header {
-            ClientIpHeader::XForwardedFor => crate::ForwardedHeader::XForwardedFor,
-            ClientIpHeader::Forwarded => crate::ForwardedHeader::Forwarded,
+            ClientIpHeader::XForwardedFor => crate::rate_limit::ForwardedHeader::XForwardedFor,
+            ClientIpHeader::Forwarded => crate::rate_limit::ForwardedHeader::Forwarded,
         });
     let mut extensions = Extensions::new();
-    extensions.insert(crate::ClientAddr(peer));
+    extensions.insert(crate::rate_limit::ClientAddr(peer));
     Some(resolver.resolve(headers, &extensions))
 }
 
 /// The rate-limit bucket of `ip` with IPv6 grouped by `ipv6_prefix` bits.
 pub fn client_ip_bucket(ip: IpAddr, ipv6_prefix: u8) -> String {
-    crate::ClientIpResolver::new()
+    crate::rate_limit::ClientIpResolver::new()
         .ipv6_prefix(ipv6_prefix)
         .bucket(ip)
 }
@@ -113,7 +113,7 @@ pub fn jwt_verify(
 
 /// The identity built from verified claims.
 pub fn identity_from_claims(claims: serde_json::Map<String, Value>) -> Identity {
-    crate::identity_from_claims(claims)
+    crate::bearer::identity_from_claims(claims)
 }
 
 /// Whether a header `typ` is accepted by a verifier configured with `configured` types.
@@ -175,6 +175,12 @@ pub fn jsonrpc_target_field(method: &str) -> Option<&'static str> {
         TargetField::Name => "name",
         TargetField::Uri => "uri",
     })
+}
+
+/// Whether a resource URI is in the form a permission prefix is trusted on (else the call is
+/// authorized as the bare method).
+pub fn is_canonical_uri(uri: &str) -> bool {
+    crate::mcp::is_canonical_uri(uri)
 }
 
 /// Validated MCP permission rules (what `McpRules::build` accepts).
@@ -354,7 +360,7 @@ mod oauth {
             .state_secret(b"fuzz-state-secret-fuzz-state-secret!")
             // Bounded, and a 1 s state TTL so a long campaign's flows expire and are swept.
             .store(
-                crate::MemoryStore::builder()
+                crate::store::MemoryStore::builder()
                     .max_entries(200_000)
                     .build()
                     .expect("valid memory store"),

@@ -38,7 +38,7 @@ impl fmt::Display for AuthMethod {
 
 /// The authenticated caller.
 ///
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) puts exactly one `Identity` in the
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) puts exactly one `Identity` in the
 /// request extensions when a request passes an endpoint that requires authentication; handlers
 /// read it from there (`req.extensions().get::<Identity>()`, or as an axum extractor with the
 /// `axum` feature).
@@ -54,7 +54,7 @@ impl fmt::Display for AuthMethod {
 /// tokens without `iss`, have no issuer: they are in the operator's own, *local* namespace
 /// (the `userId`s of `MCP_API_KEYS`). Ownership ([`EndpointPolicy::private_to`] for local
 /// users, [`EndpointPolicy::private_to_subject`] for a token subject) and per-user quotas
-/// ([`RateLimitKey::User`](crate::RateLimitKey::User)) compare the pair (issuer, user id).
+/// ([`RateLimitKey::User`](crate::rate_limit::RateLimitKey::User)) compare the pair (issuer, user id).
 /// To make several issuers' subjects one user on purpose, map the identity when it is built
 /// ([`MapIdentity`](crate::MapIdentity)).
 ///

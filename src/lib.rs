@@ -6,12 +6,30 @@
 //! gateways.
 //!
 //! ```text
-//! request ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ your MCP service
-//!            (per client IP)          (identify)     (identify)     (decide: 401 / 403)      (per identity)
+//! request ─▶ OriginLayer ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ McpPermissionsLayer ─▶ your MCP service
+//!            (DNS rebinding) (per client IP)        (identify)     (identify)     (decide: 401 / 403)   (per identity)    (per JSON-RPC call)
 //! ```
 //!
+//! ## Modules
+//!
+//! Each middleware is a module with its layer, service and future, as in tower-http; the
+//! crate root re-exports the common path ([`McpAuth`], [`Identity`], [`EndpointPolicy`],
+//! [`ApiKeyRegistry`], [`JwtVerifier`], [`McpRules`], the error contract).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`origin`] | `OriginLayer`: `Origin` / `Host` allowlists (DNS-rebinding protection) |
+//! | [`rate_limit`] | `FailedAuthLimitLayer` (lockout per client IP), `RateLimitLayer` (quotas), `ClientIpResolver` |
+//! | [`api_key`] | `ApiKeyLayer`, `ApiKeyRegistry`, the `KeyStore` trait, key generation |
+//! | [`bearer`] | `BearerLayer`, the `TokenVerifier` trait, JWT / JWKS / introspection / multi-issuer verifiers, `CachedVerifier` |
+//! | [`policy`] | `EndpointPolicyLayer`: the four modes per endpoint, ownership, required permissions, canonical paths |
+//! | [`mcp`] | `McpPermissionsLayer`: per-method and per-tool permissions from the JSON-RPC body, `tools/list` filtering |
+//! | [`metadata`] | RFC 9728 protected resource metadata |
+//! | [`store`] | the `StateStore` trait and its memory, Redis, PostgreSQL and SQLite backends |
+//! | `oauth` | (feature `oauth-client`) login with GitHub / Google / Microsoft / OIDC, sessions, upstream tokens |
+//!
 //! Authenticators only *identify*: they verify a presented credential and leave the outcome
-//! in the request extensions. [`EndpointPolicyLayer`] *decides* per endpoint and puts the one
+//! in the request extensions. [`EndpointPolicyLayer`](policy::EndpointPolicyLayer) *decides* per endpoint and puts the one
 //! chosen [`Identity`] into the extensions for handlers. [`McpAuth`] composes the stack in one
 //! `.layer(...)`: the authenticators and the policy always, the limiters
 //! ([`McpAuthBuilder::failed_auth_limit`], [`McpAuthBuilder::rate_limit`]) and the MCP
@@ -51,7 +69,7 @@
 //!
 //! ## MCP-aware permissions
 //!
-//! [`McpAuthBuilder::mcp_permissions`] adds an [`McpPermissionsLayer`] after the policy: it
+//! [`McpAuthBuilder::mcp_permissions`] adds an [`McpPermissionsLayer`](mcp::McpPermissionsLayer) after the policy: it
 //! reads each JSON-RPC request (single or batch) and checks its method and tool, prompt or
 //! resource against the identity's operator-written permissions (`tools/call:search_*`,
 //! `resources/read:docs://*`, `*`) or what its token scopes grant through a [`ScopeMap`]
@@ -103,9 +121,9 @@
 #[doc(hidden)]
 #[path = "fuzz.rs"]
 pub mod __fuzz;
-mod api_key;
+pub mod api_key;
 mod authenticate;
-mod bearer;
+pub mod bearer;
 mod body;
 mod credentials;
 mod deferred;
@@ -119,8 +137,8 @@ pub mod metadata;
 pub mod oauth;
 pub mod origin;
 mod outcome;
-mod policy;
-mod rate_limit;
+pub mod policy;
+pub mod rate_limit;
 mod scope_map;
 mod stack;
 pub mod store;
@@ -128,27 +146,12 @@ pub mod store;
 mod test_util;
 mod time;
 
-pub use api_key::{
-    generate_api_key, ApiKeyFuture, ApiKeyLayer, ApiKeyRegistry, ApiKeyRegistryBuilder,
-    ApiKeyService, ApiKeySpec, GeneratedApiKey, KeyHash, KeyStore, KeyStoreError, RegistryError,
-    StoredKey, API_KEY_PREFIX, MCP_API_KEYS_ENV,
-};
+// The common path at the root; everything else in its middleware's module, as in tower-http.
+pub use api_key::{ApiKeyRegistry, ApiKeySpec};
 pub use authenticate::AuthenticateFuture;
-pub use bearer::{
-    identity_from_claims, install_crypto_provider, Algorithm, BearerFuture, BearerLayer,
-    BearerService, DecodingKey, JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder,
-    MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder, TokenError, TokenVerifier,
-    DEFAULT_LEEWAY,
-};
-pub use bearer::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
-#[cfg(feature = "introspection")]
-pub use bearer::{
-    ClientAuth, IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
-};
-#[cfg(feature = "jwks")]
-pub use bearer::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
+pub use bearer::{JwtVerifier, TokenVerifier};
 pub use body::ResponseBody;
-pub use credentials::{CredentialSources, API_KEY_HEADER};
+pub use credentials::CredentialSources;
 pub use deferred::{BoxFuture, Deferred};
 pub use error::{
     AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, OriginRejection,
@@ -157,25 +160,11 @@ pub use error::{
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::{AuthMethod, Identity, IdentityBuilder};
-pub use mcp::{
-    McpPermissionsFuture, McpPermissionsLayer, McpPermissionsService, McpRequestBody,
-    McpResponseBody, McpRules,
-};
-pub use metadata::{MetadataService, ProtectedResourceMetadata};
-pub use outcome::{ApiKeyOutcome, BearerOutcome, CredentialOutcome};
-pub use policy::EndpointPolicyLayerBuilder;
-pub use policy::{
-    CanonicalPath, EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, Owner, PathPattern,
-    PathRejection, PolicyError, PolicyFuture,
-};
-pub use rate_limit::{
-    ClientAddr, ClientIpResolver, FailMode, FailedAuthLimitFuture, FailedAuthLimitLayer,
-    FailedAuthLimitService, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,
-    RateLimitFuture, RateLimitKey, RateLimitLayer, RateLimitService,
-};
+pub use mcp::McpRules;
+pub use outcome::CredentialOutcome;
+pub use policy::EndpointPolicy;
 pub use scope_map::{IdentityMap, MapIdentity, ScopeMap, ScopeMapError};
 pub use stack::{McpAuth, McpAuthBuilder, McpAuthLayer, McpAuthService};
-pub use store::{MemoryStore, Quota, RateDecision, StateStore, StoreError};
 
 /// The README's code blocks, compiled as doctests (they use the `axum` extractor).
 #[cfg(all(doctest, feature = "axum"))]

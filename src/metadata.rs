@@ -122,7 +122,7 @@ fn split_origin(base: &str) -> (&str, &str) {
 /// An RFC 9728 protected resource metadata document.
 ///
 /// ```
-/// use tower_mcp_auth::ProtectedResourceMetadata;
+/// use tower_mcp_auth::metadata::ProtectedResourceMetadata;
 ///
 /// let doc = ProtectedResourceMetadata::new("https://mcp.example.com/mcp")
 ///     .authorization_server("https://auth.example.com")
@@ -201,7 +201,7 @@ impl ProtectedResourceMetadata {
 ///
 /// ```
 /// use tower::ServiceExt;
-/// use tower_mcp_auth::ProtectedResourceMetadata;
+/// use tower_mcp_auth::metadata::ProtectedResourceMetadata;
 ///
 /// # tokio_test_block_on(async {
 /// let svc = ProtectedResourceMetadata::new("http://127.0.0.1:8080/mcp").into_service();

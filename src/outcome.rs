@@ -5,13 +5,13 @@ use crate::identity::Identity;
 
 /// The result of checking one presented credential.
 ///
-/// Authenticators ([`ApiKeyLayer`](crate::ApiKeyLayer), [`BearerLayer`](crate::BearerLayer))
+/// Authenticators ([`ApiKeyLayer`](crate::api_key::ApiKeyLayer), [`BearerLayer`](crate::bearer::BearerLayer))
 /// only *identify*: when a credential of their kind is present they verify it and insert the
 /// outcome into the request extensions; when none is present they insert nothing.
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) then *decides*.
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) then *decides*.
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKeyOutcome, CredentialRejection};
+/// use tower_mcp_auth::{api_key::ApiKeyOutcome, CredentialRejection};
 ///
 /// let outcome: ApiKeyOutcome = ApiKeyOutcome::Rejected(CredentialRejection::Expired);
 /// assert!(outcome.identity().is_none());
@@ -36,8 +36,8 @@ impl<R> CredentialOutcome<R> {
     }
 }
 
-/// Outcome of the API key check (inserted by [`ApiKeyLayer`](crate::ApiKeyLayer)).
+/// Outcome of the API key check (inserted by [`ApiKeyLayer`](crate::api_key::ApiKeyLayer)).
 pub type ApiKeyOutcome = CredentialOutcome<CredentialRejection>;
 
-/// Outcome of the bearer token check (inserted by [`BearerLayer`](crate::BearerLayer)).
+/// Outcome of the bearer token check (inserted by [`BearerLayer`](crate::bearer::BearerLayer)).
 pub type BearerOutcome = CredentialOutcome<TokenRejection>;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::deferred::Deferred;
 use crate::identity::{permission_matches, scope_implies, Identity};
-use crate::{TokenError, TokenVerifier};
+use crate::{bearer::TokenError, TokenVerifier};
 
 /// Maps token scopes to MCP permissions.
 ///
@@ -30,7 +30,7 @@ use crate::{TokenError, TokenVerifier};
 ///   the order added) that grants it: add narrow scopes before broad ones.
 ///
 /// Apply it once per verified token with [`verifier`](Self::verifier), *inside* a
-/// [`CachedVerifier`](crate::CachedVerifier) so cache hits are not mapped again.
+/// [`CachedVerifier`](crate::bearer::CachedVerifier) so cache hits are not mapped again.
 ///
 /// ```
 /// use tower_mcp_auth::{AuthMethod, Identity, ScopeMap};
@@ -60,7 +60,7 @@ use crate::{TokenError, TokenVerifier};
 ///
 /// let map = ScopeMap::from_json(r#"{"mcp:tools": ["tools/list", "tools/call:*"]}"#).unwrap();
 /// let jwt = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
-/// let verifier = tower_mcp_auth::CachedVerifier::new(map.verifier(jwt));
+/// let verifier = tower_mcp_auth::bearer::CachedVerifier::new(map.verifier(jwt));
 /// # let _ = verifier;
 /// ```
 #[derive(Clone, Default)]
@@ -291,7 +291,7 @@ where
 /// verification: a [`ScopeMap`], or a closure, for example to make the subjects of several
 /// issuers one local user on purpose (users are otherwise namespaced by issuer).
 ///
-/// Put it inside a [`CachedVerifier`](crate::CachedVerifier): the cache then stores the mapped
+/// Put it inside a [`CachedVerifier`](crate::bearer::CachedVerifier): the cache then stores the mapped
 /// identity.
 ///
 /// ```

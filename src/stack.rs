@@ -104,7 +104,7 @@ impl McpAuthBuilder {
     /// configuration (realm, `resource_metadata`, mode) to render its 403 challenges.
     ///
     /// The built layer then wraps services that take `Request<McpRequestBody<B>>`
-    /// ([`McpRequestBody`](crate::McpRequestBody) is an ordinary `http_body::Body`: axum,
+    /// ([`McpRequestBody`](crate::mcp::McpRequestBody) is an ordinary `http_body::Body`: axum,
     /// rmcp, hyper and tonic services accept it) and answers
     /// `Response<ResponseBody<McpResponseBody<_>>>`.
     ///
@@ -197,7 +197,7 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     ///
     /// ```
     /// use tower_mcp_auth::store::{MemoryStore, Quota};
-    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth, RateLimitKey, RateLimitLayer};
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth, rate_limit::{RateLimitKey, RateLimitLayer}};
     ///
     /// let auth = McpAuth::builder()
     ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
@@ -221,9 +221,8 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// ```
     /// use std::sync::Arc;
     /// use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
-    /// use tower_mcp_auth::{
-    ///     ApiKeyRegistry, ApiKeySpec, FailedAuthLimitLayer, McpAuth, RateLimitLayer,
-    /// };
+    /// use tower_mcp_auth::rate_limit::{FailedAuthLimitLayer, RateLimitLayer};
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth};
     ///
     /// // One store for both limiters (a `RedisStore` makes them fleet-wide).
     /// let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
@@ -283,7 +282,7 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// challenges. Set it whenever OAuth is on: without it the URL is built from each
     /// request's `Host` header with `http://` (wrong behind a TLS-terminating proxy), and
     /// [`build`](Self::build) logs a `tracing` warning; see
-    /// [`EndpointPolicyLayerBuilder::public_base_url`](crate::EndpointPolicyLayerBuilder::public_base_url).
+    /// [`EndpointPolicyLayerBuilder::public_base_url`](crate::policy::EndpointPolicyLayerBuilder::public_base_url).
     pub fn public_base_url(mut self, url: impl Into<String>) -> Self {
         self.policy = self.policy.public_base_url(url);
         self
@@ -370,8 +369,9 @@ mod sealed {
 
     impl InnerLayer for McpRules {
         type Layer = McpPermissionsLayer;
-        fn build(self, policy: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
-            self.endpoint_policy(policy).build()
+        fn build(self, _: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
+            // Refusals read the policy layer's decision from the request: nothing to share.
+            Ok(McpRules::build(self)?)
         }
     }
 }
@@ -395,7 +395,7 @@ pub struct McpAuthLayer<L = tower_layer::Identity> {
 
 /// The service [`McpAuthLayer`] produces around `S`; with
 /// [`mcp_permissions`](McpAuthBuilder::mcp_permissions), `S` is an
-/// [`McpPermissionsService`](crate::McpPermissionsService) around yours.
+/// [`McpPermissionsService`](crate::mcp::McpPermissionsService) around yours.
 ///
 /// The limiters are always in the type; when not configured they pass requests through.
 pub type McpAuthService<S> = OriginService<

@@ -9,8 +9,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
-    ApiKeyRegistry, ApiKeySpec, CachedVerifier, EndpointPolicy, FailedAuthLimitLayer, JwtVerifier,
-    McpAuth, McpAuthBuilder, RateLimitLayer,
+    bearer::CachedVerifier,
+    rate_limit::{FailedAuthLimitLayer, RateLimitLayer},
+    ApiKeyRegistry, ApiKeySpec, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder,
 };
 
 const SECRET: &[u8] = b"bench-secret-that-is-at-least-32-bytes!!";
@@ -53,7 +54,7 @@ fn verifier() -> JwtVerifier {
 
 /// An HS256 access token the stacks accept.
 pub fn token() -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let claims = json!({"sub": "alice", "scope": "mcp:tools", "iss": "https://as",
         "aud": format!("{BASE_URL}/mcp"), "exp": 4_000_000_000u64, "iat": 1_700_000_000u64});
     jsonwebtoken::encode(

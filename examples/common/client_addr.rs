@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{self, Next};
 use axum::Router;
-use tower_mcp_auth::ClientAddr;
+use tower_mcp_auth::rate_limit::ClientAddr;
 
 /// Copies `ConnectInfo<SocketAddr>` into `ClientAddr` for every request.
 pub fn with_client_addr(app: Router) -> Router {

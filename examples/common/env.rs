@@ -7,8 +7,9 @@ use std::time::Duration;
 use tower_mcp_auth::origin::OriginLayer;
 use tower_mcp_auth::store::Quota;
 use tower_mcp_auth::{
-    ApiKeyRegistry, ClientIpResolver, EndpointPolicy, FailedAuthLimitLayer, ForwardedHeader,
-    JwtVerifier, McpAuth, McpAuthBuilder, ProtectedResourceMetadata, ScopeMap,
+    metadata::ProtectedResourceMetadata,
+    rate_limit::{ClientIpResolver, FailedAuthLimitLayer, ForwardedHeader},
+    ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder, ScopeMap,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -212,8 +213,8 @@ impl AuthEnv {
     async fn remote_verifier(
         &self,
         audience: String,
-    ) -> Result<tower_mcp_auth::JwksVerifier, Error> {
-        use tower_mcp_auth::JwksVerifier;
+    ) -> Result<tower_mcp_auth::bearer::JwksVerifier, Error> {
+        use tower_mcp_auth::bearer::JwksVerifier;
         let builder = match (&self.issuer, &self.jwks_url) {
             (Some(issuer), None) => JwksVerifier::from_issuer(issuer.clone()),
             (issuer, Some(url)) => {

@@ -136,7 +136,19 @@ fuzz_target!(|data: &[u8]| {
     let nobody = f::identity_with(&[]);
     for call in &parsed.calls {
         let Some(method) = &call.method else { continue };
-        let target = call.target.as_deref();
+        // A resource URI not in canonical form (dot segments, encoded separators) is
+        // authorized as the bare method: no `resources/read:<prefix>*` grant may cover it.
+        let escapes = call.target.as_deref().is_some_and(|t| {
+            f::jsonrpc_target_field(method) == Some("uri") && !f::is_canonical_uri(t)
+        });
+        if let (true, Some(t)) = (escapes, call.target.as_deref()) {
+            let exact = f::identity_with(&[format!("{method}:{t}")]);
+            assert!(
+                !f::mcp_allows(defaults, &exact, method, Some(t)),
+                "a grant of the non-canonical URI {t} authorized it"
+            );
+        }
+        let target = call.target.as_deref().filter(|_| !escapes);
         let permission = match target {
             Some(t) => format!("{method}:{t}"),
             None => method.clone(),

@@ -31,7 +31,7 @@ use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 use tower_mcp_auth::__fuzz as f;
-use tower_mcp_auth::{Algorithm, JwtKey, JwtVerifier};
+use tower_mcp_auth::{JwtVerifier, bearer::{Algorithm, JwtKey}};
 
 const KEY1: &[u8] = b"fuzz-jwt-key-one-fuzz-jwt-key-one!!";
 const KEY2: &[u8] = b"fuzz-jwt-key-two-fuzz-jwt-key-two!!";
@@ -123,7 +123,9 @@ fn check_identity(id: &tower_mcp_auth::Identity, claims: &Map<String, Value>) {
             .collect(),
         _ => Vec::new(),
     };
-    assert_eq!(id.permissions(), expected.as_slice());
+    // Token scopes are scopes, never operator-written permissions.
+    assert_eq!(id.scopes(), expected.as_slice());
+    assert!(id.permissions().is_empty());
     if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
         assert_eq!(id.expires_at(), Some(UNIX_EPOCH + Duration::from_secs(exp)));
     }

@@ -57,7 +57,7 @@ impl fmt::Debug for GeneratedApiKey {
 /// Generates a new high-entropy API key (256 random bits from the operating system).
 ///
 /// ```
-/// use tower_mcp_auth::{generate_api_key, KeyHash};
+/// use tower_mcp_auth::{api_key::{generate_api_key, KeyHash}};
 ///
 /// let key = generate_api_key().expect("OS randomness");
 /// assert!(key.plaintext().starts_with("mcp_"));

@@ -22,14 +22,15 @@ pub(crate) struct ApiKeyConfig {
 /// Reads the `X-API-Key` header, then the `api_key` / `apikey` query parameters (switch off
 /// with [`CredentialSources::query_param`] in
 /// [`credential_sources`](Self::credential_sources)), hashes the key, looks the hash up in a
-/// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::ApiKeyOutcome) into the request
+/// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::api_key::ApiKeyOutcome) into the request
 /// extensions. It never rejects a request itself: pair it with
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer), which decides.
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer), which decides.
 ///
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::{
-///     ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, CredentialSources, EndpointPolicy, EndpointPolicyLayer,
+///     api_key::ApiKeyLayer, policy::EndpointPolicyLayer, ApiKeyRegistry, ApiKeySpec,
+///     CredentialSources, EndpointPolicy,
 /// };
 ///
 /// let keys = ApiKeyRegistry::builder()

@@ -18,3 +18,6 @@ pub use registry::{
     RegistryError, StoredKey, MCP_API_KEYS_ENV,
 };
 pub use service::ApiKeyService;
+
+pub use crate::credentials::API_KEY_HEADER;
+pub use crate::outcome::ApiKeyOutcome;

@@ -22,7 +22,7 @@ pub const MCP_API_KEYS_ENV: &str = "MCP_API_KEYS";
 /// one reveals nothing through timing. `Debug` shows only a short prefix.
 ///
 /// ```
-/// use tower_mcp_auth::KeyHash;
+/// use tower_mcp_auth::api_key::KeyHash;
 ///
 /// let h = KeyHash::of("secret");
 /// assert_eq!(h, KeyHash::from_hex(&h.to_hex()).unwrap());
@@ -136,13 +136,13 @@ pub struct StoredKey {
 #[error("key store unavailable: {0}")]
 pub struct KeyStoreError(pub String);
 
-/// Where [`ApiKeyLayer`](crate::ApiKeyLayer) looks keys up, by hash.
+/// Where [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) looks keys up, by hash.
 ///
 /// Implementations that answer from memory return [`Deferred::ready`] (no allocation);
 /// database-backed ones return [`Deferred::boxed`], ideally after a small local cache.
 ///
 /// ```
-/// use tower_mcp_auth::{Deferred, KeyHash, KeyStore, KeyStoreError, StoredKey};
+/// use tower_mcp_auth::{Deferred, api_key::{KeyHash, KeyStore, KeyStoreError, StoredKey}};
 ///
 /// /// Accepts no key at all (for example while a database is being migrated).
 /// struct NoKeys;
@@ -299,7 +299,7 @@ type KeyMap = HashMap<KeyHash, StoredKey, BuildHasherDefault<PrehashedHasher>>;
 /// time, implement [`KeyStore`] over a database.
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, KeyHash, KeyStore};
+/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
 ///
 /// let registry = ApiKeyRegistry::from_json(r#"{
 ///     "connector-key": {"name": "ChatGPT Connector", "userId": "connector-user",

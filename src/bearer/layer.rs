@@ -15,13 +15,13 @@ use super::verifier::TokenVerifier;
 /// ([`session_cookie`](Self::session_cookie)).
 ///
 /// Verifies the token with a [`TokenVerifier`] and inserts a
-/// [`BearerOutcome`](crate::BearerOutcome) into the request extensions. Like every
-/// authenticator it never rejects a request itself; [`EndpointPolicyLayer`](crate::EndpointPolicyLayer)
+/// [`BearerOutcome`](crate::bearer::BearerOutcome) into the request extensions. Like every
+/// authenticator it never rejects a request itself; [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer)
 /// decides.
 ///
 /// ```
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{BearerLayer, EndpointPolicy, EndpointPolicyLayer, JwtVerifier};
+/// use tower_mcp_auth::{bearer::BearerLayer, EndpointPolicy, policy::EndpointPolicyLayer, JwtVerifier};
 ///
 /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
 /// let svc = ServiceBuilder::new()
@@ -74,7 +74,7 @@ impl BearerLayer {
     /// `SameSite=Lax` (or `Strict`) so a cross-site `POST` carries no session.
     ///
     /// ```
-    /// use tower_mcp_auth::{BearerLayer, JwtVerifier};
+    /// use tower_mcp_auth::{bearer::BearerLayer, JwtVerifier};
     ///
     /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
     /// let layer = BearerLayer::new(verifier).session_cookie("__Host-mcp_session");

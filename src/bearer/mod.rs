@@ -14,6 +14,8 @@ pub use future::BearerFuture;
 pub use layer::BearerLayer;
 pub use service::BearerService;
 pub use verifier::{TokenError, TokenVerifier};
+
+pub use crate::outcome::BearerOutcome;
 pub use verify::{
     identity_from_claims, install_crypto_provider, JwtConfigError, JwtKey, JwtVerifier,
     JwtVerifierBuilder, MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder,

@@ -25,7 +25,7 @@ pub enum TokenError {
 /// [`Deferred::ready`].
 ///
 /// ```
-/// use tower_mcp_auth::{AuthMethod, Deferred, Identity, TokenError, TokenRejection, TokenVerifier};
+/// use tower_mcp_auth::{AuthMethod, Deferred, Identity, bearer::TokenError, TokenRejection, TokenVerifier};
 ///
 /// /// Accepts exactly one opaque token (for example in a test).
 /// struct OneToken(&'static str);

@@ -25,7 +25,7 @@ pin_project! {
     ///
     /// ```
     /// use http_body::Body;
-    /// use tower_mcp_auth::McpRequestBody;
+    /// use tower_mcp_auth::mcp::McpRequestBody;
     ///
     /// let body: McpRequestBody<String> = McpRequestBody::buffered("{}".into());
     /// assert!(body.is_buffered());
@@ -49,7 +49,7 @@ impl<B> McpRequestBody<B> {
     /// A body read into memory.
     ///
     /// ```
-    /// let body = tower_mcp_auth::McpRequestBody::<String>::buffered("{}".into());
+    /// let body = tower_mcp_auth::mcp::McpRequestBody::<String>::buffered("{}".into());
     /// assert!(body.is_buffered());
     /// ```
     pub fn buffered(bytes: Bytes) -> Self {
@@ -63,7 +63,7 @@ impl<B> McpRequestBody<B> {
     /// The original body, passed on as it streams.
     ///
     /// ```
-    /// let body = tower_mcp_auth::McpRequestBody::streaming(String::from("raw"));
+    /// let body = tower_mcp_auth::mcp::McpRequestBody::streaming(String::from("raw"));
     /// assert!(!body.is_buffered());
     /// ```
     pub fn streaming(body: B) -> Self {
@@ -75,7 +75,7 @@ impl<B> McpRequestBody<B> {
     /// Whether the layer read (and checked) this body.
     ///
     /// ```
-    /// use tower_mcp_auth::McpRequestBody;
+    /// use tower_mcp_auth::mcp::McpRequestBody;
     /// assert!(McpRequestBody::<String>::buffered("{}".into()).is_buffered());
     /// ```
     pub fn is_buffered(&self) -> bool {
@@ -145,7 +145,7 @@ pin_project! {
     /// use http::Request;
     /// use http_body_util::{BodyExt, Full};
     /// use tower::{ServiceBuilder, ServiceExt};
-    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer, McpRequestBody};
+    /// use tower_mcp_auth::{AuthMethod, Identity, mcp::{McpPermissionsLayer, McpRequestBody}};
     ///
     /// let svc = ServiceBuilder::new()
     ///     .layer(McpPermissionsLayer::new())

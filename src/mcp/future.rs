@@ -34,7 +34,7 @@ pin_project! {
     /// use http_body_util::Full;
     /// use tower::{service_fn, util::ServiceFn, Service};
     /// use tower_layer::Layer;
-    /// use tower_mcp_auth::{McpPermissionsFuture, McpPermissionsLayer, McpRequestBody};
+    /// use tower_mcp_auth::{mcp::{McpPermissionsFuture, McpPermissionsLayer, McpRequestBody}};
     ///
     /// async fn inner(_: Request<McpRequestBody<String>>) -> Result<Response<String>, Infallible> {
     ///     Ok(Response::new(String::new()))
@@ -314,8 +314,7 @@ where
                 missing: config.rules.check(&identity, method, target).err(),
             })
             .collect();
-        let response =
-            refusal::insufficient_scope(&config, &parts, &identity, verdicts, parsed.batch);
+        let response = refusal::insufficient_scope(&parts, &identity, verdicts, parsed.batch);
         return State::Refused { response };
     }
     drop(parsed);

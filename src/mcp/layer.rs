@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::identity::Identity;
-use crate::policy::{PathPattern, PolicyConfig};
+use crate::policy::PathPattern;
 
 use super::rules::{McpRules, Rules};
 use super::service::McpPermissionsService;
@@ -20,13 +20,11 @@ pub(crate) struct McpConfig {
     pub(crate) paths: Vec<PathPattern>,
     /// Paths whose requests are not inspected at all.
     pub(crate) excluded: Vec<PathPattern>,
-    /// The endpoint policies, to render refusals with the same challenge as the policy layer.
-    pub(crate) policy: Option<Arc<PolicyConfig>>,
 }
 
 /// Authorizes each MCP JSON-RPC request by method and by tool, prompt or resource.
 ///
-/// Place it *after* [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) (or use
+/// Place it *after* [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) (or use
 /// [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)), so the
 /// decided [`Identity`] is in the request extensions. For every `POST` that carries an
 /// `Identity` (on any path but the [excluded](McpRules::exclude_path) ones), it reads the body (up to
@@ -104,7 +102,7 @@ impl McpPermissionsLayer {
     /// needs its permission.
     ///
     /// ```
-    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer};
+    /// use tower_mcp_auth::{AuthMethod, Identity, mcp::McpPermissionsLayer};
     ///
     /// let layer = McpPermissionsLayer::new();
     /// let id = Identity::builder(AuthMethod::ApiKey, "k").permissions(["tools/list"]).build();
@@ -112,13 +110,17 @@ impl McpPermissionsLayer {
     /// assert!(!layer.allows(&id, "tools/call", Some("echo")));
     /// ```
     pub fn new() -> Self {
-        Self::from_config(McpConfig::defaults())
+        // The default public methods are valid patterns: this build cannot fail (a unit test
+        // builds them too).
+        McpRules::new()
+            .build()
+            .expect("the default MCP rules are valid")
     }
 
     /// Starts configuring rules; same as [`McpRules::new`].
     ///
     /// ```
-    /// let layer = tower_mcp_auth::McpPermissionsLayer::builder()
+    /// let layer = tower_mcp_auth::mcp::McpPermissionsLayer::builder()
     ///     .public(["tools/list"])
     ///     .build()
     ///     .unwrap();
@@ -144,7 +146,7 @@ impl McpPermissionsLayer {
     /// layer cannot see, such as a tool that calls another tool.
     ///
     /// ```
-    /// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer};
+    /// use tower_mcp_auth::{AuthMethod, Identity, mcp::McpPermissionsLayer};
     ///
     /// let layer = McpPermissionsLayer::new();
     /// let token = Identity::builder(AuthMethod::Bearer, "t").permissions(["resources/read:docs://*"]).build();
@@ -194,7 +196,6 @@ impl fmt::Debug for McpPermissionsLayer {
             .field("max_response_bytes", &c.max_response_bytes)
             .field("paths", &c.paths)
             .field("excluded", &c.excluded)
-            .field("endpoint_policy", &c.policy.is_some())
             .finish()
     }
 }

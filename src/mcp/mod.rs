@@ -1,6 +1,6 @@
 //! MCP-aware authorization: per JSON-RPC method and per tool, prompt or resource.
 //!
-//! [`McpPermissionsLayer`] sits after [`EndpointPolicyLayer`](crate::EndpointPolicyLayer),
+//! [`McpPermissionsLayer`] sits after [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer),
 //! reads the JSON-RPC body of each MCP `POST`, and checks every request in it against
 //! [`McpRules`]; optionally it trims `tools/list` responses to the tools the caller may call.
 //!
@@ -31,6 +31,7 @@
 //! ```
 
 mod body;
+mod error;
 mod filter;
 mod future;
 mod jsonrpc;
@@ -41,6 +42,7 @@ mod service;
 mod sse;
 
 pub use body::{McpRequestBody, McpResponseBody};
+pub use error::McpRuleError;
 pub use future::McpPermissionsFuture;
 pub use jsonrpc::{
     HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE,
@@ -52,7 +54,9 @@ pub use service::McpPermissionsService;
 
 // Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
 #[cfg(fuzzing)]
-pub(crate) use self::jsonrpc::{parse as jsonrpc_parse, target_field as jsonrpc_target_field};
+pub(crate) use self::jsonrpc::{
+    is_canonical_uri, parse as jsonrpc_parse, target_field as jsonrpc_target_field,
+};
 #[cfg(fuzzing)]
 pub(crate) use self::{
     filter::ToolsFilter, jsonrpc::TargetField, layer::McpConfig, sse::SseRewriter,

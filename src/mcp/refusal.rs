@@ -2,23 +2,21 @@
 //! error contract's status and headers around a JSON-RPC error body.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::error::{AuthError, ErrorContext};
+use crate::error::{json_response, AuthError, ErrorBody, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
+use crate::policy::Decision;
 
 use super::jsonrpc::{
     error_envelope, to_json, BadMessage, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
     INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
 };
-use super::layer::McpConfig;
 
 /// The verdict on one request of a refused body.
 pub(crate) struct Verdict {
@@ -30,7 +28,6 @@ pub(crate) struct Verdict {
 
 /// 403 `insufficient_scope`: one JSON-RPC error per request (an array for a batch).
 pub(crate) fn insufficient_scope(
-    config: &McpConfig,
     parts: &Parts,
     identity: &Identity,
     verdicts: Vec<Verdict>,
@@ -46,10 +43,10 @@ pub(crate) fn insufficient_scope(
         required: all_missing.clone(),
     };
 
-    // The same view of the endpoint as the policy layer, when it was shared with us.
-    let policy = config.policy.as_deref().map(|p| (p, p.policy_for(parts)));
-    let ctx = match &policy {
-        Some((config, policy)) => config.error_context(policy, &parts.uri, &parts.headers),
+    // The same view of the endpoint as the policy layer, which recorded its decision
+    // (without one, this layer runs alone: challenge bearer callers only).
+    let ctx = match parts.extensions.get::<Decision>() {
+        Some(decision) => decision.error_context(parts),
         None => ErrorContext::new(
             identity.method() == AuthMethod::ApiKey,
             identity.method() == AuthMethod::Bearer,
@@ -60,30 +57,26 @@ pub(crate) fn insufficient_scope(
     let mut envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
-            let mut body = error.body(&ctx);
-            let (message, scope) = match &verdict.missing {
-                Some(missing) => {
-                    body.error_description = Cow::Owned(describe(&verdict.permission, missing));
-                    (
-                        format!("Insufficient scope: {}", verdict.permission),
-                        missing.join(" "),
-                    )
-                }
-                None => {
-                    body.error_description = Cow::Borrowed(
+            let (description, message, scope) = match &verdict.missing {
+                Some(missing) => (
+                    Cow::Owned(describe(&verdict.permission, missing)),
+                    format!("Insufficient scope: {}", verdict.permission),
+                    missing.join(" "),
+                ),
+                None => (
+                    Cow::Borrowed(
                         "Refused with its batch: another request in it lacks a permission",
-                    );
-                    (
-                        "Insufficient scope: refused with its batch".to_owned(),
-                        batch_scope.clone(),
-                    )
-                }
+                    ),
+                    "Insufficient scope: refused with its batch".to_owned(),
+                    batch_scope.clone(),
+                ),
             };
-            let mut data = serde_json::to_value(&body).unwrap_or_else(|_| json!({}));
-            if let Value::Object(map) = &mut data {
-                map.insert("permission".into(), Value::String(verdict.permission));
-                map.insert("scope".into(), Value::String(scope));
-            }
+            let data = error
+                .body(&ctx)
+                .with_description(description)
+                .with_field("permission", verdict.permission)
+                .with_field("scope", scope)
+                .to_value();
             error_envelope(verdict.id, INSUFFICIENT_SCOPE_CODE, &message, data)
         })
         .collect();
@@ -189,25 +182,16 @@ fn protocol_error_with_id(
     error: &str,
     description: &str,
 ) -> Response<Full<Bytes>> {
-    let data = json!({
-        "error": error,
-        "error_description": description,
-        "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
-    });
+    let data = ErrorBody::new(error, description).to_value();
     let body = to_json(&error_envelope(id, code, message, data));
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    json_response(status, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::McpRules;
-    use crate::{EndpointPolicy, EndpointPolicyLayer};
+    use crate::{policy::EndpointPolicyLayer, EndpointPolicy};
+    use serde_json::json;
 
     fn body(res: Response<Full<Bytes>>) -> Value {
         serde_json::from_slice(&crate::test_util::body_bytes(res.into_body())).unwrap()
@@ -227,15 +211,11 @@ mod tests {
             .public_base_url("https://mcp.example.com")
             .build()
             .unwrap();
-        let config = McpRules::new()
-            .endpoint_policy(&policy)
-            .build()
-            .unwrap()
-            .config();
+        let mut parts = parts();
+        parts.extensions.insert(policy.default_decision());
         let id = Identity::builder(AuthMethod::ApiKey, "k").build();
         let res = insufficient_scope(
-            &config,
-            &parts(),
+            &parts,
             &id,
             vec![Verdict {
                 id: json!(7),
@@ -271,17 +251,16 @@ mod tests {
 
     #[test]
     fn without_a_shared_policy_only_bearer_callers_are_challenged() {
-        let config = McpRules::new().build().unwrap().config();
         let verdict = || Verdict {
             id: json!("a"),
             permission: "p".into(),
             missing: Some(vec!["p".into()]),
         };
         let key = Identity::builder(AuthMethod::ApiKey, "k").build();
-        let res = insufficient_scope(&config, &parts(), &key, vec![verdict()], false);
+        let res = insufficient_scope(&parts(), &key, vec![verdict()], false);
         assert!(res.headers().get("www-authenticate").is_none());
         let token = Identity::builder(AuthMethod::Bearer, "t").build();
-        let res = insufficient_scope(&config, &parts(), &token, vec![verdict()], true);
+        let res = insufficient_scope(&parts(), &token, vec![verdict()], true);
         assert!(res.headers()["www-authenticate"]
             .to_str()
             .unwrap()

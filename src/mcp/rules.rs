@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::identity::{permission_matches, Identity};
-use crate::policy::{EndpointPolicyLayer, PathPattern, PolicyError};
+use crate::policy::PathPattern;
+
+use super::error::McpRuleError;
 
 use super::jsonrpc::{is_canonical_uri, target_field, TargetField};
 use super::layer::{McpConfig, McpPermissionsLayer};
@@ -109,7 +111,6 @@ pub struct McpRules {
     max_response_bytes: usize,
     paths: Vec<String>,
     excluded: Vec<String>,
-    policy: Option<EndpointPolicyLayer>,
 }
 
 impl Default for McpRules {
@@ -141,7 +142,6 @@ impl McpRules {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             paths: Vec::new(),
             excluded: Vec::new(),
-            policy: None,
         }
     }
 
@@ -241,7 +241,7 @@ impl McpRules {
     }
 
     /// Names an MCP endpoint (axum syntax, as in
-    /// [`EndpointPolicyLayerBuilder::route`](crate::EndpointPolicyLayerBuilder::route));
+    /// [`EndpointPolicyLayerBuilder::route`](crate::policy::EndpointPolicyLayerBuilder::route));
     /// repeatable. It does **not** narrow what is inspected: every `POST` that carries an
     /// [`Identity`] is read and its JSON-RPC checked, on every path, unless
     /// [excluded](Self::exclude_path). It decides what happens to a body that is not
@@ -280,58 +280,33 @@ impl McpRules {
         self
     }
 
-    /// Renders refusals with this policy layer's view of the endpoint: whether it accepts
-    /// OAuth (and so gets a `WWW-Authenticate` challenge), its `realm` and its RFC 9728
-    /// `resource_metadata` URL. [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions)
-    /// does this for you.
-    ///
-    /// Without it, a refusal challenges only bearer-token callers, with realm `mcp` and no
-    /// `resource_metadata`.
-    ///
-    /// ```
-    /// use tower::ServiceBuilder;
-    /// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer, McpRules};
-    ///
-    /// let policy = EndpointPolicyLayer::builder(EndpointPolicy::both())
-    ///     .public_base_url("https://mcp.example.com")
-    ///     .build()
-    ///     .unwrap();
-    /// let permissions = McpRules::new().endpoint_policy(&policy).build().unwrap();
-    /// let stack = ServiceBuilder::new().layer(policy).layer(permissions);
-    /// # let _ = stack;
-    /// ```
-    pub fn endpoint_policy(mut self, layer: &EndpointPolicyLayer) -> Self {
-        self.policy = Some(layer.clone());
-        self
-    }
-
     /// Validates the rules and builds the layer.
     ///
     /// # Errors
     ///
-    /// [`PolicyError::InvalidRule`] for an empty pattern, a `*` anywhere but at the end, or
+    /// [`McpRuleError::InvalidRule`] for an empty pattern, a `*` anywhere but at the end, or
     /// a required scope that is empty or contains whitespace, `"` or `\`;
-    /// [`PolicyError::InvalidPattern`] for a bad path; [`PolicyError::InvalidLimit`] for a
+    /// [`McpRuleError::InvalidPattern`] for a bad path; [`McpRuleError::InvalidLimit`] for a
     /// zero limit.
     ///
     /// ```
-    /// use tower_mcp_auth::{McpRules, PolicyError};
+    /// use tower_mcp_auth::{mcp::McpRuleError, McpRules};
     ///
     /// assert!(McpRules::new().public(["tools/*"]).build().is_ok());
     /// assert!(matches!(
     ///     McpRules::new().public(["tools/*/call"]).build(),
-    ///     Err(PolicyError::InvalidRule(_))
+    ///     Err(McpRuleError::InvalidRule(_))
     /// ));
     /// ```
-    pub fn build(self) -> Result<McpPermissionsLayer, PolicyError> {
+    pub fn build(self) -> Result<McpPermissionsLayer, McpRuleError> {
         let mut rules = Vec::with_capacity(self.rules.len());
         for (pattern, required) in self.rules {
             let star = pattern.find('*');
             if pattern.is_empty() || star.is_some_and(|i| i + 1 != pattern.len()) {
-                return Err(PolicyError::InvalidRule(pattern));
+                return Err(McpRuleError::InvalidRule(pattern));
             }
             if let Some(bad) = required.iter().find(|s| !is_scope_token(s)) {
-                return Err(PolicyError::InvalidRule(format!(
+                return Err(McpRuleError::InvalidRule(format!(
                     "{pattern} requires {bad:?}"
                 )));
             }
@@ -340,15 +315,15 @@ impl McpRules {
         let paths = self
             .paths
             .into_iter()
-            .map(|p| PathPattern::parse(&p).ok_or(PolicyError::InvalidPattern(p)))
+            .map(|p| PathPattern::parse(&p).ok_or(McpRuleError::InvalidPattern(p)))
             .collect::<Result<Vec<_>, _>>()?;
         let excluded = self
             .excluded
             .into_iter()
-            .map(|p| PathPattern::parse(&p).ok_or(PolicyError::InvalidPattern(p)))
+            .map(|p| PathPattern::parse(&p).ok_or(McpRuleError::InvalidPattern(p)))
             .collect::<Result<Vec<_>, _>>()?;
         if self.max_body_bytes == 0 || self.max_response_bytes == 0 {
-            return Err(PolicyError::InvalidLimit);
+            return Err(McpRuleError::InvalidLimit);
         }
         Ok(McpPermissionsLayer::from_config(McpConfig {
             rules: Rules { rules },
@@ -357,32 +332,7 @@ impl McpRules {
             max_response_bytes: self.max_response_bytes,
             paths,
             excluded,
-            policy: self.policy.map(|p| p.shared_config()),
         }))
-    }
-}
-
-impl McpConfig {
-    /// What [`McpRules::new`] builds, without the validation it needs no
-    /// (the default public methods are valid patterns).
-    pub(crate) fn defaults() -> Self {
-        McpConfig {
-            rules: Rules {
-                rules: DEFAULT_PUBLIC
-                    .iter()
-                    .map(|m| Rule {
-                        pattern: (*m).to_owned(),
-                        required: Vec::new(),
-                    })
-                    .collect(),
-            },
-            filter_tools_list: false,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            paths: Vec::new(),
-            excluded: Vec::new(),
-            policy: None,
-        }
     }
 }
 
@@ -402,7 +352,6 @@ impl fmt::Debug for McpRules {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("paths", &self.paths)
             .field("excluded", &self.excluded)
-            .field("endpoint_policy", &self.policy.is_some())
             .finish()
     }
 }
@@ -536,6 +485,12 @@ mod tests {
     }
 
     #[test]
+    fn the_default_rules_build() {
+        // `McpPermissionsLayer::new` relies on it.
+        assert!(McpRules::new().build().is_ok());
+    }
+
+    #[test]
     fn invalid_rules_are_build_errors() {
         for r in [
             McpRules::new().public([""]),
@@ -544,15 +499,15 @@ mod tests {
             McpRules::new().rule("tools/call", [""]),
             McpRules::new().rule("tools/call", ["q\"uote"]),
         ] {
-            assert!(matches!(r.build(), Err(PolicyError::InvalidRule(_))));
+            assert!(matches!(r.build(), Err(McpRuleError::InvalidRule(_))));
         }
         assert!(matches!(
             McpRules::new().path("mcp").build(),
-            Err(PolicyError::InvalidPattern(_))
+            Err(McpRuleError::InvalidPattern(_))
         ));
         assert!(matches!(
             McpRules::new().max_body_bytes(0).build(),
-            Err(PolicyError::InvalidLimit)
+            Err(McpRuleError::InvalidLimit)
         ));
     }
 }

@@ -28,7 +28,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// use http::Request;
 /// use http_body_util::Full;
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_mcp_auth::{AuthMethod, Identity, McpPermissionsLayer, McpRequestBody};
+/// use tower_mcp_auth::{AuthMethod, Identity, mcp::{McpPermissionsLayer, McpRequestBody}};
 ///
 /// let svc = ServiceBuilder::new()
 ///     .layer(McpPermissionsLayer::new())
@@ -61,7 +61,7 @@ impl<S> McpPermissionsService<S> {
     ///
     /// ```
     /// use tower_layer::Layer;
-    /// use tower_mcp_auth::McpPermissionsLayer;
+    /// use tower_mcp_auth::mcp::McpPermissionsLayer;
     ///
     /// let svc = McpPermissionsLayer::new().layer("inner");
     /// assert_eq!(*svc.get_ref(), "inner");

@@ -1,13 +1,13 @@
 //! [`OAuthError`] (what the start and callback routes can answer) and [`OAuthConfigError`].
 
 use std::borrow::Cow;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
+use crate::error::ErrorBody;
 use crate::store::StoreError;
 
 use super::StateError;
@@ -140,27 +140,21 @@ impl OAuthError {
     }
 }
 
-/// A JSON error body in the crate's contract (`error`, `error_description`, `timestamp`).
+/// A JSON error body in the crate's contract (`error`, `error_description`, `timestamp`, and
+/// the state error's `reason` when there is one), rendered by the core builder
+/// ([`ErrorBody`]); the OAuth routes answer their JSON errors with it.
 pub(crate) fn json_response(
     status: StatusCode,
     code: &str,
     description: &str,
     reason: Option<&str>,
 ) -> Response<Full<Bytes>> {
-    let mut body = serde_json::json!({
-        "error": code,
-        "error_description": description,
-        "timestamp": crate::time::format_rfc3339_millis(SystemTime::now()),
-    });
-    if let (Some(reason), Some(map)) = (reason, body.as_object_mut()) {
-        map.insert("reason".into(), reason.into());
+    let body = ErrorBody::new(code, description);
+    match reason {
+        Some(reason) => body.with_field("reason", reason),
+        None => body,
     }
-    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    .into_response(status)
 }
 
 fn html_response(status: StatusCode, description: &str, retry: &str) -> Response<Full<Bytes>> {

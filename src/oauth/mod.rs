@@ -25,7 +25,7 @@
 //!   overridable.
 //! - [`StateSigner`]: HMAC-SHA256 `state` with secret rotation.
 //! - [`SessionConfig`]: the session JWT and its `HttpOnly; Secure; SameSite=Lax` cookie,
-//!   which [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) accepts.
+//!   which [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie) accepts.
 //! - [`TokenVault`]: upstream tokens, AES-256-GCM encrypted at rest, refreshed single-flight
 //!   by [`OAuthClient::upstream_token`].
 //!
@@ -84,6 +84,11 @@ pub use session::{
 };
 pub use state::{StateError, StateSigner, MIN_SECRET_LEN};
 pub use upstream::{EncryptionKey, TokenVault, UpstreamError, UpstreamToken};
+
+/// The strings a builder was given (`scopes(["a", "b"])` or owned `String`s), owned.
+pub(crate) fn owned_strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
 
 /// `N` bytes from the operating system's CSPRNG.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {

@@ -200,12 +200,8 @@ impl Provider {
     }
 
     /// Replaces the requested scopes. For OIDC providers `openid` is always added.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = super::owned_strings(scopes);
         self
     }
 
@@ -278,7 +274,7 @@ impl Provider {
     }
 
     /// Verifies `id_token`s with `verifier` instead of the default: a
-    /// [`JwksVerifier`](crate::JwksVerifier) on the provider's `jwks_uri` that refreshes on key
+    /// [`JwksVerifier`](crate::bearer::JwksVerifier) on the provider's `jwks_uri` that refreshes on key
     /// rotation (unknown `kid`, and periodically). Its `Identity` claims are then checked for
     /// `iss`, `aud`, `azp` and `nonce`.
     pub fn id_token_verifier(mut self, verifier: impl TokenVerifier) -> Self {

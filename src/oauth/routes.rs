@@ -28,7 +28,7 @@ use super::{OAuthClient, OAuthError, StartOptions};
 /// axum's `route_service` (not `nest_service`) or, with the crate's `axum` feature,
 /// [`OAuthRoutes::into_router`]. Put your `BearerLayer` (with the session cookie) in front
 /// of it when upstream flows are used: starting one needs a logged-in user. Each start stores
-/// a small record for the state TTL; a [`RateLimitLayer`](crate::RateLimitLayer) keyed by client IP on the start
+/// a small record for the state TTL; a [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) keyed by client IP on the start
 /// route bounds what one client can make it store.
 ///
 /// ```

@@ -2,7 +2,7 @@
 //! in an `HttpOnly; Secure; SameSite=Lax` cookie that [`BearerLayer::session_cookie`]
 //! accepts.
 //!
-//! [`BearerLayer::session_cookie`]: crate::BearerLayer::session_cookie
+//! [`BearerLayer::session_cookie`]: crate::bearer::BearerLayer::session_cookie
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,7 +33,7 @@ pub const DEFAULT_SESSION_ISSUER: &str = "tower-mcp-auth";
 /// `idp` the provider, `idp_sub` the provider's own id, `iss` / `aud` as configured, `exp` after
 /// [`ttl`](Self::ttl) (default one hour), plus `name`, `email` (only a verified one) and `scope` when known. Use
 /// [`verifier`](Self::verifier) in the `BearerLayer` (or [`McpAuth`](crate::McpAuth)) that
-/// protects your MCP endpoint, with [`session_cookie`](crate::BearerLayer::session_cookie)
+/// protects your MCP endpoint, with [`session_cookie`](crate::bearer::BearerLayer::session_cookie)
 /// set to [`cookie_name`](Self::cookie_name).
 ///
 /// The cookie is `__Host-mcp_session` (see [`DEFAULT_SESSION_COOKIE`]), with
@@ -46,7 +46,7 @@ pub const DEFAULT_SESSION_ISSUER: &str = "tower-mcp-auth";
 ///
 /// ```
 /// use tower_mcp_auth::oauth::{SessionConfig, UserInfo};
-/// use tower_mcp_auth::{BearerLayer, TokenVerifier};
+/// use tower_mcp_auth::{bearer::BearerLayer, TokenVerifier};
 ///
 /// let session = SessionConfig::new(b"a-session-secret-of-at-least-32-bytes").unwrap()
 ///     .scopes(["tools/call"]);
@@ -117,7 +117,7 @@ impl SessionConfig {
 
     /// Cookie name (default `__Host-mcp_session`; without `Secure`, the name without its
     /// `__Host-` / `__Secure-` prefix). Must be an RFC 6265 token. Give this to
-    /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie).
+    /// [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie).
     pub fn cookie_name(&self) -> &str {
         if self.secure {
             return &self.cookie_name;
@@ -136,12 +136,8 @@ impl SessionConfig {
     }
 
     /// Scopes (permissions) every session grants, as the `scope` claim.
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = super::owned_strings(scopes);
         self
     }
 

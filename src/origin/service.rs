@@ -50,7 +50,7 @@ where
                 tracing::debug!(%rejection, "request refused (DNS-rebinding protection)");
                 let res = AuthError::InvalidOrigin(rejection)
                     .to_response(&ErrorContext::new(false, false));
-                return OriginFuture::refused(res);
+                return OriginFuture::denied(res);
             }
         }
         OriginFuture::allowed(self.inner.call(req))

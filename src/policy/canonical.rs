@@ -27,7 +27,7 @@ use http::{Extensions, Request, Uri};
 /// ([`AuthError::MalformedPath`](crate::AuthError::MalformedPath)).
 ///
 /// ```
-/// use tower_mcp_auth::{AuthError, ErrorContext, PathRejection};
+/// use tower_mcp_auth::{AuthError, ErrorContext, policy::PathRejection};
 ///
 /// let res = AuthError::MalformedPath(PathRejection::EncodedSeparator)
 ///     .to_response(&ErrorContext::both());
@@ -177,7 +177,7 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 }
 
 /// The decoded, canonical path of a request, as
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) matches it.
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) matches it.
 ///
 /// The policy layer refuses non-canonical paths (`%2F`, dot segments, NUL, ...) with 400
 /// `invalid_request` and decodes the rest. When decoding changed the path (it had `%`
@@ -185,7 +185,7 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 /// readers do not decode again; a plain path is already canonical, and nothing is allocated
 /// or inserted for it. Read it with [`CanonicalPath::of`] (or
 /// [`of_request`](Self::of_request)) in a
-/// [`resolver`](crate::EndpointPolicyLayerBuilder::resolver) and in any layer or handler
+/// [`resolver`](crate::policy::EndpointPolicyLayerBuilder::resolver) and in any layer or handler
 /// inside the policy layer that authorizes by path: it is the canonical form of the path of
 /// the URI it is given, so it stays right where the URI was rewritten since (axum's `nest`
 /// strips the prefix).
@@ -194,7 +194,7 @@ fn check_segments(path: &str) -> Result<(), PathRejection> {
 /// use std::convert::Infallible;
 /// use http_body_util::BodyExt;
 /// use tower::ServiceExt;
-/// use tower_mcp_auth::{CanonicalPath, EndpointPolicy, EndpointPolicyLayer};
+/// use tower_mcp_auth::{EndpointPolicy, policy::{CanonicalPath, EndpointPolicyLayer}};
 ///
 /// let layer = EndpointPolicyLayer::builder(EndpointPolicy::open())
 ///     .resolver(|parts| {

@@ -51,7 +51,7 @@ impl Owner {
 /// Cheap to clone (shared data behind `Arc`).
 ///
 /// ```
-/// use tower_mcp_auth::{EndpointPolicy, Owner};
+/// use tower_mcp_auth::{EndpointPolicy, policy::Owner};
 ///
 /// let p = EndpointPolicy::both().private_to("alice").require(["tools/call"]);
 /// assert!(p.enable_api_key_auth() && p.enable_oauth());
@@ -110,7 +110,7 @@ impl EndpointPolicy {
     /// `sub` claims).
     ///
     /// ```
-    /// use tower_mcp_auth::{EndpointPolicy, Owner};
+    /// use tower_mcp_auth::{EndpointPolicy, policy::Owner};
     ///
     /// let p = EndpointPolicy::oauth_only().private_to_subject("https://accounts.google.com", "1098");
     /// assert!(matches!(p.owner(), Owner::Subject { subject, .. } if &**subject == "1098"));

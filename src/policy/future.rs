@@ -12,8 +12,9 @@ use pin_project_lite::pin_project;
 use crate::body::ResponseBody;
 
 pin_project! {
-    /// Response future of [`EndpointPolicyService`](super::EndpointPolicyService): the inner
-    /// service's future, or a ready error response.
+    /// Response future of [`EndpointPolicyService`](super::EndpointPolicyService) (and of
+    /// [`OriginService`](crate::origin::OriginService)): the inner service's future, or a
+    /// ready error response.
     pub struct PolicyFuture<F> {
         #[pin]
         kind: Kind<F>,
@@ -63,5 +64,11 @@ where
                 Poll::Ready(Ok(crate::body::error_response(response)))
             }
         }
+    }
+}
+
+impl<F> std::fmt::Debug for PolicyFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyFuture").finish_non_exhaustive()
     }
 }

@@ -10,8 +10,9 @@ use http::{HeaderMap, Uri};
 use tower_layer::Layer;
 
 use crate::error::ErrorContext;
+use crate::mcp::McpRuleError;
 
-use super::canonical::CanonicalPath;
+use super::decision::Applied;
 use super::endpoint::EndpointPolicy;
 use super::pattern::PathPattern;
 use super::service::EndpointPolicyService;
@@ -28,21 +29,16 @@ pub(crate) struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// The policy for a request, for layers that render refusals for the same endpoints
-    /// (see [`CanonicalPath::of`]).
-    pub(crate) fn policy_for(&self, parts: &Parts) -> Cow<'_, EndpointPolicy> {
-        self.select(&CanonicalPath::of(parts), parts)
-    }
-
-    /// The policy for canonical `path`: first matching route, else the resolver (which reads
-    /// `parts`), else the default.
-    pub(crate) fn select(&self, path: &str, parts: &Parts) -> Cow<'_, EndpointPolicy> {
-        if let Some((_, policy)) = self.routes.iter().find(|(p, _)| p.matches(path)) {
-            return Cow::Borrowed(policy);
+    /// Which policy applies to canonical `path`: first matching route, else the resolver
+    /// (which reads `parts`), else the default. Runs once per request (see
+    /// [`Decision`](super::decision::Decision)).
+    pub(crate) fn select(&self, path: &str, parts: &Parts) -> Applied {
+        if let Some(i) = self.routes.iter().position(|(p, _)| p.matches(path)) {
+            return Applied::Route(i);
         }
         match self.resolver.as_ref().and_then(|resolve| resolve(parts)) {
-            Some(policy) => Cow::Owned(policy),
-            None => Cow::Borrowed(&self.default),
+            Some(policy) => Applied::Resolved(policy),
+            None => Applied::Default,
         }
     }
 
@@ -105,19 +101,16 @@ pub enum PolicyError {
     /// An endpoint accepts OAuth but no token verifier was configured.
     #[error("endpoint {0} enables OAuth but no token verifier is configured")]
     MissingVerifier(String),
-    /// An [`McpRules`](crate::McpRules) rule is not valid: an empty pattern, a `*` that is
-    /// not at the end, or a required scope that is not an RFC 6749 scope token.
-    #[error("invalid MCP permission rule {0:?}")]
-    InvalidRule(String),
-    /// A size limit of zero.
-    #[error("size limits must be at least one byte")]
-    InvalidLimit,
+    /// The [`McpRules`](crate::McpRules) given to
+    /// [`McpAuthBuilder::mcp_permissions`](crate::McpAuthBuilder::mcp_permissions) are not valid.
+    #[error(transparent)]
+    McpRules(#[from] McpRuleError),
 }
 
 /// Decides, per endpoint, whether a request may pass, and with which [`Identity`](crate::Identity).
 ///
-/// It reads the outcomes that [`ApiKeyLayer`](crate::ApiKeyLayer) and
-/// [`BearerLayer`](crate::BearerLayer) left in the request extensions, applies the
+/// It reads the outcomes that [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) and
+/// [`BearerLayer`](crate::bearer::BearerLayer) left in the request extensions, applies the
 /// endpoint's mode, precedence, ownership and required permissions, and either inserts the
 /// chosen `Identity` and calls the inner service, or answers with the error contract.
 ///
@@ -130,10 +123,10 @@ pub enum PolicyError {
 /// invalid escapes or UTF-8) are refused with 400 `invalid_request`
 /// ([`AuthError::MalformedPath`](crate::AuthError::MalformedPath)) before any policy applies,
 /// on open endpoints too. Resolvers and inner layers read the decoded path with
-/// [`CanonicalPath::of`].
+/// [`CanonicalPath::of`](super::CanonicalPath::of).
 ///
 /// ```
-/// use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer};
+/// use tower_mcp_auth::{EndpointPolicy, policy::EndpointPolicyLayer};
 ///
 /// let layer = EndpointPolicyLayer::builder(EndpointPolicy::both())
 ///     .route("/health", EndpointPolicy::open())
@@ -186,9 +179,10 @@ impl EndpointPolicyLayer {
         }
     }
 
-    /// The configuration, shared with layers that render refusals for the same endpoints.
-    pub(crate) fn shared_config(&self) -> Arc<PolicyConfig> {
-        self.config.clone()
+    /// The decision this layer records when its default policy applies.
+    #[cfg(test)]
+    pub(crate) fn default_decision(&self) -> super::Decision {
+        super::Decision::new(self.config.clone(), Applied::Default)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod canonical;
 mod decide;
+mod decision;
 mod endpoint;
 mod future;
 mod layer;
@@ -12,9 +13,9 @@ mod service;
 #[allow(unused_imports)]
 pub(crate) use canonical::canonicalize;
 pub use canonical::{CanonicalPath, PathRejection};
+pub(crate) use decision::Decision;
 pub use endpoint::{EndpointPolicy, Owner};
 pub use future::PolicyFuture;
-pub(crate) use layer::PolicyConfig;
 pub use layer::{EndpointPolicyLayer, EndpointPolicyLayerBuilder, PolicyError};
 pub use pattern::PathPattern;
 pub use service::EndpointPolicyService;

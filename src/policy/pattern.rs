@@ -9,7 +9,7 @@ use std::fmt;
 /// is never silently widened.
 ///
 /// ```
-/// use tower_mcp_auth::PathPattern;
+/// use tower_mcp_auth::policy::PathPattern;
 ///
 /// let p = PathPattern::parse("/users/{id}/mcp").unwrap();
 /// assert!(p.matches("/users/alice/mcp"));
@@ -63,7 +63,7 @@ impl PathPattern {
     }
 
     /// Whether `path` matches: the decoded, canonical path without query (see
-    /// [`CanonicalPath`](crate::CanonicalPath)), as the policy layer passes it.
+    /// [`CanonicalPath`](crate::policy::CanonicalPath)), as the policy layer passes it.
     pub fn matches(&self, path: &str) -> bool {
         let Some(tail) = path.strip_prefix('/') else {
             return false;

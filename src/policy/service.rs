@@ -12,6 +12,7 @@ use crate::error::{AuthError, ErrorContext};
 
 use super::canonical;
 use super::decide::decide;
+use super::decision::Decision;
 use super::future::PolicyFuture;
 use super::layer::PolicyConfig;
 
@@ -54,14 +55,18 @@ where
             let error = AuthError::MalformedPath(reason);
             return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
         }
-        let policy = config.select(canonical::recorded(&parts), &parts);
+        let applied = config.select(canonical::recorded(&parts), &parts);
+        let decision = Decision::new(self.config.clone(), applied);
 
-        match decide(&policy, &mut parts.extensions) {
-            Ok(Some(identity)) => {
-                parts.extensions.insert(identity);
+        match decide(decision.policy(), &mut parts.extensions) {
+            Ok(identity) => {
+                if let Some(identity) = identity {
+                    parts.extensions.insert(identity);
+                }
+                // Later layers read the decision instead of resolving the policy again.
+                parts.extensions.insert(decision);
                 PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body)))
             }
-            Ok(None) => PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body))),
             Err((error, method)) => {
                 tracing::debug!(
                     path = parts.uri.path(),
@@ -69,7 +74,7 @@ where
                     method = method.map(|m| m.as_str()),
                     "request denied"
                 );
-                let ctx = config.error_context(&policy, &parts.uri, &parts.headers);
+                let ctx = decision.error_context(&parts);
                 PolicyFuture::denied(error.to_response_for(&ctx, method))
             }
         }

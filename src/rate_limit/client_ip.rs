@@ -14,7 +14,7 @@ use ipnet::IpNet;
 /// request's extensions in their accept loop.
 ///
 /// ```
-/// use tower_mcp_auth::ClientAddr;
+/// use tower_mcp_auth::rate_limit::ClientAddr;
 ///
 /// let mut req = http::Request::new(());
 /// req.extensions_mut().insert(ClientAddr("203.0.113.7:51234".parse().unwrap()));
@@ -44,7 +44,7 @@ pub struct InvalidForwardedHeader(pub String);
 /// | Cloudflare (`CF-Connecting-IP`), nginx `proxy_set_header X-Real-IP $remote_addr`, Akamai (`True-Client-IP`) | [`Single`](Self::Single), a header the proxy *overwrites* |
 ///
 /// ```
-/// use tower_mcp_auth::ForwardedHeader;
+/// use tower_mcp_auth::rate_limit::ForwardedHeader;
 ///
 /// assert_eq!(ForwardedHeader::default(), ForwardedHeader::XForwardedFor);
 /// assert_eq!(ForwardedHeader::from_name("Forwarded").unwrap(), ForwardedHeader::Forwarded);
@@ -112,7 +112,7 @@ impl ForwardedHeader {
 /// - IPv6 clients are grouped by prefix (default /64): one end site, one bucket.
 ///
 /// ```
-/// use tower_mcp_auth::{ClientAddr, ClientIpResolver};
+/// use tower_mcp_auth::{rate_limit::{ClientAddr, ClientIpResolver}};
 ///
 /// let resolver = ClientIpResolver::new().trust_proxies(["10.0.0.0/8"]).unwrap();
 /// let mut req = http::Request::builder()
@@ -170,7 +170,7 @@ impl ClientIpResolver {
     /// [`ForwardedHeader::XForwardedFor`]), and from no other.
     ///
     /// ```
-    /// use tower_mcp_auth::{ClientAddr, ClientIpResolver, ForwardedHeader};
+    /// use tower_mcp_auth::{rate_limit::{ClientAddr, ClientIpResolver, ForwardedHeader}};
     ///
     /// let resolver = ClientIpResolver::new()
     ///     .trust_proxies(["10.0.0.0/8"])

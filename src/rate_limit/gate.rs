@@ -9,6 +9,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::deferred::Deferred;
@@ -116,6 +117,87 @@ fn decide<F>(
                     AuthError::TemporarilyUnavailable.to_response(&ErrorContext::new(false, false)),
                 ),
             }
+        }
+    }
+}
+
+pin_project! {
+    /// The future both limiters share: waits for the store when it answers later, then
+    /// runs the inner service or holds the refusal. Yields a [`Gated`]; what each limiter
+    /// does with the response (headers, a refund) stays in its own future. Must not be
+    /// polled again after it returned `Ready`.
+    #[project = GateProj]
+    pub(crate) enum Gate<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Checking { pending: Box<PendingCheck<S, ReqBody>> },
+        Calling { #[pin] future: S::Future, decision: Option<RateDecision> },
+        Denied { response: Option<Response<Full<Bytes>>> },
+    }
+}
+
+/// What a [`Gate`] ends with.
+pub(crate) enum Gated<R, E> {
+    /// The inner service answered; `decision` as in [`Verdict::Call`].
+    Called {
+        outcome: Result<R, E>,
+        decision: Option<RateDecision>,
+    },
+    /// The request was refused (429, or 503 when failing closed).
+    Denied(Response<Full<Bytes>>),
+}
+
+impl<S, ReqBody> Gate<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// Straight to the inner service: not limited, or the decision is known.
+    pub(crate) fn calling(future: S::Future, decision: Option<RateDecision>) -> Self {
+        Self::Calling { future, decision }
+    }
+
+    /// Waiting for a network store.
+    pub(crate) fn checking(pending: Box<PendingCheck<S, ReqBody>>) -> Self {
+        Self::Checking { pending }
+    }
+
+    pub(crate) fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Gated<S::Response, S::Error>> {
+        loop {
+            match self.as_mut().project() {
+                GateProj::Checking { pending } => {
+                    let verdict = ready!(pending.poll(cx));
+                    self.set(Self::from(verdict));
+                }
+                GateProj::Calling { future, decision } => {
+                    let outcome = ready!(future.poll(cx));
+                    return Poll::Ready(Gated::Called {
+                        outcome,
+                        decision: decision.take(),
+                    });
+                }
+                GateProj::Denied { response } => {
+                    let response = response.take().expect("Gate polled after completion");
+                    return Poll::Ready(Gated::Denied(response));
+                }
+            }
+        }
+    }
+}
+
+impl<S, ReqBody> From<Verdict<S::Future>> for Gate<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn from(verdict: Verdict<S::Future>) -> Self {
+        match verdict {
+            Verdict::Call { future, decision } => Self::Calling { future, decision },
+            Verdict::Deny(response) => Self::Denied {
+                response: Some(response),
+            },
         }
     }
 }

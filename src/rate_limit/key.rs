@@ -11,13 +11,13 @@ use super::client_ip::ClientIpResolver;
 
 type CustomKey = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
-/// What a [`RateLimitLayer`](crate::RateLimitLayer) quota is counted per.
+/// What a [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) quota is counted per.
 ///
 /// Requests for which the key is `None` (for example an open endpoint, where no
 /// [`Identity`] was decided) are not limited and get no `RateLimit-*` headers.
 ///
 /// ```
-/// use tower_mcp_auth::RateLimitKey;
+/// use tower_mcp_auth::rate_limit::RateLimitKey;
 ///
 /// let per_tenant = RateLimitKey::custom(|parts| {
 ///     parts.headers.get("x-tenant").and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -153,7 +153,7 @@ mod tests {
 
     use super::*;
     use crate::identity::AuthMethod;
-    use crate::ClientAddr;
+    use crate::rate_limit::ClientAddr;
 
     fn parts(identity: Option<Identity>) -> Parts {
         let mut req = Request::post("/users/alice/mcp").body(()).unwrap();

@@ -33,7 +33,7 @@ pub(crate) struct RateLimitConfig {
 }
 
 /// Per-identity quotas (GCRA) on a [`StateStore`], placed after
-/// [`EndpointPolicyLayer`](crate::EndpointPolicyLayer) so the decided [`Identity`] is known.
+/// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer) so the decided [`Identity`] is known.
 ///
 /// Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining` and
 /// `RateLimit-Reset`; a refused request gets 429 `too_many_requests` with `Retry-After`
@@ -43,7 +43,7 @@ pub(crate) struct RateLimitConfig {
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::store::{MemoryStore, Quota};
-/// use tower_mcp_auth::{RateLimitKey, RateLimitLayer};
+/// use tower_mcp_auth::{rate_limit::{RateLimitKey, RateLimitLayer}};
 ///
 /// let limit = RateLimitLayer::new(MemoryStore::new(), Quota::per_minute(60).unwrap())
 ///     .key(RateLimitKey::User)

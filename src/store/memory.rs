@@ -21,7 +21,7 @@ use hashbrown::HashTable;
 
 use super::error::check_ttl;
 use super::{Clock, Quota, RateDecision, StateStore, StoreError, StoreResult, SystemClock};
-use crate::Deferred;
+use crate::deferred::Deferred;
 
 /// Default cap on stored entries (GCRA keys plus values).
 const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
@@ -347,30 +347,33 @@ impl<C: Clock> MemoryStore<C> {
         lock(&self.inner.shards[((hash >> 32) & self.inner.shard_mask) as usize])
     }
 
+    fn expiry(&self, now: u64, ttl: Duration) -> u64 {
+        now.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl<C: Clock> StateStore for MemoryStore<C> {
     #[inline]
-    fn decide(
+    fn gcra_apply(
         &self,
         key: &str,
         quota: Quota,
         cost: u32,
-        consume: bool,
+        commit: bool,
     ) -> StoreResult<RateDecision> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
         let gcra = quota.gcra_nanos();
         let hash = self.hash(key);
         let now = self.inner.clock.now_nanos();
         let mut tables = self.shard(hash);
         if let Some(entry) = tables.gcra.find_mut(hash, |e| key_eq(&e.key, key)) {
             let step = gcra.step(Some(entry.tat), now, cost);
-            if let (true, Some(tat)) = (consume, step.new_tat) {
+            if let (true, Some(tat)) = (commit, step.new_tat) {
                 entry.tat = tat;
             }
             return Deferred::ready(Ok(step.decision));
         }
         let step = gcra.step(None, now, cost);
-        if let (true, Some(tat)) = (consume, step.new_tat) {
+        if let (true, Some(tat)) = (commit, step.new_tat) {
             tables.make_room(now, self.inner.shard_cap);
             let entry = GcraEntry {
                 key: key.into(),
@@ -383,26 +386,7 @@ impl<C: Clock> MemoryStore<C> {
         Deferred::ready(Ok(step.decision))
     }
 
-    fn expiry(&self, now: u64, ttl: Duration) -> u64 {
-        now.saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
-    }
-}
-
-impl<C: Clock> StateStore for MemoryStore<C> {
-    #[inline]
-    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, true)
-    }
-
-    #[inline]
-    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, false)
-    }
-
-    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
+    fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
         let back = quota.gcra_nanos().interval.saturating_mul(u64::from(cost));
         let hash = self.hash(key);
         let mut tables = self.shard(hash);
@@ -415,23 +399,7 @@ impl<C: Clock> StateStore for MemoryStore<C> {
     }
 
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let hash = self.hash(key);
-        let now = self.inner.clock.now_nanos();
-        let expires_at = self.expiry(now, ttl);
-        let mut tables = self.shard(hash);
-        if let Some(entry) = tables.values.find_mut(hash, |e| key_eq(&e.key, key)) {
-            if entry.expires_at > now {
-                return Deferred::ready(Ok(false));
-            }
-            entry.value = value.into_boxed_slice();
-            entry.expires_at = expires_at;
-            return Deferred::ready(Ok(true));
-        }
-        self.insert_value(&mut tables, hash, key, value, expires_at, now);
-        Deferred::ready(Ok(true))
+        Deferred::ready(self.store_value(key, value, ttl, true))
     }
 
     fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -465,20 +433,7 @@ impl<C: Clock> StateStore for MemoryStore<C> {
     }
 
     fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let hash = self.hash(key);
-        let now = self.inner.clock.now_nanos();
-        let expires_at = self.expiry(now, ttl);
-        let mut tables = self.shard(hash);
-        if let Some(entry) = tables.values.find_mut(hash, |e| key_eq(&e.key, key)) {
-            entry.value = value.into_boxed_slice();
-            entry.expires_at = expires_at;
-            return Deferred::ready(Ok(()));
-        }
-        self.insert_value(&mut tables, hash, key, value, expires_at, now);
-        Deferred::ready(Ok(()))
+        Deferred::ready(self.store_value(key, value, ttl, false).map(drop))
     }
 
     fn delete(&self, key: &str) -> StoreResult<bool> {
@@ -494,6 +449,33 @@ impl<C: Clock> StateStore for MemoryStore<C> {
 }
 
 impl<C: Clock> MemoryStore<C> {
+    /// `put` (`if_absent == false`) and `insert_if_absent`: stores `value` unless
+    /// `if_absent` and a live value is there. Returns whether it stored.
+    fn store_value(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        if_absent: bool,
+    ) -> Result<bool, StoreError> {
+        check_ttl(ttl)?;
+        let hash = self.hash(key);
+        let now = self.inner.clock.now_nanos();
+        let expires_at = self.expiry(now, ttl);
+        let mut tables = self.shard(hash);
+        if let Some(entry) = tables.values.find_mut(hash, |e| key_eq(&e.key, key)) {
+            // An expired value counts as absent.
+            if if_absent && entry.expires_at > now {
+                return Ok(false);
+            }
+            entry.value = value.into_boxed_slice();
+            entry.expires_at = expires_at;
+            return Ok(true);
+        }
+        self.insert_value(&mut tables, hash, key, value, expires_at, now);
+        Ok(true)
+    }
+
     fn insert_value(
         &self,
         tables: &mut Tables,

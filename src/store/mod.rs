@@ -55,7 +55,7 @@ mod sql;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Deferred;
+use crate::deferred::Deferred;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::connect;
@@ -86,8 +86,13 @@ pub type StoreResult<T> = Deferred<Result<T, StoreError>>;
 
 /// Shared state for rate limiting, single-use values and TTL'd key/value data.
 ///
-/// Implementations must make [`gcra`](Self::gcra), [`insert_if_absent`](Self::insert_if_absent)
-/// and [`take`](Self::take) atomic across every client of the same backend: that is what makes
+/// A backend implements one GCRA decision primitive, [`gcra_apply`](Self::gcra_apply), and
+/// its refund, [`gcra_release`](Self::gcra_release); [`gcra`](Self::gcra),
+/// [`gcra_peek`](Self::gcra_peek) and [`gcra_refund`](Self::gcra_refund) are provided on top
+/// and check their input once for every backend.
+///
+/// Implementations must make [`gcra_apply`](Self::gcra_apply),
+/// [`insert_if_absent`](Self::insert_if_absent) and [`take`](Self::take) atomic across every client of the same backend: that is what makes
 /// a quota global and a single-use value usable once. A TTL must be non-zero
 /// ([`StoreError::InvalidArgument`] otherwise); backends round it up to their resolution
 /// (1 ms for Redis, 1 µs for SQL). An expired value behaves exactly like an absent one.
@@ -102,6 +107,54 @@ pub type StoreResult<T> = Deferred<Result<T, StoreError>>;
 /// let _store = shared(MemoryStore::new());
 /// ```
 pub trait StateStore: Send + Sync + 'static {
+    /// The one GCRA decision a backend implements: decides a request of `cost` cells
+    /// against `quota` for `key` and, when `commit` is `true` and the request is allowed,
+    /// consumes them, atomically. Callers use [`gcra`](Self::gcra) and
+    /// [`gcra_peek`](Self::gcra_peek), which validate the input and then call this.
+    ///
+    /// Only ever called with `cost <= quota.burst_size()`. A cost of 0, or `commit == false`,
+    /// must leave the key's state untouched.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let quota = Quota::per_minute(1)?;
+    /// assert!(store.gcra_apply("k", quota, 1, false).await?.allowed); // a peek
+    /// assert!(store.gcra_apply("k", quota, 1, true).await?.allowed); // consumed
+    /// assert!(!store.gcra_apply("k", quota, 1, false).await?.allowed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    fn gcra_apply(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        commit: bool,
+    ) -> StoreResult<RateDecision>;
+
+    /// The refund a backend implements: moves `key`'s theoretical arrival time back by
+    /// `cost` emission intervals of `quota`, atomically, never below a full bucket. Callers
+    /// use [`gcra_refund`](Self::gcra_refund), which validates the input and then calls this.
+    ///
+    /// Only ever called with `1 <= cost <= quota.burst_size()`.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let quota = Quota::per_minute(1)?;
+    /// assert!(store.gcra("k", quota, 1).await?.allowed);
+    /// store.gcra_release("k", quota, 1).await?;
+    /// assert!(store.gcra("k", quota, 1).await?.allowed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()>;
+
     /// Checks a request of `cost` cells against `quota` for `key` and, if it is allowed,
     /// consumes them, atomically.
     ///
@@ -126,7 +179,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision>;
+    #[inline]
+    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
+        match quota.check_cost(cost) {
+            Ok(()) => self.gcra_apply(key, quota, cost, true),
+            Err(e) => Deferred::ready(Err(e)),
+        }
+    }
 
     /// The decision [`gcra`](Self::gcra) would make right now, without consuming anything.
     ///
@@ -143,7 +202,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision>;
+    #[inline]
+    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
+        match quota.check_cost(cost) {
+            Ok(()) => self.gcra_apply(key, quota, cost, false),
+            Err(e) => Deferred::ready(Err(e)),
+        }
+    }
 
     /// Gives back `cost` cells that an allowed [`gcra`](Self::gcra) call consumed for `key`
     /// under the same `quota`, atomically: the key's theoretical arrival time moves back by
@@ -175,7 +240,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()>;
+    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+        match quota.check_cost(cost) {
+            Ok(()) if cost == 0 => Deferred::ready(Ok(())),
+            Ok(()) => self.gcra_release(key, quota, cost),
+            Err(e) => Deferred::ready(Err(e)),
+        }
+    }
 
     /// Stores `value` under `key` for `ttl` unless a live value is already there. Returns
     /// `true` if this call stored it.
@@ -260,6 +331,22 @@ macro_rules! forward_state_store {
     ($($ptr:ident),*) => {$(
         /// Forwards to the pointed-to store, so `Arc<dyn StateStore>` is itself a store.
         impl<S: StateStore + ?Sized> StateStore for $ptr<S> {
+            #[inline]
+            fn gcra_apply(
+                &self,
+                key: &str,
+                quota: Quota,
+                cost: u32,
+                commit: bool,
+            ) -> StoreResult<RateDecision> {
+                (**self).gcra_apply(key, quota, cost, commit)
+            }
+            #[inline]
+            fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
+                (**self).gcra_release(key, quota, cost)
+            }
+            // The provided methods are forwarded too, so a store that overrides them keeps
+            // its behaviour behind a pointer.
             #[inline]
             fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
                 (**self).gcra(key, quota, cost)

@@ -9,7 +9,7 @@ use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::error::check_ttl;
 use super::{Quota, RateDecision, StateStore, StoreError, StoreResult};
-use crate::Deferred;
+use crate::deferred::Deferred;
 
 const BACKEND: &str = "redis";
 const DEFAULT_PREFIX: &str = "mcp-auth:";
@@ -148,45 +148,6 @@ impl RedisStore {
     fn kv_key(&self, key: &str) -> String {
         format!("{}kv:{{{key}}}", self.inner.prefix)
     }
-
-    fn decide(
-        &self,
-        key: &str,
-        quota: Quota,
-        cost: u32,
-        consume: bool,
-    ) -> StoreResult<RateDecision> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
-        let gcra = quota.gcra_micros();
-        let key = self.gcra_key(key);
-        let inner = Arc::clone(&self.inner);
-        Deferred::boxed(async move {
-            let mut conn = inner.conn.clone();
-            let (verdict, now, tat): (i64, i64, i64) = inner
-                .gcra
-                .key(key)
-                .arg(gcra.interval)
-                .arg(gcra.tau)
-                .arg(cost)
-                .arg(if consume { "1" } else { "0" })
-                .invoke_async(&mut conn)
-                .await
-                .map_err(map_err)?;
-            if verdict < 0 || now < 0 || tat < 0 {
-                return Err(StoreError::Corrupt {
-                    backend: BACKEND,
-                    detail: "GCRA key does not hold a timestamp",
-                });
-            }
-            // Cannot truncate: both were checked non-negative.
-            let step = gcra.step(Some(tat as u64), now as u64, cost);
-            // The script applied the same inequality; a disagreement would be a bug here.
-            debug_assert_eq!(step.decision.allowed, verdict == 1);
-            Ok(step.decision)
-        })
-    }
 }
 
 impl RedisStoreBuilder {
@@ -255,21 +216,40 @@ impl RedisStoreBuilder {
 }
 
 impl StateStore for RedisStore {
-    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, true)
+    fn gcra_apply(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        commit: bool,
+    ) -> StoreResult<RateDecision> {
+        let gcra = quota.gcra_micros();
+        let key = self.gcra_key(key);
+        let inner = Arc::clone(&self.inner);
+        Deferred::boxed(async move {
+            let mut conn = inner.conn.clone();
+            let (verdict, now, tat): (i64, i64, i64) = inner
+                .gcra
+                .key(key)
+                .arg(gcra.interval)
+                .arg(gcra.tau)
+                .arg(cost)
+                .arg(if commit { "1" } else { "0" })
+                .invoke_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            if verdict < 0 || now < 0 || tat < 0 {
+                return Err(not_a_timestamp());
+            }
+            // Cannot truncate: both were checked non-negative.
+            let step = gcra.step(Some(tat as u64), now as u64, cost);
+            // The script applied the same inequality; a disagreement would be a bug here.
+            debug_assert_eq!(step.decision.allowed, verdict == 1);
+            Ok(step.decision)
+        })
     }
 
-    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, false)
-    }
-
-    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
-        if cost == 0 {
-            return Deferred::ready(Ok(()));
-        }
+    fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
         let back = quota.gcra_micros().interval.saturating_mul(u64::from(cost));
         let key = self.gcra_key(key);
         let inner = Arc::clone(&self.inner);
@@ -283,10 +263,7 @@ impl StateStore for RedisStore {
                 .await
                 .map_err(map_err)?;
             if ok < 0 {
-                return Err(StoreError::Corrupt {
-                    backend: BACKEND,
-                    detail: "GCRA key does not hold a timestamp",
-                });
+                return Err(not_a_timestamp());
             }
             Ok(())
         })
@@ -367,6 +344,14 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// A GCRA key holding something else than a TAT.
+fn not_a_timestamp() -> StoreError {
+    StoreError::Corrupt {
+        backend: BACKEND,
+        detail: "GCRA key does not hold a timestamp",
     }
 }
 

@@ -13,11 +13,61 @@
 //!   every [`DEFAULT_PURGE_INTERVAL`] (a Tokio task that ends with the store); a store made
 //!   `from_pool` leaves `purge_expired()` to the application.
 
+/// The builder options both SQL stores share, with their docs: `operation_timeout`,
+/// `migrate` and `purge_interval`. `$store` names the store type, `$builder` an expression
+/// starting a builder, both for the doc examples.
+macro_rules! shared_builder_options {
+    ($store:ident, $builder:literal) => {
+        /// Deadline of every operation, pool wait included (default 5 s); past it the
+        /// operation fails with [`StoreError::Timeout`](crate::store::StoreError::Timeout), even when the database stopped
+        /// answering.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("use tower_mcp_auth::store::", stringify!($store), ";")]
+        #[doc = concat!("let builder = ", $builder, ".operation_timeout(Duration::from_secs(1));")]
+        /// ```
+        pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+            self.options.operation_timeout = timeout;
+            self
+        }
+
+        /// Whether [`build`](Self::build) applies the migrations (default `true`). Turn off
+        /// when a deployment step owns schema changes.
+        ///
+        /// ```
+        #[doc = concat!("use tower_mcp_auth::store::", stringify!($store), ";")]
+        #[doc = concat!("let builder = ", $builder, ".migrate(false);")]
+        /// ```
+        pub fn migrate(mut self, migrate: bool) -> Self {
+            self.options.migrate = migrate;
+            self
+        }
+
+        /// How often the built store deletes expired rows (default
+        /// [`DEFAULT_PURGE_INTERVAL`](crate::store::DEFAULT_PURGE_INTERVAL), 5 minutes); `None` turns the sweep off, for
+        /// deployments that run `purge_expired` from a job of their own. The sweep is a
+        /// Tokio task that stops when the last clone of the store is dropped. With several
+        /// instances sharing one database each one sweeps; the deletes are idempotent.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        #[doc = concat!("use tower_mcp_auth::store::", stringify!($store), ";")]
+        #[doc = concat!("let builder = ", $builder, ".purge_interval(Some(Duration::from_secs(60)));")]
+        /// ```
+        pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
+            self.options.purge_interval = interval.filter(|i| !i.is_zero());
+            self
+        }
+    };
+}
+
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +77,8 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
-use super::StoreError;
+use super::{StoreError, StoreResult};
+use crate::deferred::Deferred;
 
 /// Default deadline for one store operation, pool wait included.
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +91,107 @@ const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// assert_eq!(tower_mcp_auth::store::DEFAULT_PURGE_INTERVAL, Duration::from_secs(300));
 /// ```
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The builder options both SQL stores share (see `shared_builder_options!`).
+struct Options {
+    max_connections: u32,
+    operation_timeout: Duration,
+    migrate: bool,
+    purge_interval: Option<Duration>,
+}
+
+impl Options {
+    fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            migrate: true,
+            purge_interval: Some(DEFAULT_PURGE_INTERVAL),
+        }
+    }
+
+    /// Adds the options to a builder's `Debug` output, one field each as before they were
+    /// shared.
+    fn debug_fields<'a, 'b, 'c>(
+        &self,
+        d: &'a mut fmt::DebugStruct<'b, 'c>,
+    ) -> &'a mut fmt::DebugStruct<'b, 'c> {
+        d.field("max_connections", &self.max_connections)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("migrate", &self.migrate)
+            .field("purge_interval", &self.purge_interval)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.max_connections == 0 {
+            return Err(StoreError::Config(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a SQL store holds besides its SQL: the pool, the deadline of every operation and,
+/// for a store made by its builder, the expiry sweep. Clones share all three.
+#[derive(Clone)]
+struct Pooled<P> {
+    backend: &'static str,
+    /// The expiry sweep of a store built by its builder; `None` for `from_pool`.
+    purge: Option<Arc<PurgeTask>>,
+    pool: P,
+    timeout: Duration,
+}
+
+impl<P: Clone + Send + Sync + 'static> Pooled<P> {
+    /// A store on a pool the application made: default deadline, no sweep.
+    fn from_pool(backend: &'static str, pool: P) -> Self {
+        Self {
+            backend,
+            purge: None,
+            pool,
+            timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// A store made by its builder: the configured deadline, and `purge` called on the
+    /// pool every configured interval.
+    fn built<F, Fut>(backend: &'static str, pool: P, options: &Options, purge: F) -> Self
+    where
+        F: Fn(P) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<u64, StoreError>> + Send,
+    {
+        let sweep = options.purge_interval.map(|interval| {
+            let pool = pool.clone();
+            PurgeTask::spawn(backend, interval, move || purge(pool.clone()))
+        });
+        Self {
+            backend,
+            purge: sweep,
+            pool,
+            timeout: options.operation_timeout,
+        }
+    }
+
+    /// Boxes one operation, given a clone of the pool, under the store's deadline.
+    fn run<T, F, Fut>(&self, operation: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(P) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        Deferred::boxed(timed(
+            self.backend,
+            self.timeout,
+            operation(self.pool.clone()),
+        ))
+    }
+
+    /// For `Debug` of the stores.
+    fn purge_interval(&self) -> Option<Duration> {
+        self.purge.as_deref().map(PurgeTask::interval)
+    }
+}
 
 /// A store's periodic expiry sweep. Held in an `Arc` by every clone of the store; the task
 /// is aborted when the last clone goes, so a dropped store leaves no task (or pool) behind.

@@ -9,7 +9,7 @@ use axum::extract::Extension;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, Identity, KeyHash};
+use tower_mcp_auth::{api_key::KeyHash, ApiKeyRegistry, ApiKeySpec, Identity};
 
 pub const SECRET: &[u8] = b"integration-test-secret-of-32-bytes-or-more";
 pub const ALICE_KEY: &str = "alice-key-0001";
@@ -63,7 +63,7 @@ pub fn claims(sub: &str) -> Value {
 }
 
 pub fn hs256(claims: &Value) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         claims,
@@ -135,7 +135,7 @@ fn with_client_addr(app: Router) -> Router {
          mut req: axum::extract::Request,
          next: axum::middleware::Next| async move {
             req.extensions_mut()
-                .insert(tower_mcp_auth::ClientAddr(addr));
+                .insert(tower_mcp_auth::rate_limit::ClientAddr(addr));
             next.run(req).await
         },
     ));

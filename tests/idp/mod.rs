@@ -36,7 +36,7 @@ pub struct SigningKey {
 
 impl SigningKey {
     pub fn new(kid: &str, alg: Algorithm, private_pem: &[u8]) -> Self {
-        tower_mcp_auth::install_crypto_provider();
+        tower_mcp_auth::bearer::install_crypto_provider();
         let encoding = match alg {
             Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(private_pem),
             Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem),

@@ -14,8 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use common::*;
 use tower_mcp_auth::{
+    api_key::{KeyHash, KeyStore, KeyStoreError, StoredKey},
+    bearer::TokenError,
     AuthError, AuthFailure, AuthFailureKind, Deferred, EndpointPolicy, ErrorContext, Identity,
-    KeyHash, KeyStore, KeyStoreError, McpAuth, StoredKey, TokenError, TokenVerifier,
+    McpAuth, TokenVerifier,
 };
 
 struct DownKeyStore;
@@ -177,7 +179,8 @@ async fn layers_work_on_plain_hyper_with_service_builder() {
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceBuilder;
     use tower_mcp_auth::{
-        ApiKeyLayer, BearerLayer, CredentialSources, EndpointPolicyLayer, JwtVerifier,
+        api_key::ApiKeyLayer, bearer::BearerLayer, policy::EndpointPolicyLayer, CredentialSources,
+        JwtVerifier,
     };
 
     let svc = ServiceBuilder::new()

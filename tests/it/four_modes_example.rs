@@ -20,7 +20,7 @@ fn post(base: &str, path: &str) -> reqwest::RequestBuilder {
 }
 
 fn token(base: &str, sub: &str) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let now = common::now();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),

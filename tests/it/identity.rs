@@ -13,7 +13,9 @@ use common::*;
 use serde_json::{json, Value};
 use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
-    CachedVerifier, EndpointPolicy, JwtVerifier, McpAuth, RateLimitKey, RateLimitLayer,
+    bearer::CachedVerifier,
+    rate_limit::{RateLimitKey, RateLimitLayer},
+    EndpointPolicy, JwtVerifier, McpAuth,
 };
 
 const ISSUER_A: &str = "https://idp-a.example";
@@ -78,7 +80,7 @@ async fn float_exp_token_is_not_served_from_the_cache_after_expiry() {
 #[cfg(feature = "introspection")]
 #[tokio::test]
 async fn introspection_cache_honours_float_exp_and_skips_unknown_expiry() {
-    use tower_mcp_auth::IntrospectionVerifier;
+    use tower_mcp_auth::bearer::IntrospectionVerifier;
 
     let idp = idp::Idp::start(&[]).await;
     let exp = (now() + 3) as f64 + 0.25;

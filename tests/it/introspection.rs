@@ -12,8 +12,8 @@ use axum::Router;
 use idp::{closed_port_url, now, Idp, AUDIENCE};
 use serde_json::{json, Value};
 use tower_mcp_auth::{
-    ClientAuth, EndpointPolicy, Identity, IntrospectionVerifier, IntrospectionVerifierBuilder,
-    McpAuth, TokenError, TokenRejection, TokenVerifier,
+    bearer::{ClientAuth, IntrospectionVerifier, IntrospectionVerifierBuilder, TokenError},
+    EndpointPolicy, Identity, McpAuth, TokenRejection, TokenVerifier,
 };
 
 const TOKEN: &str = "opaque-token-0123456789";

@@ -17,8 +17,10 @@ use idp::{closed_port_url, now, Idp, Metadata, SigningKey, AUDIENCE, RSA_PUBLIC}
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tower_mcp_auth::{
-    CachedVerifier, EndpointPolicy, Identity, JwksConfigError, JwksError, JwksVerifier,
-    JwksVerifierBuilder, McpAuth, TokenError, TokenRejection, TokenVerifier,
+    bearer::{
+        CachedVerifier, JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder, TokenError,
+    },
+    EndpointPolicy, Identity, McpAuth, TokenRejection, TokenVerifier,
 };
 
 const COOLDOWN: Duration = Duration::from_millis(300);
@@ -679,7 +681,7 @@ async fn end_to_end_idp_never_reached_is_503() {
 /// `invalid_token` before any network call.
 #[tokio::test]
 async fn multi_issuer_dispatches_on_iss_to_each_issuers_keys_and_audience() {
-    use tower_mcp_auth::MultiIssuerVerifier;
+    use tower_mcp_auth::bearer::MultiIssuerVerifier;
     const TENANT_AUD: &str = "https://mcp.example.com/tenant/mcp";
     let (rsa, ec) = (SigningKey::rsa(), SigningKey::ec());
     let (ours, company) = (Idp::start(&[&rsa]).await, Idp::start(&[&ec]).await);

@@ -5,7 +5,10 @@ use crate::common;
 use common::{claims, now, SECRET};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tower_mcp_auth::{JwtConfigError, JwtKey, JwtVerifier, TokenRejection};
+use tower_mcp_auth::{
+    bearer::{JwtConfigError, JwtKey},
+    JwtVerifier, TokenRejection,
+};
 
 const RSA_PRIVATE: &[u8] = include_bytes!("../fixtures/rsa_private.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("../fixtures/rsa_public.pem");
@@ -15,7 +18,7 @@ const ED_PRIVATE: &[u8] = include_bytes!("../fixtures/ed_private.pem");
 const ED_PUBLIC: &[u8] = include_bytes!("../fixtures/ed_public.pem");
 
 fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value, kid: Option<&str>) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     encode(&header, claims, key).unwrap()

@@ -42,7 +42,7 @@ async fn malformed_api_keys_are_invalid_credentials() {
     let base = server().await;
     let huge = vec![b'k'; 64 * 1024];
     let generated_typo = {
-        let mut k = tower_mcp_auth::generate_api_key()
+        let mut k = tower_mcp_auth::api_key::generate_api_key()
             .unwrap()
             .into_plaintext()
             .into_bytes();
@@ -175,7 +175,10 @@ async fn random_requests_get_contract_statuses_never_500() {
     use axum::Router;
     use tower::ServiceExt;
     use tower_mcp_auth::store::{MemoryStore, Quota};
-    use tower_mcp_auth::{ClientAddr, FailedAuthLimitLayer, McpRules, RateLimitLayer};
+    use tower_mcp_auth::{
+        rate_limit::{ClientAddr, FailedAuthLimitLayer, RateLimitLayer},
+        McpRules,
+    };
 
     // A new seed each run (printed); `MALFORMED_SEED=<n>` replays a failing one.
     let seed = std::env::var("MALFORMED_SEED")

@@ -1114,3 +1114,47 @@ async fn mcp_method_and_name_headers_must_match_the_body() {
         HEADER_MISMATCH_CODE
     );
 }
+
+// ---- the policy is decided once ---------------------------------------------------------
+
+#[tokio::test]
+async fn a_refusal_runs_the_resolver_once_and_keeps_its_challenge() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let base = serve(move |base| {
+        Router::new().route("/mcp", post(mcp_json)).layer(
+            McpAuth::builder()
+                .api_keys(keys())
+                .bearer(JwtVerifier::hs256(SECRET).build().unwrap())
+                .public_base_url(base)
+                // The resolver's policy (OAuth only) differs from the default (both), so a
+                // refusal rendered without the recorded decision would show it.
+                .resolver(move |_| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Some(EndpointPolicy::oauth_only())
+                })
+                .mcp_permissions(McpRules::new().path("/mcp"))
+                .build()
+                .unwrap(),
+        )
+    })
+    .await;
+    let res = send(
+        &base,
+        "/mcp",
+        Cred::Token(&token("tools/list")),
+        &tool(1, "rm"),
+    )
+    .await;
+    let challenge = challenge(&res).expect("an OAuth endpoint challenges");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    let body = refusal(res, 403).await;
+    assert_eq!(body["error"]["code"], INSUFFICIENT_SCOPE_CODE);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the resolver ran once");
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tower_mcp_auth::metadata::{metadata_paths, resource_url};
 use tower_mcp_auth::origin::OriginLayer;
 use tower_mcp_auth::{
-    AuthFailure, AuthFailureKind, EndpointPolicy, McpAuth, ProtectedResourceMetadata,
+    metadata::ProtectedResourceMetadata, AuthFailure, AuthFailureKind, EndpointPolicy, McpAuth,
 };
 
 async fn post(base: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {

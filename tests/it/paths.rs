@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tower_mcp_auth::store::{MemoryStore, Quota};
 use tower_mcp_auth::{
-    AuthFailure, AuthFailureKind, CanonicalPath, EndpointPolicy, FailedAuthLimitLayer, Identity,
-    McpAuth,
+    policy::CanonicalPath, rate_limit::FailedAuthLimitLayer, AuthFailure, AuthFailureKind,
+    EndpointPolicy, Identity, McpAuth,
 };
 
 /// What the handler of `/users/{id}/mcp` sees: axum's decoded `id` and the decided identity.

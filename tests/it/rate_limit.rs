@@ -15,8 +15,8 @@ use tower_mcp_auth::store::{
     MemoryStore, Quota, RateDecision, StateStore, StoreError, StoreResult,
 };
 use tower_mcp_auth::{
-    ClientIpResolver, Deferred, EndpointPolicy, FailMode, FailedAuthLimitLayer, JwtVerifier,
-    McpAuth, RateLimitKey, RateLimitLayer,
+    rate_limit::{ClientIpResolver, FailMode, FailedAuthLimitLayer, RateLimitKey, RateLimitLayer},
+    Deferred, EndpointPolicy, JwtVerifier, McpAuth,
 };
 
 fn auth_builder() -> tower_mcp_auth::McpAuthBuilder {
@@ -474,13 +474,10 @@ concurrent_guesses! {
 /// A store whose every call fails, as Redis does while it is down.
 struct DownStore;
 impl StateStore for DownStore {
-    fn gcra(&self, _: &str, _: Quota, _: u32) -> StoreResult<RateDecision> {
+    fn gcra_apply(&self, _: &str, _: Quota, _: u32, _: bool) -> StoreResult<RateDecision> {
         Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
     }
-    fn gcra_peek(&self, k: &str, q: Quota, c: u32) -> StoreResult<RateDecision> {
-        self.gcra(k, q, c)
-    }
-    fn gcra_refund(&self, _: &str, _: Quota, _: u32) -> StoreResult<()> {
+    fn gcra_release(&self, _: &str, _: Quota, _: u32) -> StoreResult<()> {
         Deferred::boxed(async { Err(StoreError::Timeout { backend: "redis" }) })
     }
     fn insert_if_absent(&self, _: &str, _: Vec<u8>, _: Duration) -> StoreResult<bool> {

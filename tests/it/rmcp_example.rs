@@ -98,7 +98,7 @@ async fn echo(
 
 /// A token as a standard identity provider issues it: no `scope` claim when `scope` is `None`.
 fn idp_token(base: &str, sub: &str, scope: Option<&str>) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let mut claims = json!({"sub": sub, "iss": ISSUER, "aud": format!("{base}/mcp"),
         "exp": common::now() + 600});
     if let Some(scope) = scope {
@@ -113,7 +113,7 @@ fn idp_token(base: &str, sub: &str, scope: Option<&str>) -> String {
 }
 
 fn token(base: &str, sub: &str, scope: &str) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &json!({"sub": sub, "iss": ISSUER, "aud": format!("{base}/mcp"),

@@ -5,7 +5,9 @@ use crate::common;
 use axum::routing::post;
 use axum::Router;
 use common::*;
-use tower_mcp_auth::{BearerLayer, EndpointPolicy, EndpointPolicyLayer, JwtVerifier, McpAuth};
+use tower_mcp_auth::{
+    bearer::BearerLayer, policy::EndpointPolicyLayer, EndpointPolicy, JwtVerifier, McpAuth,
+};
 
 fn verifier() -> JwtVerifier {
     JwtVerifier::hs256(SECRET).build().unwrap()

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tower_mcp_auth::{EndpointPolicy, EndpointPolicyLayer, JwtVerifier, McpAuth};
+use tower_mcp_auth::{policy::EndpointPolicyLayer, EndpointPolicy, JwtVerifier, McpAuth};
 
 /// Collects what the fmt subscriber writes.
 #[derive(Clone, Default)]

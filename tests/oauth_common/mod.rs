@@ -23,7 +23,10 @@ use sha2::{Digest, Sha256};
 use tower::Layer as _;
 use tower_mcp_auth::oauth::{OAuthClient, OAuthClientBuilder, Provider, SessionConfig};
 use tower_mcp_auth::store::StateStore;
-use tower_mcp_auth::{BearerLayer, BearerOutcome, EndpointPolicy, Identity, McpAuth};
+use tower_mcp_auth::{
+    bearer::{BearerLayer, BearerOutcome},
+    EndpointPolicy, Identity, McpAuth,
+};
 
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "test-client-secret";
@@ -471,7 +474,7 @@ pub fn id_token_claims(
     tid: Option<&str>,
     b: &Behaviour,
 ) -> String {
-    tower_mcp_auth::install_crypto_provider();
+    tower_mcp_auth::bearer::install_crypto_provider();
     let mut claims = user_claims(b);
     for (k, v) in [
         ("iss", json!(iss)),

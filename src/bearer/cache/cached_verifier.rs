@@ -14,7 +14,7 @@ use crate::bearer::verifier::{TokenError, TokenVerifier};
 /// Default [`max_entries`](CachedVerifierBuilder::max_entries) of a [`CachedVerifier`].
 ///
 /// ```
-/// assert_eq!(tower_mcp_auth::DEFAULT_CACHE_ENTRIES, 10_000);
+/// assert_eq!(tower_mcp_auth::bearer::DEFAULT_CACHE_ENTRIES, 10_000);
 /// ```
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
@@ -22,7 +22,7 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 ///
 /// ```
 /// # use std::time::Duration;
-/// assert_eq!(tower_mcp_auth::DEFAULT_CACHE_TTL, Duration::from_secs(300));
+/// assert_eq!(tower_mcp_auth::bearer::DEFAULT_CACHE_TTL, Duration::from_secs(300));
 /// ```
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
@@ -47,7 +47,7 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// - **Only successes are cached.** A rejection can turn into an acceptance (a token whose
 ///   `kid` was unknown before a key rotation, a token before its `nbf`), and an unavailable
 ///   verifier must be asked again; to slow down floods of bad tokens, put a
-///   [`FailedAuthLimitLayer`](crate::FailedAuthLimitLayer) in front.
+///   [`FailedAuthLimitLayer`](crate::rate_limit::FailedAuthLimitLayer) in front.
 /// - **Single flight: concurrent first requests with one token cost one verification.**
 ///   While the inner verifier's answer for a token is pending (a JWKS refresh, a network
 ///   round trip), other requests with the same token wait for that answer instead of calling
@@ -61,12 +61,12 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// reference count), no await, no lock but the cache shard's read lock.
 ///
 /// ```
-/// use tower_mcp_auth::{CachedVerifier, JwtVerifier, TokenVerifier};
+/// use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier, TokenVerifier};
 ///
 /// let secret = b"an-hs256-secret-that-is-32-bytes+";
 /// let verifier = CachedVerifier::new(JwtVerifier::hs256(secret).build().unwrap());
 ///
-/// tower_mcp_auth::install_crypto_provider();
+/// tower_mcp_auth::bearer::install_crypto_provider();
 /// let token = jsonwebtoken::encode(
 ///     &jsonwebtoken::Header::default(),
 ///     &serde_json::json!({"sub": "alice", "exp": 4_000_000_000u64}),
@@ -86,7 +86,7 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use std::sync::Arc;
-/// use tower_mcp_auth::{AuthMethod, CachedVerifier, Deferred, Identity, TokenError, TokenVerifier};
+/// use tower_mcp_auth::{AuthMethod, Deferred, Identity, TokenVerifier, bearer::{CachedVerifier, TokenError}};
 ///
 /// /// Stands for a verifier that asks the network; counts its calls.
 /// struct Remote(Arc<AtomicUsize>);
@@ -151,7 +151,7 @@ impl<V: TokenVerifier> CachedVerifier<V> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     ///
     /// let inner = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
     /// let verifier = CachedVerifier::builder(inner)
@@ -173,7 +173,7 @@ impl<V> CachedVerifier<V> {
     /// The wrapped verifier.
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// let v = CachedVerifier::new(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap());
     /// let _jwt: &JwtVerifier = v.get_ref();
     /// ```
@@ -184,7 +184,7 @@ impl<V> CachedVerifier<V> {
     /// Number of cached tokens (expired ones count until evicted).
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// let v = CachedVerifier::new(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap());
     /// assert_eq!(v.len(), 0);
     /// ```
@@ -195,7 +195,7 @@ impl<V> CachedVerifier<V> {
     /// Whether nothing is cached.
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// let v = CachedVerifier::new(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap());
     /// assert!(v.is_empty());
     /// ```
@@ -207,9 +207,9 @@ impl<V> CachedVerifier<V> {
     /// shard count).
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// let v = CachedVerifier::new(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap());
-    /// assert!(v.capacity() <= tower_mcp_auth::DEFAULT_CACHE_ENTRIES);
+    /// assert!(v.capacity() <= tower_mcp_auth::bearer::DEFAULT_CACHE_ENTRIES);
     /// ```
     pub fn capacity(&self) -> usize {
         self.shared.cache.capacity()
@@ -218,7 +218,7 @@ impl<V> CachedVerifier<V> {
     /// Forgets every cached token, for example after revoking a signing key.
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// let v = CachedVerifier::new(JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap());
     /// v.clear();
     /// assert!(v.is_empty());
@@ -265,7 +265,7 @@ impl<V: TokenVerifier> CachedVerifierBuilder<V> {
     /// The most tokens kept (default [`DEFAULT_CACHE_ENTRIES`]); `0` disables caching.
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// # let inner = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
     /// let v = CachedVerifier::builder(inner).max_entries(0).build();
     /// assert_eq!(v.capacity(), 0);
@@ -280,7 +280,7 @@ impl<V: TokenVerifier> CachedVerifierBuilder<V> {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// # let inner = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
     /// let v = CachedVerifier::builder(inner).max_ttl(Duration::from_secs(30)).build();
     /// # let _ = v;
@@ -293,7 +293,7 @@ impl<V: TokenVerifier> CachedVerifierBuilder<V> {
     /// Finishes the verifier.
     ///
     /// ```
-    /// # use tower_mcp_auth::{CachedVerifier, JwtVerifier};
+    /// # use tower_mcp_auth::{bearer::CachedVerifier, JwtVerifier};
     /// # let inner = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
     /// let v = CachedVerifier::builder(inner).build();
     /// assert!(v.is_empty());

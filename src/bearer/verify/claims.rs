@@ -51,7 +51,7 @@ fn short_media_type(typ: &str) -> &str {
 ///   outlives the token). All claims are kept.
 ///
 /// ```
-/// use tower_mcp_auth::identity_from_claims;
+/// use tower_mcp_auth::bearer::identity_from_claims;
 ///
 /// let claims = serde_json::json!({"iss": "https://idp", "sub": "alice",
 ///     "scope": "tools:read tools:call", "exp": 2000000000.5});

@@ -20,7 +20,7 @@ compile_error!(
 /// application).
 ///
 /// ```
-/// tower_mcp_auth::install_crypto_provider();
+/// tower_mcp_auth::bearer::install_crypto_provider();
 /// let token = jsonwebtoken::encode(
 ///     &jsonwebtoken::Header::default(),
 ///     &serde_json::json!({"sub": "demo", "exp": 4_000_000_000u64}),

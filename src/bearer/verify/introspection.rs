@@ -32,7 +32,7 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// section 2.3.1).
 ///
 /// ```
-/// assert_eq!(tower_mcp_auth::ClientAuth::default(), tower_mcp_auth::ClientAuth::SecretBasic);
+/// assert_eq!(tower_mcp_auth::bearer::ClientAuth::default(), tower_mcp_auth::bearer::ClientAuth::SecretBasic);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -89,7 +89,7 @@ struct Inner {
 /// or error messages.
 ///
 /// ```no_run
-/// use tower_mcp_auth::{IntrospectionVerifier, McpAuth};
+/// use tower_mcp_auth::{bearer::IntrospectionVerifier, McpAuth};
 ///
 /// let verifier = IntrospectionVerifier::builder(
 ///     "https://auth.example.com/oauth2/introspect",
@@ -112,21 +112,21 @@ impl IntrospectionVerifier {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_CACHE_TTL, Duration::from_secs(60));
     /// ```
     pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
     /// Default [`cache_entries`](IntrospectionVerifierBuilder::cache_entries): 10 000.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_CACHE_ENTRIES, 10_000);
     /// ```
     pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
     /// Default [`timeout`](IntrospectionVerifierBuilder::timeout): 5 s.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
+    /// assert_eq!(tower_mcp_auth::bearer::IntrospectionVerifier::DEFAULT_TIMEOUT, Duration::from_secs(5));
     /// ```
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -134,7 +134,7 @@ impl IntrospectionVerifier {
     /// `client_secret`.
     ///
     /// ```
-    /// let builder = tower_mcp_auth::IntrospectionVerifier::builder(
+    /// let builder = tower_mcp_auth::bearer::IntrospectionVerifier::builder(
     ///     "https://auth.example.com/introspect", "mcp-server", "s3cret",
     /// );
     /// # let _ = builder;
@@ -150,7 +150,7 @@ impl IntrospectionVerifier {
     /// Forgets every cached answer (for example after a mass revocation).
     ///
     /// ```
-    /// # let v = tower_mcp_auth::IntrospectionVerifier::builder(
+    /// # let v = tower_mcp_auth::bearer::IntrospectionVerifier::builder(
     /// #     "https://auth.example.com/introspect", "id", "secret").build().unwrap();
     /// v.clear_cache();
     /// ```

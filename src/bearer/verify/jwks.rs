@@ -225,7 +225,7 @@ impl Shared {
 /// - while the identity provider is down the last good keys stay in use; before any fetch
 ///   succeeded, tokens get [`TokenError::Unavailable`] (503 `temporarily_unavailable`).
 ///
-/// Needs a Tokio runtime. Put a [`CachedVerifier`](crate::CachedVerifier) in front to skip
+/// Needs a Tokio runtime. Put a [`CachedVerifier`](crate::bearer::CachedVerifier) in front to skip
 /// the signature check for tokens seen before.
 ///
 /// Until keys were fetched once, every token is answered with
@@ -233,7 +233,7 @@ impl Shared {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_mcp_auth::{JwksVerifier, TokenError, TokenVerifier};
+/// use tower_mcp_auth::{TokenVerifier, bearer::{JwksVerifier, TokenError}};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -251,7 +251,7 @@ impl Shared {
 /// A typical setup:
 ///
 /// ```no_run
-/// use tower_mcp_auth::{JwksVerifier, McpAuth};
+/// use tower_mcp_auth::{bearer::JwksVerifier, McpAuth};
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let verifier = JwksVerifier::from_issuer("https://auth.example.com")
@@ -274,21 +274,21 @@ impl JwksVerifier {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_REFRESH_INTERVAL, Duration::from_secs(300));
+    /// assert_eq!(tower_mcp_auth::bearer::JwksVerifier::DEFAULT_REFRESH_INTERVAL, Duration::from_secs(300));
     /// ```
     pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
     /// Default [`unknown_kid_cooldown`](JwksVerifierBuilder::unknown_kid_cooldown): 5 s.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_UNKNOWN_KID_COOLDOWN, Duration::from_secs(5));
+    /// assert_eq!(tower_mcp_auth::bearer::JwksVerifier::DEFAULT_UNKNOWN_KID_COOLDOWN, Duration::from_secs(5));
     /// ```
     pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
     /// Default [`fetch_timeout`](JwksVerifierBuilder::fetch_timeout): 5 s.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(tower_mcp_auth::JwksVerifier::DEFAULT_FETCH_TIMEOUT, Duration::from_secs(5));
+    /// assert_eq!(tower_mcp_auth::bearer::JwksVerifier::DEFAULT_FETCH_TIMEOUT, Duration::from_secs(5));
     /// ```
     pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -297,7 +297,7 @@ impl JwksVerifier {
     /// `jwks_uri` gives the keys. Tokens must carry this exact `iss`.
     ///
     /// ```
-    /// let builder = tower_mcp_auth::JwksVerifier::from_issuer("https://auth.example.com/tenant-1");
+    /// let builder = tower_mcp_auth::bearer::JwksVerifier::from_issuer("https://auth.example.com/tenant-1");
     /// # let _ = builder;
     /// ```
     pub fn from_issuer(issuer: impl Into<String>) -> JwksVerifierBuilder {
@@ -309,7 +309,7 @@ impl JwksVerifier {
     /// [`issuer`](JwksVerifierBuilder::issuer) is set.
     ///
     /// ```
-    /// let builder = tower_mcp_auth::JwksVerifier::from_jwks_url("https://auth.example.com/jwks.json")
+    /// let builder = tower_mcp_auth::bearer::JwksVerifier::from_jwks_url("https://auth.example.com/jwks.json")
     ///     .issuer("https://auth.example.com");
     /// # let _ = builder;
     /// ```
@@ -328,7 +328,7 @@ impl JwksVerifier {
     ///
     /// ```no_run
     /// # async fn demo() {
-    /// let verifier = tower_mcp_auth::JwksVerifier::from_issuer("https://auth.example.com")
+    /// let verifier = tower_mcp_auth::bearer::JwksVerifier::from_issuer("https://auth.example.com")
     ///     .audience("https://mcp.example.com/mcp")
     ///     .build()
     ///     .unwrap();

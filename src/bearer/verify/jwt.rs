@@ -54,7 +54,7 @@ pub enum JwtConfigError {
 /// One verification key with its algorithm allowlist and optional `kid`.
 ///
 /// ```
-/// use tower_mcp_auth::{Algorithm, JwtKey};
+/// use tower_mcp_auth::{bearer::{Algorithm, JwtKey}};
 ///
 /// let key = JwtKey::hmac(b"a-very-long-secret-of-at-least-32-bytes!")
 ///     .algorithms([Algorithm::HS256, Algorithm::HS512])

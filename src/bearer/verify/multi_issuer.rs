@@ -27,7 +27,7 @@ const MAX_PAYLOAD: usize = 16 * 1024;
 /// that is not a JWT is `Malformed`, one without `iss` is `MissingClaim`.
 ///
 /// ```
-/// use tower_mcp_auth::{JwtVerifier, MultiIssuerVerifier, TokenVerifier, TokenRejection};
+/// use tower_mcp_auth::{JwtVerifier, bearer::MultiIssuerVerifier, TokenVerifier, TokenRejection};
 ///
 /// let ours = JwtVerifier::hs256(b"our-own-hs256-secret-of-32-bytes+")
 ///     .issuer("https://mcp.example.com")

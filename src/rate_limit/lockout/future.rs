@@ -5,9 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -16,7 +14,7 @@ use crate::deferred::Deferred;
 use crate::error::AuthFailure;
 use crate::store::{Quota, StateStore, StoreError};
 
-use super::super::gate::{PendingCheck, Verdict};
+use super::super::gate::{Gate, Gated, PendingCheck, Verdict};
 
 /// The bucket a request reserved a cell in, to refund once the response shows it did not
 /// count.
@@ -24,12 +22,6 @@ pub(super) struct Tally {
     pub(super) store: Arc<dyn StateStore>,
     pub(super) key: String,
     pub(super) quota: Quota,
-}
-
-/// A counted request waiting for the store's reservation.
-struct Checking<S, ReqBody> {
-    pending: Box<PendingCheck<S, ReqBody>>,
-    tally: Option<Tally>,
 }
 
 /// A reservation being given back, with the outcome it will then return.
@@ -55,11 +47,10 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        Checking { checking: Checking<S, ReqBody> },
-        // `tally` is there when a cell was reserved; `last` when it was the last one left.
-        Calling { #[pin] future: S::Future, tally: Option<Tally>, last: bool },
+        // `tally` is there when the request is counted: a cell is reserved (or being
+        // reserved) in it.
+        Gating { #[pin] gate: Gate<S, ReqBody>, tally: Option<Tally> },
         Refunding { refunding: Box<Refunding<S::Response, S::Error>> },
-        Denied { response: Option<Response<Full<Bytes>>> },
     }
 }
 
@@ -69,49 +60,20 @@ where
 {
     /// Nothing to count (no credential, no client address, or the layer is off).
     pub(super) fn unlimited(future: S::Future) -> Self {
-        Self {
-            state: State::Calling {
-                future,
-                tally: None,
-                last: false,
-            },
-        }
+        Self::gating(Gate::calling(future, None), None)
     }
 
     pub(super) fn decided(verdict: Verdict<S::Future>, tally: Tally) -> Self {
-        Self {
-            state: State::decided(verdict, Some(tally)),
-        }
+        Self::gating(Gate::from(verdict), Some(tally))
     }
 
     pub(super) fn checking(pending: Box<PendingCheck<S, ReqBody>>, tally: Tally) -> Self {
-        Self {
-            state: State::Checking {
-                checking: Checking {
-                    pending,
-                    tally: Some(tally),
-                },
-            },
-        }
+        Self::gating(Gate::checking(pending), Some(tally))
     }
-}
 
-impl<S, ReqBody> State<S, ReqBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    /// The reservation decided whether to call. Without a decision (the store failed open)
-    /// nothing was reserved, so there is nothing to refund.
-    fn decided(verdict: Verdict<S::Future>, tally: Option<Tally>) -> Self {
-        match verdict {
-            Verdict::Call { future, decision } => State::Calling {
-                future,
-                last: decision.as_ref().is_some_and(|d| d.remaining == 0),
-                tally: tally.filter(|_| decision.is_some()),
-            },
-            Verdict::Deny(response) => State::Denied {
-                response: Some(response),
-            },
+    fn gating(gate: Gate<S, ReqBody>, tally: Option<Tally>) -> Self {
+        Self {
+            state: State::Gating { gate, tally },
         }
     }
 }
@@ -126,18 +88,16 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Checking { checking } => {
-                    let verdict = ready!(checking.pending.poll(cx));
-                    let tally = checking.tally.take();
-                    this.state.set(State::decided(verdict, tally));
-                }
-                StateProj::Calling {
-                    future,
-                    tally,
-                    last,
-                } => {
-                    let outcome = ready!(future.poll(cx));
-                    let Some(tally) = tally.take() else {
+                StateProj::Gating { gate, tally } => {
+                    let (outcome, decision) = match ready!(gate.poll(cx)) {
+                        Gated::Called { outcome, decision } => (outcome, decision),
+                        Gated::Denied(response) => {
+                            return Poll::Ready(Ok(error_response(response)))
+                        }
+                    };
+                    // Without a decision (the store failed open) nothing was reserved, so
+                    // there is nothing to refund.
+                    let Some(tally) = tally.take().filter(|_| decision.is_some()) else {
                         return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
                     };
                     let failed = outcome.as_ref().is_ok_and(|response| {
@@ -148,7 +108,7 @@ where
                     });
                     if failed {
                         // The reserved cell is the record of this failure.
-                        if *last {
+                        if decision.is_some_and(|d| d.remaining == 0) {
                             tracing::warn!(
                                 "Too many failed authentication attempts: client locked out"
                             );
@@ -179,12 +139,6 @@ where
                         .take()
                         .expect("FailedAuthLimitFuture polled after completion");
                     return Poll::Ready(outcome.map(|r| r.map(ResponseBody::inner)));
-                }
-                StateProj::Denied { response } => {
-                    let response = response
-                        .take()
-                        .expect("FailedAuthLimitFuture polled after completion");
-                    return Poll::Ready(Ok(error_response(response)));
                 }
             }
         }

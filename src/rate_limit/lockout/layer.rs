@@ -30,8 +30,8 @@ pub(super) struct LockoutConfig {
 /// retry in `Retry-After`. Shared through a Redis store, every instance enforces one lockout.
 ///
 /// Each credentialed request *reserves* one failure before it is called (an atomic
-/// [`gcra`](crate::StateStore::gcra) check-and-consume) and gives it back
-/// ([`gcra_refund`](crate::StateStore::gcra_refund)) once its response shows it did not count.
+/// [`gcra`](crate::store::StateStore::gcra) check-and-consume) and gives it back
+/// ([`gcra_refund`](crate::store::StateStore::gcra_refund)) once its response shows it did not count.
 /// With a network store shared by several instances, concurrent guesses therefore cannot all
 /// pass one "locked out?" check before any failure is recorded: of any number sent at once,
 /// at most the remaining burst reach the authenticators. The price: while requests are in
@@ -43,7 +43,7 @@ pub(super) struct LockoutConfig {
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower_mcp_auth::store::{MemoryStore, Quota};
-/// use tower_mcp_auth::{ClientIpResolver, FailedAuthLimitLayer};
+/// use tower_mcp_auth::{rate_limit::{ClientIpResolver, FailedAuthLimitLayer}};
 ///
 /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
 ///     .client_ip(ClientIpResolver::new().trust_proxies(["10.0.0.0/8"]).unwrap());
@@ -86,7 +86,7 @@ impl FailedAuthLimitLayer {
     }
 
     /// Also treats the cookie `name` as a presented credential, as
-    /// [`BearerLayer::session_cookie`](crate::BearerLayer::session_cookie) does: a browser
+    /// [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie) does: a browser
     /// replaying a forged session cookie is locked out like a client sending forged tokens.
     /// Only a well-formed cookie value counts: a malformed one (which a sibling subdomain can
     /// plant and the user cannot easily clear) never locks anyone out.
@@ -95,7 +95,7 @@ impl FailedAuthLimitLayer {
     ///
     /// ```
     /// use tower_mcp_auth::store::{MemoryStore, Quota};
-    /// use tower_mcp_auth::FailedAuthLimitLayer;
+    /// use tower_mcp_auth::rate_limit::FailedAuthLimitLayer;
     ///
     /// let lockout = FailedAuthLimitLayer::new(MemoryStore::new(), Quota::per_minute(20).unwrap())
     ///     .session_cookie("__Host-mcp_session");

@@ -90,7 +90,7 @@ fn warn_no_client_addr() {
         tracing::warn!(
             "FailedAuthLimitLayer sees no client address: serve axum with \
              into_make_service_with_connect_info and the `axum` feature, or insert \
-             tower_mcp_auth::ClientAddr into request extensions; requests are not limited"
+             tower_mcp_auth::rate_limit::ClientAddr into request extensions; requests are not limited"
         );
     });
 }

@@ -1,20 +1,15 @@
 //! [`PostgresStore`] (feature `postgres`).
 
 use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{
-    map_sqlx, stored_tat, timed, ttl_micros, Class, Migration, PurgeTask,
-    DEFAULT_OPERATION_TIMEOUT, DEFAULT_PURGE_INTERVAL,
-};
+use super::{map_sqlx, stored_tat, ttl_micros, Class, Migration, Options, Pooled};
+use crate::deferred::Deferred;
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
-use crate::Deferred;
 
 const BACKEND: &str = "postgres";
 
@@ -23,6 +18,17 @@ const MIGRATIONS: &[Migration] = &[Migration {
     description: "state store tables and GCRA function",
     sql: include_str!("../../../migrations/postgres/0001_state_store.sql"),
 }];
+
+/// `put`: stores a value and TTL, replacing any previous one.
+const UPSERT: &str =
+    "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at";
+
+/// `insert_if_absent`: [`UPSERT`], but only over an expired row.
+const INSERT_IF_ABSENT: &str =
+    "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at \
+     WHERE mcp_auth_kv.expires_at <= mcp_auth_now_us()";
 
 /// Serialises concurrent `migrate()` calls across processes (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
@@ -36,7 +42,7 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 /// * GCRA is one round trip: a function locks the key's row, reads `clock_timestamp()` and
 ///   stores the new TAT only when allowed. `take` is one `DELETE ... RETURNING`.
 /// * Expired rows are invisible to reads and deleted by a sweep every
-///   [`DEFAULT_PURGE_INTERVAL`] ([`PostgresStoreBuilder::purge_interval`]); a store made
+///   [`DEFAULT_PURGE_INTERVAL`](crate::store::DEFAULT_PURGE_INTERVAL) ([`PostgresStoreBuilder::purge_interval`]); a store made
 ///   [`from_pool`](Self::from_pool) leaves [`purge_expired`](Self::purge_expired) to you.
 /// * Every operation has a deadline ([`PostgresStoreBuilder::operation_timeout`]).
 ///
@@ -55,10 +61,7 @@ const MIGRATION_LOCK: i64 = 0x6d63_705f_6175_7468; // "mcp_auth"
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
-    /// The expiry sweep of a store built by its builder; `None` for `from_pool`.
-    purge: Option<Arc<PurgeTask>>,
-    pool: PgPool,
-    timeout: Duration,
+    db: Pooled<PgPool>,
 }
 
 /// Configures a [`PostgresStore`]; [`build`](Self::build) connects and migrates.
@@ -80,11 +83,8 @@ pub struct PostgresStore {
 pub struct PostgresStoreBuilder {
     url: String,
     schema: Option<String>,
-    max_connections: u32,
     acquire_timeout: Duration,
-    operation_timeout: Duration,
-    migrate: bool,
-    purge_interval: Option<Duration>,
+    options: Options,
 }
 
 impl PostgresStore {
@@ -111,11 +111,8 @@ impl PostgresStore {
         PostgresStoreBuilder {
             url: url.into(),
             schema: None,
-            max_connections: 10,
+            options: Options::new(10),
             acquire_timeout: Duration::from_secs(5),
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            migrate: true,
-            purge_interval: Some(DEFAULT_PURGE_INTERVAL),
         }
     }
 
@@ -132,9 +129,7 @@ impl PostgresStore {
     /// ```
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
-            purge: None,
-            pool,
-            timeout: DEFAULT_OPERATION_TIMEOUT,
+            db: Pooled::from_pool(BACKEND, pool),
         }
     }
 
@@ -150,16 +145,8 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.db.timeout = timeout;
         self
-    }
-
-    /// Boxes one operation under the store's deadline.
-    fn run<T: Send + 'static>(
-        &self,
-        operation: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> StoreResult<T> {
-        Deferred::boxed(timed(BACKEND, self.timeout, operation))
     }
 
     /// The underlying pool.
@@ -172,7 +159,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Applies the shipped migrations that are not applied yet, in one transaction under an
@@ -186,7 +173,7 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool, None).await
+        migrate(&self.db.pool, None).await
     }
 
     /// Deletes expired values and full-again rate-limit rows; returns how many rows went.
@@ -199,42 +186,32 @@ impl PostgresStore {
     /// # Ok(()) }
     /// ```
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        purge_expired(&self.pool).await
+        purge_expired(&self.db.pool).await
     }
 
-    fn decide(
+    /// `put` and `insert_if_absent`: runs `sql` (binding key, value and TTL) and reports
+    /// the rows it wrote through `done`.
+    fn upsert<T: Send + 'static>(
         &self,
         key: &str,
-        quota: Quota,
-        cost: u32,
-        consume: bool,
-    ) -> StoreResult<RateDecision> {
-        if let Err(e) = quota.check_cost(cost) {
+        value: Vec<u8>,
+        ttl: Duration,
+        sql: &'static str,
+        done: fn(u64) -> T,
+    ) -> StoreResult<T> {
+        if let Err(e) = check_ttl(ttl) {
             return Deferred::ready(Err(e));
         }
-        let gcra = quota.gcra_micros();
-        let pool = self.pool.clone();
         let key = key.to_owned();
-        self.run(async move {
-            // Both fit in i64: bounded by MAX_PERIOD in microseconds.
-            let row =
-                sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
-                    .bind(&key)
-                    .bind(gcra.interval as i64)
-                    .bind(gcra.tau as i64)
-                    .bind(i64::from(cost))
-                    .bind(consume && cost > 0)
-                    .fetch_one(&pool)
-                    .await
-                    .map_err(map_err)?;
-            let now: i64 = row.try_get(0).map_err(map_err)?;
-            let tat: i64 = row.try_get(1).map_err(map_err)?;
-            let step = gcra.step(
-                Some(stored_tat(BACKEND, tat)?),
-                stored_tat(BACKEND, now)?,
-                cost,
-            );
-            Ok(step.decision)
+        self.db.run(|pool| async move {
+            let written = sqlx::query(sql)
+                .bind(&key)
+                .bind(value)
+                .bind(ttl_micros(ttl))
+                .execute(&pool)
+                .await
+                .map_err(map_err)?;
+            Ok(done(written.rows_affected()))
         })
     }
 }
@@ -260,7 +237,7 @@ impl PostgresStoreBuilder {
     /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").max_connections(4);
     /// ```
     pub fn max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max;
+        self.options.max_connections = max;
         self
     }
 
@@ -278,47 +255,10 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Deadline of every operation, pool wait included (default 5 s); past it the operation
-    /// fails with [`StoreError::Timeout`], even when the database stopped answering.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_mcp_auth::store::PostgresStore;
-    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test")
-    ///     .operation_timeout(Duration::from_secs(1));
-    /// ```
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// Whether [`build`](Self::build) applies the migrations (default `true`). Turn off when
-    /// a deployment step owns schema changes.
-    ///
-    /// ```
-    /// use tower_mcp_auth::store::PostgresStore;
-    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").migrate(false);
-    /// ```
-    pub fn migrate(mut self, migrate: bool) -> Self {
-        self.migrate = migrate;
-        self
-    }
-
-    /// How often the built store deletes expired rows (default [`DEFAULT_PURGE_INTERVAL`],
-    /// 5 minutes); `None` turns the sweep off, for deployments that run
-    /// [`purge_expired`](PostgresStore::purge_expired) from a job of their own. The sweep is a Tokio
-    /// task that stops when the last clone of the store is dropped. With several instances
-    /// sharing one database each one sweeps; the deletes are idempotent.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_mcp_auth::store::PostgresStore;
-    /// let builder = PostgresStore::builder("postgres://postgres@127.0.0.1/test").purge_interval(Some(Duration::from_secs(60)));
-    /// ```
-    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
-        self.purge_interval = interval.filter(|i| !i.is_zero());
-        self
-    }
+    shared_builder_options!(
+        PostgresStore,
+        "PostgresStore::builder(\"postgres://postgres@127.0.0.1/test\")"
+    );
 
     /// Validates, connects and (by default) migrates.
     ///
@@ -329,11 +269,7 @@ impl PostgresStoreBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
-        if self.max_connections == 0 {
-            return Err(StoreError::Config(
-                "max_connections must be at least 1".into(),
-            ));
-        }
+        self.options.check()?;
         if let Some(schema) = &self.schema {
             check_schema(schema)?;
         }
@@ -346,26 +282,18 @@ impl PostgresStoreBuilder {
             options = options.options([("search_path", schema.as_str())]);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
+            .max_connections(self.options.max_connections)
             .acquire_timeout(self.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        if self.migrate {
+        if self.options.migrate {
             migrate(&pool, self.schema.as_deref()).await?;
         }
-        let purge = self.purge_interval.map(|interval| {
-            let pool = pool.clone();
-            PurgeTask::spawn(BACKEND, interval, move || {
-                let pool = pool.clone();
-                async move { purge_expired(&pool).await }
-            })
+        let db = Pooled::built(BACKEND, pool, &self.options, |pool| async move {
+            purge_expired(&pool).await
         });
-        Ok(PostgresStore {
-            purge,
-            pool,
-            timeout: self.operation_timeout,
-        })
+        Ok(PostgresStore { db })
     }
 }
 
@@ -383,27 +311,45 @@ async fn purge_expired(pool: &PgPool) -> Result<u64, StoreError> {
 }
 
 impl StateStore for PostgresStore {
-    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, true)
+    fn gcra_apply(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        commit: bool,
+    ) -> StoreResult<RateDecision> {
+        let gcra = quota.gcra_micros();
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
+            // Both fit in i64: bounded by MAX_PERIOD in microseconds.
+            let row =
+                sqlx::query("SELECT out_now, out_tat FROM mcp_auth_gcra_step($1, $2, $3, $4, $5)")
+                    .bind(&key)
+                    .bind(gcra.interval as i64)
+                    .bind(gcra.tau as i64)
+                    .bind(i64::from(cost))
+                    .bind(commit && cost > 0)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(map_err)?;
+            let now: i64 = row.try_get(0).map_err(map_err)?;
+            let tat: i64 = row.try_get(1).map_err(map_err)?;
+            let step = gcra.step(
+                Some(stored_tat(BACKEND, tat)?),
+                stored_tat(BACKEND, now)?,
+                cost,
+            );
+            Ok(step.decision)
+        })
     }
 
-    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, false)
-    }
-
-    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
-        if cost == 0 {
-            return Deferred::ready(Ok(()));
-        }
+    fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
         // Fits in i64: at most the burst's worth, bounded by MAX_PERIOD in microseconds.
         let back = quota.gcra_micros().interval.saturating_mul(u64::from(cost)) as i64;
-        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let key = key.to_owned();
         // One statement, so the row lock makes it atomic with concurrent gcra() calls; a TAT
         // moved into the past reads as a full bucket.
-        self.run(async move {
+        self.db.run(|pool| async move {
             sqlx::query("UPDATE mcp_auth_gcra SET tat = GREATEST(tat - $2, 0) WHERE key = $1")
                 .bind(&key)
                 .bind(back)
@@ -415,30 +361,13 @@ impl StateStore for PostgresStore {
     }
 
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
-            // An expired row counts as absent: overwrite it in the same statement.
-            let done = sqlx::query(
-                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at \
-                 WHERE mcp_auth_kv.expires_at <= mcp_auth_now_us()",
-            )
-            .bind(&key)
-            .bind(value)
-            .bind(ttl_micros(ttl))
-            .execute(&pool)
-            .await
-            .map_err(map_err)?;
-            Ok(done.rows_affected() == 1)
-        })
+        // An expired row counts as absent: overwrite it in the same statement.
+        self.upsert(key, value, ttl, INSERT_IF_ABSENT, |rows| rows == 1)
     }
 
     fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             let row = sqlx::query(
                 "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING value, expires_at > mcp_auth_now_us()",
             )
@@ -451,8 +380,8 @@ impl StateStore for PostgresStore {
     }
 
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             sqlx::query_scalar(
                 "SELECT value FROM mcp_auth_kv WHERE key = $1 AND expires_at > mcp_auth_now_us()",
             )
@@ -464,28 +393,12 @@ impl StateStore for PostgresStore {
     }
 
     fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
-            sqlx::query(
-                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES ($1, $2, mcp_auth_now_us() + $3) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
-            )
-            .bind(&key)
-            .bind(value)
-            .bind(ttl_micros(ttl))
-            .execute(&pool)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        self.upsert(key, value, ttl, UPSERT, drop)
     }
 
     fn delete(&self, key: &str) -> StoreResult<bool> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             let live: Option<bool> = sqlx::query_scalar(
                 "DELETE FROM mcp_auth_kv WHERE key = $1 RETURNING expires_at > mcp_auth_now_us()",
             )
@@ -501,11 +414,8 @@ impl StateStore for PostgresStore {
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("pool_size", &self.pool.size())
-            .field(
-                "purge_interval",
-                &self.purge.as_deref().map(PurgeTask::interval),
-            )
+            .field("pool_size", &self.db.pool.size())
+            .field("purge_interval", &self.db.purge_interval())
             .finish_non_exhaustive()
     }
 }
@@ -513,13 +423,11 @@ impl fmt::Debug for PostgresStore {
 impl fmt::Debug for PostgresStoreBuilder {
     // Never print the URL: it may carry a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStoreBuilder")
-            .field("schema", &self.schema)
-            .field("max_connections", &self.max_connections)
+        let mut d = f.debug_struct("PostgresStoreBuilder");
+        d.field("schema", &self.schema);
+        self.options
+            .debug_fields(&mut d)
             .field("acquire_timeout", &self.acquire_timeout)
-            .field("operation_timeout", &self.operation_timeout)
-            .field("migrate", &self.migrate)
-            .field("purge_interval", &self.purge_interval)
             .finish_non_exhaustive()
     }
 }

@@ -1,9 +1,7 @@
 //! [`SqliteStore`] (feature `sqlite`).
 
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -11,13 +9,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{
-    map_sqlx, stored_tat, tat_to_i64, timed, ttl_micros, Class, Migration, PurgeTask,
-    DEFAULT_OPERATION_TIMEOUT, DEFAULT_PURGE_INTERVAL,
-};
+use super::{map_sqlx, stored_tat, tat_to_i64, ttl_micros, Class, Migration, Options, Pooled};
+use crate::deferred::Deferred;
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
-use crate::Deferred;
 
 const BACKEND: &str = "sqlite";
 
@@ -27,6 +22,16 @@ const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../../../migrations/sqlite/0001_state_store.sql"),
 }];
 
+/// `put`: stores a value and its expiry, replacing any previous one.
+const UPSERT: &str = "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+
+/// `insert_if_absent`: [`UPSERT`], but only over a row expired at `?4` (now).
+const INSERT_IF_ABSENT: &str =
+    "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
+     WHERE mcp_auth_kv.expires_at <= ?4";
+
 /// A [`StateStore`] in a SQLite file: durable state for a single host, shared by every
 /// process on it. WAL mode (readers never block the writer) and a busy timeout (writers wait
 /// for each other instead of failing); GCRA runs in `BEGIN IMMEDIATE` transactions. Time is
@@ -35,7 +40,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// Tables `mcp_auth_kv` and `mcp_auth_gcra` come from the migrations shipped in
 /// `migrations/sqlite/`, applied by [`migrate`](Self::migrate). `take` is one
 /// `DELETE ... RETURNING`; expired rows are invisible to reads and deleted by a sweep every
-/// [`DEFAULT_PURGE_INTERVAL`] ([`SqliteStoreBuilder::purge_interval`]); a store made
+/// [`DEFAULT_PURGE_INTERVAL`](crate::store::DEFAULT_PURGE_INTERVAL) ([`SqliteStoreBuilder::purge_interval`]); a store made
 /// [`from_pool`](Self::from_pool) leaves [`purge_expired`](Self::purge_expired) to you.
 ///
 /// Cloning is cheap; clones share the pool.
@@ -51,10 +56,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// The expiry sweep of a store built by its builder; `None` for `from_pool`.
-    purge: Option<Arc<PurgeTask>>,
-    pool: SqlitePool,
-    timeout: Duration,
+    db: Pooled<SqlitePool>,
 }
 
 /// Configures a [`SqliteStore`]; [`build`](Self::build) opens (creating the file if needed)
@@ -73,14 +75,10 @@ pub struct SqliteStore {
 /// # Ok(()) }
 /// ```
 #[must_use]
-#[derive(Debug)]
 pub struct SqliteStoreBuilder {
     path: PathBuf,
     busy_timeout: Duration,
-    max_connections: u32,
-    operation_timeout: Duration,
-    migrate: bool,
-    purge_interval: Option<Duration>,
+    options: Options,
 }
 
 impl SqliteStore {
@@ -107,10 +105,7 @@ impl SqliteStore {
         SqliteStoreBuilder {
             path: path.into(),
             busy_timeout: Duration::from_secs(5),
-            max_connections: 4,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            migrate: true,
-            purge_interval: Some(DEFAULT_PURGE_INTERVAL),
+            options: Options::new(4),
         }
     }
 
@@ -127,9 +122,7 @@ impl SqliteStore {
     /// ```
     pub fn from_pool(pool: SqlitePool) -> Self {
         Self {
-            purge: None,
-            pool,
-            timeout: DEFAULT_OPERATION_TIMEOUT,
+            db: Pooled::from_pool(BACKEND, pool),
         }
     }
 
@@ -145,16 +138,8 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.db.timeout = timeout;
         self
-    }
-
-    /// Boxes one operation under the store's deadline.
-    fn run<T: Send + 'static>(
-        &self,
-        operation: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> StoreResult<T> {
-        Deferred::boxed(timed(BACKEND, self.timeout, operation))
     }
 
     /// The underlying pool.
@@ -167,7 +152,7 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Applies the shipped migrations that are not applied yet, in one `BEGIN IMMEDIATE`
@@ -181,7 +166,7 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool).await
+        migrate(&self.db.pool).await
     }
 
     /// Deletes expired values and full-again rate-limit rows; returns how many rows went.
@@ -194,23 +179,134 @@ impl SqliteStore {
     /// # Ok(()) }
     /// ```
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        purge_expired(&self.pool).await
+        purge_expired(&self.db.pool).await
     }
 
-    fn decide(
+    /// `put` and `insert_if_absent` (`only_expired`: overwrite an expired row only), then
+    /// the rows written, through `done`.
+    fn upsert<T: Send + 'static>(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        only_expired: bool,
+        done: fn(u64) -> T,
+    ) -> StoreResult<T> {
+        if let Err(e) = check_ttl(ttl) {
+            return Deferred::ready(Err(e));
+        }
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
+            let now = now_micros()?;
+            let query = sqlx::query(if only_expired {
+                INSERT_IF_ABSENT
+            } else {
+                UPSERT
+            })
+            .bind(&key)
+            .bind(value)
+            .bind(now.saturating_add(ttl_micros(ttl)));
+            let query = if only_expired { query.bind(now) } else { query };
+            let written = query.execute(&pool).await.map_err(map_err)?;
+            Ok(done(written.rows_affected()))
+        })
+    }
+}
+
+impl SqliteStoreBuilder {
+    /// How long a writer waits for another one before failing with [`StoreError::Timeout`]
+    /// (default 5 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// let builder = SqliteStore::builder("a.db").busy_timeout(Duration::from_millis(500));
+    /// ```
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Pool size (default 4). Writes are serialised by SQLite anyway; more connections only
+    /// help concurrent reads.
+    ///
+    /// ```
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// let builder = SqliteStore::builder("a.db").max_connections(8);
+    /// ```
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.options.max_connections = max;
+        self
+    }
+
+    shared_builder_options!(SqliteStore, "SqliteStore::builder(\"a.db\")");
+
+    /// Validates, opens (creating the file if needed) and (by default) migrates.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::SqliteStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = SqliteStore::builder("auth-state.db").build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<SqliteStore, StoreError> {
+        self.options.check()?;
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode; only an OS crash
+            // can lose the last transactions, which is acceptable for auth state.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(self.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(self.options.max_connections)
+            // A pool wait longer than the busy timeout would only hide a stuck writer.
+            .acquire_timeout(self.busy_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let db = Pooled::built(BACKEND, pool, &self.options, |pool| async move {
+            purge_expired(&pool).await
+        });
+        let store = SqliteStore { db };
+        if self.options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+}
+
+/// Deletes expired values and full-again GCRA rows; see [`SqliteStore::purge_expired`].
+async fn purge_expired(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let now = now_micros()?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+    let kv = sqlx::query("DELETE FROM mcp_auth_kv WHERE expires_at <= ?1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let gcra = sqlx::query("DELETE FROM mcp_auth_gcra WHERE tat <= ?1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(kv.rows_affected() + gcra.rows_affected())
+}
+
+impl StateStore for SqliteStore {
+    fn gcra_apply(
         &self,
         key: &str,
         quota: Quota,
         cost: u32,
-        consume: bool,
+        commit: bool,
     ) -> StoreResult<RateDecision> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
         let gcra = quota.gcra_micros();
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
-            if !consume || cost == 0 {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
+            if !commit || cost == 0 {
                 let tat: Option<i64> =
                     sqlx::query_scalar("SELECT tat FROM mcp_auth_gcra WHERE key = ?1")
                         .bind(&key)
@@ -249,161 +345,13 @@ impl SqliteStore {
             Ok(step.decision)
         })
     }
-}
 
-impl SqliteStoreBuilder {
-    /// How long a writer waits for another one before failing with [`StoreError::Timeout`]
-    /// (default 5 s).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// let builder = SqliteStore::builder("a.db").busy_timeout(Duration::from_millis(500));
-    /// ```
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Pool size (default 4). Writes are serialised by SQLite anyway; more connections only
-    /// help concurrent reads.
-    ///
-    /// ```
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// let builder = SqliteStore::builder("a.db").max_connections(8);
-    /// ```
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max;
-        self
-    }
-
-    /// Deadline of every operation, pool wait included (default 5 s); past it the operation
-    /// fails with [`StoreError::Timeout`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// let builder = SqliteStore::builder("a.db").operation_timeout(Duration::from_secs(1));
-    /// ```
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// Whether [`build`](Self::build) applies the migrations (default `true`).
-    ///
-    /// ```
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// let builder = SqliteStore::builder("a.db").migrate(false);
-    /// ```
-    pub fn migrate(mut self, migrate: bool) -> Self {
-        self.migrate = migrate;
-        self
-    }
-
-    /// How often the built store deletes expired rows (default [`DEFAULT_PURGE_INTERVAL`],
-    /// 5 minutes); `None` turns the sweep off, for deployments that run
-    /// [`purge_expired`](SqliteStore::purge_expired) from a job of their own. The sweep is a Tokio
-    /// task that stops when the last clone of the store is dropped. With several instances
-    /// sharing one database each one sweeps; the deletes are idempotent.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// let builder = SqliteStore::builder("a.db").purge_interval(Some(Duration::from_secs(60)));
-    /// ```
-    pub fn purge_interval(mut self, interval: Option<Duration>) -> Self {
-        self.purge_interval = interval.filter(|i| !i.is_zero());
-        self
-    }
-
-    /// Validates, opens (creating the file if needed) and (by default) migrates.
-    ///
-    /// ```no_run
-    /// use tower_mcp_auth::store::SqliteStore;
-    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
-    /// let store = SqliteStore::builder("auth-state.db").build().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn build(self) -> Result<SqliteStore, StoreError> {
-        if self.max_connections == 0 {
-            return Err(StoreError::Config(
-                "max_connections must be at least 1".into(),
-            ));
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(&self.path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is durable across application crashes in WAL mode; only an OS crash
-            // can lose the last transactions, which is acceptable for auth state.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(self.busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(self.max_connections)
-            // A pool wait longer than the busy timeout would only hide a stuck writer.
-            .acquire_timeout(self.busy_timeout)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
-        let purge = self.purge_interval.map(|interval| {
-            let pool = pool.clone();
-            PurgeTask::spawn(BACKEND, interval, move || {
-                let pool = pool.clone();
-                async move { purge_expired(&pool).await }
-            })
-        });
-        let store = SqliteStore {
-            purge,
-            pool,
-            timeout: self.operation_timeout,
-        };
-        if self.migrate {
-            store.migrate().await?;
-        }
-        Ok(store)
-    }
-}
-
-/// Deletes expired values and full-again GCRA rows; see [`SqliteStore::purge_expired`].
-async fn purge_expired(pool: &SqlitePool) -> Result<u64, StoreError> {
-    let now = now_micros()?;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-    let kv = sqlx::query("DELETE FROM mcp_auth_kv WHERE expires_at <= ?1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    let gcra = sqlx::query("DELETE FROM mcp_auth_gcra WHERE tat <= ?1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    tx.commit().await.map_err(map_err)?;
-    Ok(kv.rows_affected() + gcra.rows_affected())
-}
-
-impl StateStore for SqliteStore {
-    fn gcra(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, true)
-    }
-
-    fn gcra_peek(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<RateDecision> {
-        self.decide(key, quota, cost, false)
-    }
-
-    fn gcra_refund(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
-        if let Err(e) = quota.check_cost(cost) {
-            return Deferred::ready(Err(e));
-        }
-        if cost == 0 {
-            return Deferred::ready(Ok(()));
-        }
+    fn gcra_release(&self, key: &str, quota: Quota, cost: u32) -> StoreResult<()> {
         // Fits in i64: at most the burst's worth, bounded by MAX_PERIOD in microseconds.
         let back = quota.gcra_micros().interval.saturating_mul(u64::from(cost)) as i64;
-        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let key = key.to_owned();
         // One statement: SQLite's write lock makes it atomic with concurrent gcra() calls.
-        self.run(async move {
+        self.db.run(|pool| async move {
             sqlx::query("UPDATE mcp_auth_gcra SET tat = max(tat - ?2, 0) WHERE key = ?1")
                 .bind(&key)
                 .bind(back)
@@ -415,32 +363,13 @@ impl StateStore for SqliteStore {
     }
 
     fn insert_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<bool> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
-            let now = now_micros()?;
-            // An expired row counts as absent: overwrite it in the same statement.
-            let done = sqlx::query(
-                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
-                 WHERE mcp_auth_kv.expires_at <= ?4",
-            )
-            .bind(&key)
-            .bind(value)
-            .bind(now.saturating_add(ttl_micros(ttl)))
-            .bind(now)
-            .execute(&pool)
-            .await
-            .map_err(map_err)?;
-            Ok(done.rows_affected() == 1)
-        })
+        // An expired row counts as absent: overwrite it in the same statement.
+        self.upsert(key, value, ttl, true, |rows| rows == 1)
     }
 
     fn take(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             let now = now_micros()?;
             let row =
                 sqlx::query("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING value, expires_at")
@@ -459,8 +388,8 @@ impl StateStore for SqliteStore {
     }
 
     fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             sqlx::query_scalar("SELECT value FROM mcp_auth_kv WHERE key = ?1 AND expires_at > ?2")
                 .bind(&key)
                 .bind(now_micros()?)
@@ -471,28 +400,12 @@ impl StateStore for SqliteStore {
     }
 
     fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> StoreResult<()> {
-        if let Err(e) = check_ttl(ttl) {
-            return Deferred::ready(Err(e));
-        }
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
-            sqlx::query(
-                "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-            )
-            .bind(&key)
-            .bind(value)
-            .bind(now_micros()?.saturating_add(ttl_micros(ttl)))
-            .execute(&pool)
-            .await
-            .map_err(map_err)?;
-            Ok(())
-        })
+        self.upsert(key, value, ttl, false, drop)
     }
 
     fn delete(&self, key: &str) -> StoreResult<bool> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
-        self.run(async move {
+        let key = key.to_owned();
+        self.db.run(|pool| async move {
             let now = now_micros()?;
             let expires_at: Option<i64> =
                 sqlx::query_scalar("DELETE FROM mcp_auth_kv WHERE key = ?1 RETURNING expires_at")
@@ -505,14 +418,20 @@ impl StateStore for SqliteStore {
     }
 }
 
+impl fmt::Debug for SqliteStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("SqliteStoreBuilder");
+        d.field("path", &self.path)
+            .field("busy_timeout", &self.busy_timeout);
+        self.options.debug_fields(&mut d).finish()
+    }
+}
+
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("pool_size", &self.pool.size())
-            .field(
-                "purge_interval",
-                &self.purge.as_deref().map(PurgeTask::interval),
-            )
+            .field("pool_size", &self.db.pool.size())
+            .field("purge_interval", &self.db.purge_interval())
             .finish_non_exhaustive()
     }
 }

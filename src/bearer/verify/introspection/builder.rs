@@ -54,7 +54,7 @@ impl IntrospectionVerifierBuilder {
     /// How to send the client credentials (default [`ClientAuth::SecretBasic`]).
     ///
     /// ```
-    /// # use tower_mcp_auth::{ClientAuth, IntrospectionVerifier};
+    /// # use tower_mcp_auth::{bearer::{ClientAuth, IntrospectionVerifier}};
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .client_auth(ClientAuth::SecretPost);
     /// # let _ = b;
@@ -68,7 +68,7 @@ impl IntrospectionVerifierBuilder {
     /// than once. Without it, `aud` is not checked: many servers omit it from introspection.
     ///
     /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .audience("https://mcp.example.com/mcp");
     /// # let _ = b;
@@ -81,7 +81,7 @@ impl IntrospectionVerifierBuilder {
     /// Requires the answer's `iss` to equal `issuer`.
     ///
     /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .issuer("https://as.example");
     /// # let _ = b;
@@ -95,7 +95,7 @@ impl IntrospectionVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .leeway(Duration::from_secs(10));
     /// # let _ = b;
@@ -109,7 +109,7 @@ impl IntrospectionVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .timeout(Duration::from_secs(2));
     /// # let _ = b;
@@ -124,7 +124,7 @@ impl IntrospectionVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .cache_ttl(Duration::from_secs(10));
     /// # let _ = b;
@@ -138,7 +138,7 @@ impl IntrospectionVerifierBuilder {
     /// cache.
     ///
     /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .cache_entries(1_000);
     /// # let _ = b;
@@ -152,7 +152,7 @@ impl IntrospectionVerifierBuilder {
     /// `localhost` / `127.0.0.1` / `::1`).
     ///
     /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("http://as.internal/introspect", "id", "secret")
     ///     .allow_http(true);
     /// # let _ = b;
@@ -165,7 +165,7 @@ impl IntrospectionVerifierBuilder {
     /// Uses this client instead of the default one (rustls, platform roots, no redirects).
     ///
     /// ```
-    /// # use tower_mcp_auth::IntrospectionVerifier;
+    /// # use tower_mcp_auth::bearer::IntrospectionVerifier;
     /// let b = IntrospectionVerifier::builder("https://as.example/introspect", "id", "secret")
     ///     .http_client(reqwest::Client::new());
     /// # let _ = b;
@@ -183,7 +183,7 @@ impl IntrospectionVerifierBuilder {
     /// default HTTP client that cannot be built.
     ///
     /// ```
-    /// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
+    /// use tower_mcp_auth::{bearer::{IntrospectionConfigError, IntrospectionVerifier}};
     ///
     /// let err = IntrospectionVerifier::builder("http://as.example/introspect", "id", "secret")
     ///     .build()

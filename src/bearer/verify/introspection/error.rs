@@ -5,7 +5,7 @@ use crate::bearer::verify::remote::UrlError;
 /// A configuration error found by [`IntrospectionVerifierBuilder::build`](super::IntrospectionVerifierBuilder::build).
 ///
 /// ```
-/// use tower_mcp_auth::{IntrospectionConfigError, IntrospectionVerifier};
+/// use tower_mcp_auth::{bearer::{IntrospectionConfigError, IntrospectionVerifier}};
 ///
 /// let err = IntrospectionVerifier::builder("not a url", "id", "secret").build().unwrap_err();
 /// assert!(matches!(err, IntrospectionConfigError::InvalidUrl(_)));

@@ -58,7 +58,7 @@ impl JwksVerifierBuilder {
     /// your protected resource metadata). Required; may be called more than once.
     ///
     /// ```
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com")
     ///     .audience("https://mcp.example.com/mcp");
     /// # let _ = b;
@@ -69,10 +69,10 @@ impl JwksVerifierBuilder {
     }
 
     /// Accepts only tokens whose header `typ` is `token_type`, for example `at+jwt` (RFC 9068
-    /// access tokens); see [`JwtVerifierBuilder::token_type`](crate::JwtVerifierBuilder::token_type).
+    /// access tokens); see [`JwtVerifierBuilder::token_type`](crate::bearer::JwtVerifierBuilder::token_type).
     ///
     /// ```
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com").token_type("at+jwt");
     /// # let _ = b;
     /// ```
@@ -86,7 +86,7 @@ impl JwksVerifierBuilder {
     /// [`from_issuer`](JwksVerifier::from_issuer); this replaces it).
     ///
     /// ```
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_jwks_url("https://auth.example.com/jwks")
     ///     .issuer("https://auth.example.com");
     /// # let _ = b;
@@ -100,7 +100,7 @@ impl JwksVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com").leeway(Duration::from_secs(30));
     /// # let _ = b;
     /// ```
@@ -114,7 +114,7 @@ impl JwksVerifierBuilder {
     /// public.
     ///
     /// ```
-    /// # use tower_mcp_auth::{Algorithm, JwksVerifier};
+    /// # use tower_mcp_auth::{bearer::{Algorithm, JwksVerifier}};
     /// let b = JwksVerifier::from_issuer("https://auth.example.com")
     ///     .algorithms([Algorithm::RS256, Algorithm::ES256]);
     /// # let _ = b;
@@ -134,7 +134,7 @@ impl JwksVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com")
     ///     .refresh_interval(Duration::from_secs(600));
     /// # let _ = b;
@@ -152,7 +152,7 @@ impl JwksVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com")
     ///     .unknown_kid_cooldown(Duration::from_secs(10));
     /// # let _ = b;
@@ -167,7 +167,7 @@ impl JwksVerifierBuilder {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("https://auth.example.com")
     ///     .fetch_timeout(Duration::from_secs(2));
     /// # let _ = b;
@@ -182,7 +182,7 @@ impl JwksVerifierBuilder {
     /// by anyone on the path: use only inside a trusted network.
     ///
     /// ```
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let b = JwksVerifier::from_issuer("http://keycloak.internal:8080/realms/mcp").allow_http(true);
     /// # let _ = b;
     /// ```
@@ -195,7 +195,7 @@ impl JwksVerifierBuilder {
     /// the platform's roots). The fetch timeout still applies per request.
     ///
     /// ```
-    /// # use tower_mcp_auth::JwksVerifier;
+    /// # use tower_mcp_auth::bearer::JwksVerifier;
     /// let client = reqwest::Client::new();
     /// let b = JwksVerifier::from_issuer("https://auth.example.com").http_client(client);
     /// # let _ = b;
@@ -214,7 +214,7 @@ impl JwksVerifierBuilder {
     /// allowlist, or a default HTTP client that cannot be built.
     ///
     /// ```
-    /// use tower_mcp_auth::{JwksConfigError, JwksVerifier};
+    /// use tower_mcp_auth::{bearer::{JwksConfigError, JwksVerifier}};
     ///
     /// let missing_audience = JwksVerifier::from_issuer("https://auth.example.com").build();
     /// assert!(matches!(missing_audience, Err(JwksConfigError::MissingAudience)));

@@ -7,7 +7,7 @@ use crate::bearer::verify::remote::{FetchError, UrlError};
 /// A configuration error found by [`JwksVerifierBuilder::build`](super::JwksVerifierBuilder::build).
 ///
 /// ```
-/// use tower_mcp_auth::{JwksConfigError, JwksVerifier};
+/// use tower_mcp_auth::{bearer::{JwksConfigError, JwksVerifier}};
 ///
 /// let err = JwksVerifier::from_issuer("auth.example.com").audience("https://mcp/mcp").build();
 /// assert!(matches!(err, Err(JwksConfigError::InvalidUrl(_))));
@@ -47,7 +47,7 @@ impl From<UrlError> for JwksConfigError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_mcp_auth::{JwksError, JwksVerifier};
+/// use tower_mcp_auth::{bearer::{JwksError, JwksVerifier}};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
