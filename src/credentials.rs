@@ -119,6 +119,14 @@ pub(crate) enum Parse {
     Reuse,
 }
 
+/// Which credentials a layer reads: a standalone authenticator parses only its own kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    ApiKey,
+    Bearer,
+    All,
+}
+
 /// Bytes `start..end` of the `index`-th value of one header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -171,9 +179,22 @@ pub(crate) struct Parsed {
 impl Parsed {
     /// Reads every credential `sources` allows from `headers` and `uri`.
     pub(crate) fn of(headers: &HeaderMap, uri: &Uri, sources: &CredentialSources) -> Self {
+        Self::only(headers, uri, sources, Want::All)
+    }
+
+    /// Reads the credentials of kind `want` (the others are left absent).
+    fn only(headers: &HeaderMap, uri: &Uri, sources: &CredentialSources, want: Want) -> Self {
+        let api_key = match want {
+            Want::Bearer => At::Absent,
+            _ => api_key_at(headers, uri, sources.query),
+        };
+        let bearer = match want {
+            Want::ApiKey => At::Absent,
+            _ => bearer_at(headers),
+        };
         let mut parsed = Self {
-            api_key: api_key_at(headers, uri, sources.query),
-            bearer: bearer_at(headers),
+            api_key,
+            bearer,
             cookies: [Span {
                 index: 0,
                 start: 0,
@@ -182,24 +203,36 @@ impl Parsed {
             cookies_len: 0,
             cookies_malformed: false,
         };
-        if let (At::Absent, Some(name)) = (parsed.bearer, sources.cookie.as_deref()) {
+        if let (At::Absent, Some(name), false) = (
+            parsed.bearer,
+            sources.cookie.as_deref(),
+            want == Want::ApiKey,
+        ) {
             parsed.read_cookies(headers, name);
         }
         parsed
     }
 
-    /// The record for `req` as `mode` says: parsed here, stored, or reused.
-    pub(crate) fn get<B>(req: &mut Request<B>, sources: &CredentialSources, mode: Parse) -> Self {
-        if mode == Parse::Reuse {
-            if let Some(parsed) = req.extensions().get::<Parsed>() {
-                return *parsed;
+    /// The record for `req` as `mode` says: parsed here (only what `want` names, unless it
+    /// is to be shared), stored, or reused.
+    pub(crate) fn get<B>(
+        req: &mut Request<B>,
+        sources: &CredentialSources,
+        mode: Parse,
+        want: Want,
+    ) -> Self {
+        match mode {
+            Parse::Reuse => match req.extensions().get::<Parsed>() {
+                Some(parsed) => *parsed,
+                None => Self::of(req.headers(), req.uri(), sources),
+            },
+            Parse::Own => Self::only(req.headers(), req.uri(), sources, want),
+            Parse::Share => {
+                let parsed = Self::of(req.headers(), req.uri(), sources);
+                req.extensions_mut().insert(parsed);
+                parsed
             }
         }
-        let parsed = Self::of(req.headers(), req.uri(), sources);
-        if mode == Parse::Share {
-            req.extensions_mut().insert(parsed);
-        }
-        parsed
     }
 
     /// Whether any credential was sent: an API key or bearer token (even malformed), or a

@@ -321,22 +321,18 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
             None => BearerLayer::disabled(),
         };
         let lockout = self.lockout.unwrap_or_else(FailedAuthLimitLayer::disabled);
-        // One parse per request: the outermost layer that reads credentials shares its
-        // record, the ones inside reuse it.
-        let enabled = [
-            lockout.is_enabled(),
-            api_key.is_enabled(),
-            bearer.is_enabled(),
-        ];
-        let outermost = enabled.iter().position(|&on| on);
-        let parse = |i: usize| match (Some(i) == outermost, enabled[i]) {
-            (true, _) => Parse::Share,
-            (false, true) => Parse::Reuse,
-            (false, false) => Parse::Own,
+        // One parse per request. Only the lockout reads every kind of credential: when it is
+        // on it shares its record and the authenticators reuse it; without it each
+        // authenticator reads only its own kind, so nothing is read twice and no record is
+        // stored (storing one costs more than the header scan it would save).
+        let (outer, inner) = if lockout.is_enabled() {
+            (Parse::Share, Parse::Reuse)
+        } else {
+            (Parse::Own, Parse::Own)
         };
-        let lockout = lockout.stacked(self.sources.clone(), parse(0));
-        let api_key = api_key.stacked(self.sources.clone(), parse(1));
-        let bearer = bearer.stacked(self.sources.clone(), parse(2));
+        let lockout = lockout.stacked(self.sources.clone(), outer);
+        let api_key = api_key.stacked(self.sources.clone(), inner);
+        let bearer = bearer.stacked(self.sources.clone(), inner);
         let policy = self.policy.credential_sources(&self.sources).build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {

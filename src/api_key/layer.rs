@@ -105,10 +105,6 @@ impl ApiKeyLayer {
             }),
         }
     }
-
-    pub(crate) fn is_enabled(&self) -> bool {
-        self.config.store.is_some()
-    }
 }
 
 impl<S> Layer<S> for ApiKeyLayer {

@@ -9,7 +9,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{Parsed, Presented};
+use crate::credentials::{Parsed, Presented, Want};
 use crate::error::CredentialRejection;
 use crate::outcome::ApiKeyOutcome;
 
@@ -52,7 +52,12 @@ where
         let Some(store) = &self.config.store else {
             return ApiKeyFuture::calling(self.inner.call(req));
         };
-        let parsed = Parsed::get(&mut req, &self.config.sources, self.config.parse);
+        let parsed = Parsed::get(
+            &mut req,
+            &self.config.sources,
+            self.config.parse,
+            Want::ApiKey,
+        );
         let hash = match parsed.api_key(req.headers(), req.uri()) {
             Presented::Absent => return ApiKeyFuture::calling(self.inner.call(req)),
             Presented::Malformed => None,

@@ -102,10 +102,6 @@ impl BearerLayer {
         self
     }
 
-    pub(crate) fn is_enabled(&self) -> bool {
-        self.verifier.is_some()
-    }
-
     pub(crate) fn disabled() -> Self {
         Self {
             verifier: None,

@@ -8,7 +8,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{CredentialSources, Parse, Parsed, Presented};
+use crate::credentials::{CredentialSources, Parse, Parsed, Presented, Want};
 use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
@@ -63,7 +63,7 @@ where
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));
         };
-        let parsed = Parsed::get(&mut req, &self.sources, self.parse);
+        let parsed = Parsed::get(&mut req, &self.sources, self.parse, Want::Bearer);
         let cookie = self.sources.session_cookie_name().is_some();
         let lookup = match (parsed.bearer(req.headers()), cookie) {
             (Presented::Value(token), _) => verifier.verify(&token),

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::credentials::Parsed;
+use crate::credentials::{Parsed, Want};
 
 use super::super::gate::check;
 use super::future::{FailedAuthLimitFuture, Tally};
@@ -59,7 +59,7 @@ where
         // Without a credential nothing can fail as "invalid": never counted, never locked.
         // A session cookie counts only when one is well-formed: a browser cannot be rid of a
         // garbage cookie planted by a sibling subdomain, so it must not lock its user out.
-        let parsed = Parsed::get(&mut req, &config.sources, config.parse);
+        let parsed = Parsed::get(&mut req, &config.sources, config.parse, Want::All);
         let headers = req.headers();
         if !parsed.any_presented() {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
