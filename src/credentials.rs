@@ -2,14 +2,20 @@
 //!
 //! API keys come from the `X-API-Key` header, then (if enabled) the `api_key` / `apikey`
 //! query parameters. Bearer tokens come only from `Authorization: Bearer` (scheme
-//! case-insensitive), then, when a layer opts in, from a session cookie; never from the query
-//! string. Every reader borrows from the request and
-//! allocates only when a query value is percent-encoded.
+//! case-insensitive), then, when configured, from a session cookie; never from the query
+//! string. Which of these are read is one [`CredentialSources`] value shared by every layer.
+//!
+//! A request is parsed once into a [`Parsed`] record of *where* each credential sits (byte
+//! spans into the header values, never a copy of a secret); inside an
+//! [`McpAuth`](crate::McpAuth) stack the outermost layer that needs it stores the record in
+//! the request extensions and the inner layers reuse it. Every reader borrows from the
+//! request and allocates only when a query value is percent-encoded.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION, COOKIE};
-use http::Uri;
+use http::{Request, Uri};
 
 /// Longest API key accepted before hashing; longer values are rejected as malformed.
 pub(crate) const MAX_API_KEY_LEN: usize = 512;
@@ -31,28 +37,305 @@ pub(crate) enum Presented<'a> {
     Malformed,
 }
 
-impl Presented<'_> {
-    /// Whether anything was sent (a value or something malformed).
-    pub(crate) fn is_present(&self) -> bool {
-        !matches!(self, Presented::Absent)
+/// Where credentials are read from: whether API keys may come from the query string, and the
+/// session cookie that may carry a bearer token. Configure it once and hand the same value
+/// to every layer ([`McpAuthBuilder::credential_sources`](crate::McpAuthBuilder::credential_sources)
+/// does this for the whole stack), so the lockout counts exactly what the authenticators
+/// read and the error bodies name exactly what is accepted.
+///
+/// ```
+/// use tower_mcp_auth::{
+///     api_key::ApiKeyLayer, policy::EndpointPolicyLayer, ApiKeyRegistry, CredentialSources,
+///     EndpointPolicy,
+/// };
+///
+/// let sources = CredentialSources::new().query_param(false);
+/// assert!(!sources.query_param_enabled());
+/// let keys = ApiKeyLayer::new(ApiKeyRegistry::builder().build()).credential_sources(sources.clone());
+/// let policy = EndpointPolicyLayer::builder(EndpointPolicy::api_key_only())
+///     .credential_sources(&sources)
+///     .build()
+///     .unwrap();
+/// # let _ = (keys, policy);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct CredentialSources {
+    query: bool,
+    cookie: Option<Arc<str>>,
+}
+
+impl Default for CredentialSources {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CredentialSources {
+    /// The defaults: the `X-API-Key` header and the `api_key` / `apikey` query parameters,
+    /// `Authorization: Bearer`, no session cookie.
+    pub fn new() -> Self {
+        Self {
+            query: true,
+            cookie: None,
+        }
+    }
+
+    /// Whether API keys may come from the `api_key` / `apikey` query parameters (default
+    /// `true`). Query strings end up in access logs; turn this off when clients can send
+    /// headers.
+    pub fn query_param(mut self, enabled: bool) -> Self {
+        self.query = enabled;
+        self
+    }
+
+    /// Also reads bearer tokens from the cookie `name` when no `Authorization: Bearer` is
+    /// sent; see [`BearerLayer::session_cookie`](crate::bearer::BearerLayer::session_cookie).
+    pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into().into());
+        self
+    }
+
+    /// Whether the query parameters are read.
+    pub fn query_param_enabled(&self) -> bool {
+        self.query
+    }
+
+    /// The session cookie read for bearer tokens, if any.
+    pub fn session_cookie_name(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+}
+
+/// How a layer gets the [`Parsed`] record of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Parse {
+    /// A standalone layer: parse, keep nothing.
+    Own,
+    /// The outermost credential reader of an [`McpAuth`](crate::McpAuth) stack: parse and
+    /// store the record for the layers inside (replacing any record of an outer stack).
+    Share,
+    /// Inside a stack: reuse the stored record (parse if there is none).
+    Reuse,
+}
+
+/// Which credentials a layer reads: a standalone authenticator parses only its own kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    ApiKey,
+    Bearer,
+    All,
+}
+
+/// Bytes `start..end` of the `index`-th value of one header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    index: u32,
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(index: usize, value: &[u8], part: &[u8]) -> Self {
+        // `part` is a sub-slice of `value`: its offset is a pointer difference.
+        let start = part.as_ptr() as usize - value.as_ptr() as usize;
+        Self {
+            index: index as u32,
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn resolve<'a>(self, headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+        let value = headers.get_all(name).iter().nth(self.index as usize)?;
+        let bytes = value
+            .as_bytes()
+            .get(self.start as usize..self.end as usize)?;
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Where one credential was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    Absent,
+    Malformed,
+    Header(Span),
+    /// In the query string (rare: re-read from the URI when needed, it may need decoding).
+    Query,
+}
+
+/// Where a request's credentials are, parsed once (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    api_key: At,
+    bearer: At,
+    /// Read only when a session cookie is configured and no bearer header was sent.
+    cookies: [Span; MAX_SESSION_COOKIES],
+    cookies_len: u8,
+    cookies_malformed: bool,
+}
+
+impl Parsed {
+    /// Reads every credential `sources` allows from `headers` and `uri`.
+    pub(crate) fn of(headers: &HeaderMap, uri: &Uri, sources: &CredentialSources) -> Self {
+        Self::only(headers, uri, sources, Want::All)
+    }
+
+    /// Reads the credentials of kind `want` (the others are left absent).
+    fn only(headers: &HeaderMap, uri: &Uri, sources: &CredentialSources, want: Want) -> Self {
+        let api_key = match want {
+            Want::Bearer => At::Absent,
+            _ => api_key_at(headers, uri, sources.query),
+        };
+        let bearer = match want {
+            Want::ApiKey => At::Absent,
+            _ => bearer_at(headers),
+        };
+        let mut parsed = Self {
+            api_key,
+            bearer,
+            cookies: [Span {
+                index: 0,
+                start: 0,
+                end: 0,
+            }; MAX_SESSION_COOKIES],
+            cookies_len: 0,
+            cookies_malformed: false,
+        };
+        if let (At::Absent, Some(name), false) = (
+            parsed.bearer,
+            sources.cookie.as_deref(),
+            want == Want::ApiKey,
+        ) {
+            parsed.read_cookies(headers, name);
+        }
+        parsed
+    }
+
+    /// The record for `req` as `mode` says: parsed here (only what `want` names, unless it
+    /// is to be shared), stored, or reused.
+    pub(crate) fn get<B>(
+        req: &mut Request<B>,
+        sources: &CredentialSources,
+        mode: Parse,
+        want: Want,
+    ) -> Self {
+        match mode {
+            Parse::Reuse => match req.extensions().get::<Parsed>() {
+                Some(parsed) => *parsed,
+                None => Self::of(req.headers(), req.uri(), sources),
+            },
+            Parse::Own => Self::only(req.headers(), req.uri(), sources, want),
+            Parse::Share => {
+                let parsed = Self::of(req.headers(), req.uri(), sources);
+                req.extensions_mut().insert(parsed);
+                parsed
+            }
+        }
+    }
+
+    /// Whether any credential was sent: an API key or bearer token (even malformed), or a
+    /// well-formed session cookie (a garbage cookie planted by a sibling subdomain cannot be
+    /// cleared by the user, so it must not count as an attempt).
+    pub(crate) fn any_presented(&self) -> bool {
+        self.api_key != At::Absent || self.bearer != At::Absent || self.cookies_len > 0
+    }
+
+    /// The API key.
+    pub(crate) fn api_key<'a>(&self, headers: &'a HeaderMap, uri: &'a Uri) -> Presented<'a> {
+        match self.api_key {
+            At::Absent => Presented::Absent,
+            At::Malformed => Presented::Malformed,
+            At::Header(span) => span
+                .resolve(headers, &API_KEY_HEADER)
+                .map_or(Presented::Malformed, |k| Presented::Value(Cow::Borrowed(k))),
+            At::Query => uri.query().map_or(Presented::Absent, api_key_from_query),
+        }
+    }
+
+    /// The bearer token from `Authorization`.
+    pub(crate) fn bearer<'a>(&self, headers: &'a HeaderMap) -> Presented<'a> {
+        match self.bearer {
+            At::Absent | At::Query => Presented::Absent,
+            At::Malformed => Presented::Malformed,
+            At::Header(span) => span
+                .resolve(headers, &AUTHORIZATION)
+                .map_or(Presented::Malformed, |t| Presented::Value(Cow::Borrowed(t))),
+        }
+    }
+
+    /// The session-cookie candidates (empty unless a cookie is configured and no bearer
+    /// header was sent).
+    pub(crate) fn cookies<'a>(&self, headers: &'a HeaderMap) -> SessionCookies<'a> {
+        let mut found = SessionCookies {
+            values: [""; MAX_SESSION_COOKIES],
+            len: 0,
+            malformed: self.cookies_malformed,
+        };
+        for span in &self.cookies[..usize::from(self.cookies_len)] {
+            if let Some(token) = span.resolve(headers, &COOKIE) {
+                found.values[found.len] = token;
+                found.len += 1;
+            }
+        }
+        found
+    }
+
+    fn read_cookies(&mut self, headers: &HeaderMap, name: &str) {
+        for (index, value) in headers.get_all(COOKIE).iter().enumerate() {
+            let bytes = value.as_bytes();
+            for pair in bytes.split(|&b| b == b';') {
+                let Some(raw) = cookie_value(pair, name) else {
+                    continue;
+                };
+                match std::str::from_utf8(raw) {
+                    Ok(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
+                        let len = usize::from(self.cookies_len);
+                        let seen = self.cookies[..len]
+                            .iter()
+                            .any(|s| s.resolve(headers, &COOKIE) == Some(token));
+                        if len < MAX_SESSION_COOKIES && !seen {
+                            self.cookies[len] = Span::of(index, bytes, raw);
+                            self.cookies_len += 1;
+                        }
+                    }
+                    _ => self.cookies_malformed = true,
+                }
+            }
+        }
     }
 }
 
 /// Reads the API key: header first, then the query string when `query` is true.
+#[cfg(test)]
 pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
+    let sources = CredentialSources::new().query_param(query);
+    Parsed::of(headers, uri, &sources).api_key(headers, uri)
+}
+
+fn api_key_at(headers: &HeaderMap, uri: &Uri, query: bool) -> At {
     let mut values = headers.get_all(&API_KEY_HEADER).iter();
     if let Some(first) = values.next() {
         if values.next().is_some() {
-            return Presented::Malformed;
+            return At::Malformed;
         }
-        return checked_key_bytes(first.as_bytes());
+        let raw = first.as_bytes();
+        return match checked_key_bytes(raw) {
+            Some(key) => At::Header(Span::of(0, raw, key)),
+            None => At::Malformed,
+        };
     }
     if query {
         if let Some(q) = uri.query() {
-            return api_key_from_query(q);
+            return match api_key_from_query(q) {
+                Presented::Absent => At::Absent,
+                Presented::Malformed => At::Malformed,
+                Presented::Value(_) => At::Query,
+            };
         }
     }
-    Presented::Absent
+    At::Absent
 }
 
 fn api_key_from_query(query: &str) -> Presented<'_> {
@@ -77,19 +360,13 @@ fn api_key_from_query(query: &str) -> Presented<'_> {
 
 /// One pass over a header value: surrounding blanks trimmed, then visible ASCII only (which
 /// also makes it valid UTF-8, so no second validation is needed).
-fn checked_key_bytes(raw: &[u8]) -> Presented<'_> {
+fn checked_key_bytes(raw: &[u8]) -> Option<&[u8]> {
     let trimmed = raw.trim_ascii();
     // A fold instead of `all`: no early exit, so the check vectorizes.
     let graphic = trimmed
         .iter()
         .fold(true, |ok, &b| ok & b.is_ascii_graphic());
-    if trimmed.is_empty() || trimmed.len() > MAX_API_KEY_LEN || !graphic {
-        return Presented::Malformed;
-    }
-    match std::str::from_utf8(trimmed) {
-        Ok(key) => Presented::Value(Cow::Borrowed(key)),
-        Err(_) => Presented::Malformed,
-    }
+    (!trimmed.is_empty() && trimmed.len() <= MAX_API_KEY_LEN && graphic).then_some(trimmed)
 }
 
 fn checked_key(v: Cow<'_, str>) -> Presented<'_> {
@@ -102,9 +379,15 @@ fn checked_key(v: Cow<'_, str>) -> Presented<'_> {
 }
 
 /// Reads the bearer token from `Authorization`. Other schemes (`Basic`, ...) are absent.
+#[cfg(test)]
 pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
-    let mut found: Option<&str> = None;
-    for value in headers.get_all(AUTHORIZATION) {
+    let uri = Uri::from_static("/");
+    Parsed::of(headers, &uri, &CredentialSources::new()).bearer(headers)
+}
+
+fn bearer_at(headers: &HeaderMap) -> At {
+    let mut found: Option<Span> = None;
+    for (index, value) in headers.get_all(AUTHORIZATION).iter().enumerate() {
         let bytes = value.as_bytes();
         // Scheme is case-insensitive (RFC 7235); anything that is not Bearer is not ours.
         if bytes.len() < 6 || !bytes[..6].eq_ignore_ascii_case(b"bearer") {
@@ -114,20 +397,18 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
             continue; // e.g. "BearerX": a different scheme
         }
         if found.is_some() {
-            return Presented::Malformed;
+            return At::Malformed;
         }
         let Ok(text) = value.to_str() else {
-            return Presented::Malformed;
+            return At::Malformed;
         };
-        found = Some(text[6..].trim_matches(' '));
-    }
-    match found {
-        None => Presented::Absent,
-        Some(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
-            Presented::Value(Cow::Borrowed(token))
+        let token = text[6..].trim_matches(' ');
+        if !(is_b64token(token) && token.len() <= MAX_BEARER_LEN) {
+            return At::Malformed;
         }
-        Some(_) => Presented::Malformed,
+        found = Some(Span::of(index, bytes, token.as_bytes()));
     }
+    found.map_or(At::Absent, At::Header)
 }
 
 /// Reads a single-use value from the cookie `name` (RFC 6265 `Cookie` headers, every one of
@@ -189,29 +470,15 @@ impl<'a> SessionCookies<'a> {
 /// every well-formed (`b64token`) value is a candidate, at most [`MAX_SESSION_COOKIES`] of
 /// them (the first ones sent: browsers order the longer path and the older cookie first), and
 /// the caller takes the first that verifies. Malformed values are skipped and only noted.
+#[cfg(test)]
 pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> SessionCookies<'a> {
-    let mut found = SessionCookies {
-        values: [""; MAX_SESSION_COOKIES],
-        len: 0,
-        malformed: false,
-    };
-    for value in headers.get_all(COOKIE) {
-        for pair in value.as_bytes().split(|&b| b == b';') {
-            let Some(raw) = cookie_value(pair, name) else {
-                continue;
-            };
-            match std::str::from_utf8(raw) {
-                Ok(token) if is_b64token(token) && token.len() <= MAX_BEARER_LEN => {
-                    if found.len < MAX_SESSION_COOKIES && !found.candidates().contains(&token) {
-                        found.values[found.len] = token;
-                        found.len += 1;
-                    }
-                }
-                _ => found.malformed = true,
-            }
-        }
-    }
-    found
+    let uri = Uri::from_static("/");
+    Parsed::of(
+        headers,
+        &uri,
+        &CredentialSources::new().session_cookie(name),
+    )
+    .cookies(headers)
 }
 
 /// The value of one `name=value` cookie pair if it is named `name`, unquoted.

@@ -151,6 +151,7 @@ pub use api_key::{ApiKeyRegistry, ApiKeySpec};
 pub use authenticate::AuthenticateFuture;
 pub use bearer::{JwtVerifier, TokenVerifier};
 pub use body::ResponseBody;
+pub use credentials::CredentialSources;
 pub use deferred::{BoxFuture, Deferred};
 pub use error::{
     AuthError, AuthFailure, AuthFailureKind, CredentialRejection, ErrorContext, OriginRejection,

@@ -8,6 +8,7 @@ use tower_layer::Layer;
 
 use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
+use crate::credentials::{CredentialSources, Parse};
 use crate::mcp::{McpPermissionsLayer, McpRules};
 use crate::origin::{OriginLayer, OriginService};
 use crate::policy::{EndpointPolicy, EndpointPolicyLayer, EndpointPolicyService, PolicyError};
@@ -54,7 +55,7 @@ impl McpAuth {
         McpAuthBuilder {
             keys: None,
             verifier: None,
-            session_cookie: None,
+            sources: CredentialSources::new(),
             policy: EndpointPolicyLayer::builder(EndpointPolicy::open()),
             default_set: false,
             rate_limit: None,
@@ -70,7 +71,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
         f.debug_struct("McpAuthBuilder")
             .field("api_keys", &self.keys.is_some())
             .field("bearer", &self.verifier.is_some())
-            .field("session_cookie", &self.session_cookie)
+            .field("credential_sources", &self.sources)
             .field("policy", &self.policy)
             .field("rate_limit", &self.rate_limit)
             .field("failed_auth_limit", &self.lockout)
@@ -88,7 +89,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
 pub struct McpAuthBuilder<M = ()> {
     keys: Option<Arc<dyn KeyStore>>,
     verifier: Option<Arc<dyn TokenVerifier>>,
-    session_cookie: Option<String>,
+    sources: CredentialSources,
     policy: crate::policy::EndpointPolicyLayerBuilder,
     default_set: bool,
     rate_limit: Option<RateLimitLayer>,
@@ -128,7 +129,7 @@ impl McpAuthBuilder {
             verifier: self.verifier,
             policy: self.policy,
             default_set: self.default_set,
-            session_cookie: self.session_cookie,
+            sources: self.sources,
             rate_limit: self.rate_limit,
             lockout: self.lockout,
             origin: self.origin,
@@ -151,7 +152,9 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     }
 
     /// Also reads bearer tokens from the cookie `name` when no `Authorization: Bearer` header
-    /// is sent; see [`BearerLayer::session_cookie`]. Needs [`bearer`](Self::bearer).
+    /// is sent; see [`BearerLayer::session_cookie`]. Needs [`bearer`](Self::bearer). The
+    /// same as [`CredentialSources::session_cookie`] on the
+    /// [`credential_sources`](Self::credential_sources).
     ///
     /// ```
     /// use tower_mcp_auth::{JwtVerifier, McpAuth};
@@ -164,7 +167,27 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// # let _ = auth;
     /// ```
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
-        self.session_cookie = Some(name.into());
+        self.sources = self.sources.session_cookie(name);
+        self
+    }
+
+    /// Where credentials are read from (default [`CredentialSources::new`]), for every layer
+    /// of the stack at once: the API key layer, the bearer layer, the failed-auth lockout
+    /// (which counts exactly what they read) and the policy's error bodies. Each request's
+    /// credentials are parsed once, by the outermost layer that reads them.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, CredentialSources, McpAuth};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
+    ///     .credential_sources(CredentialSources::new().query_param(false))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn credential_sources(mut self, sources: CredentialSources) -> Self {
+        self.sources = sources;
         self
     }
 
@@ -271,12 +294,6 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         self
     }
 
-    /// Whether API keys may come from the `api_key` / `apikey` query parameters (default `true`).
-    pub fn query_param_auth(mut self, enabled: bool) -> Self {
-        self.policy = self.policy.api_key_query(enabled);
-        self
-    }
-
     /// Validates the configuration and builds the layer.
     ///
     /// # Errors
@@ -295,27 +312,28 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
                 return Err(PolicyError::MissingVerifier(label.to_owned()));
             }
         }
-        let query = self.policy.api_key_query;
         let api_key = match self.keys {
-            Some(store) => ApiKeyLayer::from_shared(store).query_param(query),
+            Some(store) => ApiKeyLayer::from_shared(store),
             None => ApiKeyLayer::disabled(),
         };
         let bearer = match self.verifier {
             Some(verifier) => BearerLayer::from_shared(verifier),
             None => BearerLayer::disabled(),
         };
-        let lockout = match (self.lockout, &self.session_cookie) {
-            (Some(lockout), Some(name)) if !lockout.has_session_cookie() => {
-                lockout.session_cookie(name.clone())
-            }
-            (Some(lockout), _) => lockout,
-            (None, _) => FailedAuthLimitLayer::disabled(),
+        let lockout = self.lockout.unwrap_or_else(FailedAuthLimitLayer::disabled);
+        // One parse per request. Only the lockout reads every kind of credential: when it is
+        // on it shares its record and the authenticators reuse it; without it each
+        // authenticator reads only its own kind, so nothing is read twice and no record is
+        // stored (storing one costs more than the header scan it would save).
+        let (outer, inner) = if lockout.is_enabled() {
+            (Parse::Share, Parse::Reuse)
+        } else {
+            (Parse::Own, Parse::Own)
         };
-        let bearer = match self.session_cookie {
-            Some(name) => bearer.session_cookie(name),
-            None => bearer,
-        };
-        let policy = self.policy.build()?;
+        let lockout = lockout.stacked(self.sources.clone(), outer);
+        let api_key = api_key.stacked(self.sources.clone(), inner);
+        let bearer = bearer.stacked(self.sources.clone(), inner);
+        let policy = self.policy.credential_sources(&self.sources).build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
             origin: self.origin.unwrap_or_else(OriginLayer::disabled),

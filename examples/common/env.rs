@@ -177,7 +177,7 @@ impl AuthEnv {
     ) -> Result<McpAuthBuilder, Error> {
         let mut auth = McpAuth::builder()
             .public_base_url(public_base_url)
-            .query_param_auth(self.query)
+            .credential_sources(tower_mcp_auth::CredentialSources::new().query_param(self.query))
             .default_policy(EndpointPolicy::open());
         if let Some(origins) = origin_from_env()? {
             auth = auth.origin(origins);

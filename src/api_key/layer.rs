@@ -5,33 +5,45 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::credentials::{CredentialSources, Parse};
+
 use super::registry::KeyStore;
 use super::service::ApiKeyService;
 
 pub(crate) struct ApiKeyConfig {
     /// `None` when built by [`McpAuth`](crate::McpAuth) without keys: the layer passes through.
     pub(crate) store: Option<Arc<dyn KeyStore>>,
-    pub(crate) query: bool,
+    pub(crate) sources: CredentialSources,
+    pub(crate) parse: Parse,
 }
 
 /// Identifies callers by API key.
 ///
 /// Reads the `X-API-Key` header, then the `api_key` / `apikey` query parameters (switch off
-/// with [`query_param`](Self::query_param)), hashes the key, looks the hash up in a
+/// with [`CredentialSources::query_param`] in
+/// [`credential_sources`](Self::credential_sources)), hashes the key, looks the hash up in a
 /// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::api_key::ApiKeyOutcome) into the request
 /// extensions. It never rejects a request itself: pair it with
 /// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer), which decides.
 ///
 /// ```
 /// use tower::ServiceBuilder;
-/// use tower_mcp_auth::{api_key::ApiKeyLayer, ApiKeyRegistry, ApiKeySpec, EndpointPolicy, policy::EndpointPolicyLayer};
+/// use tower_mcp_auth::{
+///     api_key::ApiKeyLayer, policy::EndpointPolicyLayer, ApiKeyRegistry, ApiKeySpec,
+///     CredentialSources, EndpointPolicy,
+/// };
 ///
 /// let keys = ApiKeyRegistry::builder()
 ///     .key("k-123", ApiKeySpec::new("ci").user_id("alice"))
 ///     .build();
+/// let sources = CredentialSources::new().query_param(false);
+/// let policy = EndpointPolicyLayer::builder(EndpointPolicy::api_key_only())
+///     .credential_sources(&sources)
+///     .build()
+///     .unwrap();
 /// let svc = ServiceBuilder::new()
-///     .layer(ApiKeyLayer::new(keys).query_param(false))
-///     .layer(EndpointPolicyLayer::new(EndpointPolicy::api_key_only()))
+///     .layer(ApiKeyLayer::new(keys).credential_sources(sources))
+///     .layer(policy)
 ///     .service_fn(|_req: http::Request<String>| async {
 ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 ///     });
@@ -54,7 +66,8 @@ impl ApiKeyLayer {
         Self {
             config: Arc::new(ApiKeyConfig {
                 store: Some(store),
-                query: true,
+                sources: CredentialSources::new(),
+                parse: Parse::Own,
             }),
         }
     }
@@ -65,18 +78,30 @@ impl ApiKeyLayer {
         Self {
             config: Arc::new(ApiKeyConfig {
                 store: None,
-                query: false,
+                sources: CredentialSources::new(),
+                parse: Parse::Own,
             }),
         }
     }
 
-    /// Whether keys may come from the `api_key` / `apikey` query parameters (default `true`).
-    /// Query strings end up in access logs; turn this off when clients can send headers.
-    pub fn query_param(self, enabled: bool) -> Self {
+    /// Where keys are read from (default [`CredentialSources::new`]: header and query
+    /// parameters). Give every layer the same value.
+    pub fn credential_sources(self, sources: CredentialSources) -> Self {
+        self.with(sources, self.config.parse)
+    }
+
+    /// Inside an [`McpAuth`](crate::McpAuth) stack: the shared sources and how this layer
+    /// gets the request's parsed credentials.
+    pub(crate) fn stacked(self, sources: CredentialSources, parse: Parse) -> Self {
+        self.with(sources, parse)
+    }
+
+    fn with(&self, sources: CredentialSources, parse: Parse) -> Self {
         Self {
             config: Arc::new(ApiKeyConfig {
                 store: self.config.store.clone(),
-                query: enabled,
+                sources,
+                parse,
             }),
         }
     }
@@ -93,7 +118,7 @@ impl<S> Layer<S> for ApiKeyLayer {
 impl fmt::Debug for ApiKeyLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyLayer")
-            .field("query_param", &self.config.query)
+            .field("credential_sources", &self.config.sources)
             .finish_non_exhaustive()
     }
 }

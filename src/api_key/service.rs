@@ -9,7 +9,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{self, Presented};
+use crate::credentials::{Parsed, Presented, Want};
 use crate::error::CredentialRejection;
 use crate::outcome::ApiKeyOutcome;
 
@@ -52,7 +52,13 @@ where
         let Some(store) = &self.config.store else {
             return ApiKeyFuture::calling(self.inner.call(req));
         };
-        let hash = match credentials::api_key(req.headers(), req.uri(), self.config.query) {
+        let parsed = Parsed::get(
+            &mut req,
+            &self.config.sources,
+            self.config.parse,
+            Want::ApiKey,
+        );
+        let hash = match parsed.api_key(req.headers(), req.uri()) {
             Presented::Absent => return ApiKeyFuture::calling(self.inner.call(req)),
             Presented::Malformed => None,
             // A generated key with a wrong checksum is a typo: reject it without a lookup.
@@ -99,7 +105,7 @@ impl<S: fmt::Debug> fmt::Debug for ApiKeyService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyService")
             .field("inner", &self.inner)
-            .field("query_param", &self.config.query)
+            .field("credential_sources", &self.config.sources)
             .finish_non_exhaustive()
     }
 }

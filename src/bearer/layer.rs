@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::credentials::{CredentialSources, Parse};
+
 use super::service::BearerService;
 use super::verifier::TokenVerifier;
 
@@ -35,8 +37,9 @@ use super::verifier::TokenVerifier;
 pub struct BearerLayer {
     /// `None` when built by [`McpAuth`](crate::McpAuth) without a verifier: pass through.
     verifier: Option<Arc<dyn TokenVerifier>>,
-    /// Name of the session cookie read when no `Authorization: Bearer` is sent.
-    cookie: Option<Arc<str>>,
+    /// Where tokens are read from (the session cookie, if any).
+    sources: CredentialSources,
+    parse: Parse,
 }
 
 impl BearerLayer {
@@ -49,7 +52,8 @@ impl BearerLayer {
     pub fn from_shared(verifier: Arc<dyn TokenVerifier>) -> Self {
         Self {
             verifier: Some(verifier),
-            cookie: None,
+            sources: CredentialSources::new(),
+            parse: Parse::Own,
         }
     }
 
@@ -77,16 +81,32 @@ impl BearerLayer {
     /// # let _ = layer;
     /// ```
     pub fn session_cookie(mut self, name: impl Into<String>) -> Self {
-        self.cookie = Some(name.into().into());
+        self.sources = self.sources.session_cookie(name);
+        self
+    }
+
+    /// Where tokens are read from: the session cookie of `sources` (the query string never
+    /// carries tokens). Give every layer the same value.
+    pub fn credential_sources(mut self, sources: CredentialSources) -> Self {
+        self.sources = sources;
         self
     }
 }
 
 impl BearerLayer {
+    /// Inside an [`McpAuth`](crate::McpAuth) stack: the shared sources and how this layer
+    /// gets the request's parsed credentials.
+    pub(crate) fn stacked(mut self, sources: CredentialSources, parse: Parse) -> Self {
+        self.sources = sources;
+        self.parse = parse;
+        self
+    }
+
     pub(crate) fn disabled() -> Self {
         Self {
             verifier: None,
-            cookie: None,
+            sources: CredentialSources::new(),
+            parse: Parse::Own,
         }
     }
 }
@@ -95,14 +115,19 @@ impl<S> Layer<S> for BearerLayer {
     type Service = BearerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BearerService::new(inner, self.verifier.clone(), self.cookie.clone())
+        BearerService::new(
+            inner,
+            self.verifier.clone(),
+            self.sources.clone(),
+            self.parse,
+        )
     }
 }
 
 impl fmt::Debug for BearerLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerLayer")
-            .field("session_cookie", &self.cookie)
+            .field("session_cookie", &self.sources.session_cookie_name())
             .finish_non_exhaustive()
     }
 }

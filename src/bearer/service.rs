@@ -8,7 +8,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{self, Presented};
+use crate::credentials::{CredentialSources, Parse, Parsed, Presented, Want};
 use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
@@ -22,19 +22,22 @@ use super::verifier::{TokenError, TokenVerifier};
 pub struct BearerService<S> {
     inner: S,
     verifier: Option<Arc<dyn TokenVerifier>>,
-    cookie: Option<Arc<str>>,
+    sources: CredentialSources,
+    parse: Parse,
 }
 
 impl<S> BearerService<S> {
     pub(crate) fn new(
         inner: S,
         verifier: Option<Arc<dyn TokenVerifier>>,
-        cookie: Option<Arc<str>>,
+        sources: CredentialSources,
+        parse: Parse,
     ) -> Self {
         Self {
             inner,
             verifier,
-            cookie,
+            sources,
+            parse,
         }
     }
 
@@ -56,16 +59,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));
         };
-        let lookup = match (credentials::bearer(req.headers()), &self.cookie) {
+        let parsed = Parsed::get(&mut req, &self.sources, self.parse, Want::Bearer);
+        let cookie = self.sources.session_cookie_name().is_some();
+        let lookup = match (parsed.bearer(req.headers()), cookie) {
             (Presented::Value(token), _) => verifier.verify(&token),
             (Presented::Malformed, _) => return self.malformed(req),
-            (Presented::Absent, None) => return BearerFuture::calling(self.inner.call(req)),
-            (Presented::Absent, Some(name)) => {
-                let found = credentials::cookies(req.headers(), name);
+            (Presented::Absent, false) => return BearerFuture::calling(self.inner.call(req)),
+            (Presented::Absent, true) => {
+                let found = parsed.cookies(req.headers());
                 match found.candidates() {
                     [] if found.only_malformed() => return self.malformed(req),
                     [] => return BearerFuture::calling(self.inner.call(req)),

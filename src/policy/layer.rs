@@ -263,10 +263,11 @@ impl EndpointPolicyLayerBuilder {
         self
     }
 
-    /// Whether error bodies list the query parameter among the supported methods (keep in
-    /// step with [`ApiKeyLayer::query_param`](crate::api_key::ApiKeyLayer::query_param); default `true`).
-    pub fn api_key_query(mut self, enabled: bool) -> Self {
-        self.api_key_query = enabled;
+    /// The [`CredentialSources`](crate::CredentialSources) the authenticators read, so error
+    /// bodies list the query parameter among the supported methods only when it is accepted
+    /// (default: accepted).
+    pub fn credential_sources(mut self, sources: &crate::CredentialSources) -> Self {
+        self.api_key_query = sources.query_param_enabled();
         self
     }
 

@@ -179,11 +179,15 @@ async fn layers_work_on_plain_hyper_with_service_builder() {
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceBuilder;
     use tower_mcp_auth::{
-        api_key::ApiKeyLayer, bearer::BearerLayer, policy::EndpointPolicyLayer, JwtVerifier,
+        api_key::ApiKeyLayer, bearer::BearerLayer, policy::EndpointPolicyLayer, CredentialSources,
+        JwtVerifier,
     };
 
     let svc = ServiceBuilder::new()
-        .layer(ApiKeyLayer::new(registry()).query_param(false))
+        .layer(
+            ApiKeyLayer::new(registry())
+                .credential_sources(CredentialSources::new().query_param(false)),
+        )
         .layer(BearerLayer::new(
             JwtVerifier::hs256(SECRET).build().unwrap(),
         ))

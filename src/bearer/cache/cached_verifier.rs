@@ -27,9 +27,12 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Remembers tokens the inner verifier accepted, so a client that sends the same token on
-/// every request pays one SHA-256 instead of a signature check (or a network round trip).
+/// every request pays one keyed SipHash of the token instead of a signature check (or a
+/// network round trip).
 ///
-/// - **Key**: the SHA-256 of the token; the token itself is never stored.
+/// - **Key**: a 128-bit keyed SipHash-2-4 tag of the token under a per-process random key
+///   (compared in constant time); the token itself is never stored, and nobody without the
+///   key can make another token collide with a cached one.
 /// - **Lifetime**: an entry is served until the earlier of the identity's
 ///   [`expires_at`](Identity::expires_at) (the token's `exp`, without leeway) and
 ///   [`max_ttl`](CachedVerifierBuilder::max_ttl) after it was verified. Past that, the token

@@ -1,8 +1,9 @@
 //! The sharded, bounded map of verified tokens behind [`CachedVerifier`](super::CachedVerifier)
 //! and the introspection cache.
 //!
-//! - Keys are the SHA-256 of the token, never the token: a memory dump or a `Debug` print of
-//!   the cache holds no usable credential, and every key has the same small size.
+//! - Keys are a keyed 128-bit tag of the token ([`TokenTag`](super::token_tag::TokenTag)),
+//!   never the token: a memory dump or a `Debug` print of the cache holds no usable
+//!   credential, every key has the same small size, and a hit costs no SHA-256 of the token.
 //! - The map is split into shards, each behind its own `RwLock`, so there is no global lock;
 //!   a hit takes one shard's read lock.
 //! - An entry is valid until the earlier of the identity's expiry and `max_ttl` after it was
@@ -13,43 +14,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use crate::identity::Identity;
 
-/// SHA-256 of a token.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    pub(crate) fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Which of `shards` (a power of two) holds this key. Uses other bits than the maps do.
-    pub(crate) fn shard_index(&self, shards: usize) -> usize {
-        debug_assert!(shards.is_power_of_two());
-        (self.word(1) as usize) & (shards - 1)
-    }
-
-    fn word(&self, i: usize) -> u64 {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
-        u64::from_le_bytes(bytes)
-    }
-}
-
-impl Hash for TokenHash {
-    // The key already is a uniform hash: hand 64 bits of it to the map instead of hashing
-    // 32 bytes again with SipHash.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.word(0));
-    }
-}
+pub(crate) use super::token_tag::TokenTag as TokenHash;
 
 /// Hasher for [`TokenHash`] keys: passes the pre-computed hash through.
 #[derive(Default)]

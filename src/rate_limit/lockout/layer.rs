@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::credentials::{CredentialSources, Parse};
 use crate::store::{Quota, StateStore};
 
 use super::super::client_ip::ClientIpResolver;
@@ -16,8 +17,9 @@ pub(super) struct LockoutConfig {
     pub(super) quota: Quota,
     pub(super) resolver: ClientIpResolver,
     pub(super) fail_mode: FailMode,
-    /// A session cookie that carries a bearer token counts as a presented credential.
-    pub(super) cookie: Option<Arc<str>>,
+    /// What counts as a presented credential: what the authenticators read.
+    pub(super) sources: CredentialSources,
+    pub(super) parse: Parse,
 }
 
 /// Locks out client IPs that present too many wrong credentials. Place it outermost, before
@@ -73,7 +75,8 @@ impl FailedAuthLimitLayer {
                 quota,
                 resolver: ClientIpResolver::new(),
                 fail_mode: FailMode::Open,
-                cookie: None,
+                sources: CredentialSources::new(),
+                parse: Parse::Own,
             })),
         }
     }
@@ -99,12 +102,28 @@ impl FailedAuthLimitLayer {
     /// # let _ = lockout;
     /// ```
     pub fn session_cookie(self, name: impl Into<String>) -> Self {
-        let name: Arc<str> = name.into().into();
-        self.map(|c| c.cookie = Some(name))
+        let name = name.into();
+        self.map(|c| c.sources = c.sources.clone().session_cookie(name))
     }
 
-    pub(crate) fn has_session_cookie(&self) -> bool {
-        self.config.as_ref().is_some_and(|c| c.cookie.is_some())
+    /// Counts exactly the credentials `sources` lets the authenticators read (default
+    /// [`CredentialSources::new`]); give every layer the same value. [`McpAuth`](crate::McpAuth)
+    /// sets its own.
+    pub fn credential_sources(self, sources: CredentialSources) -> Self {
+        self.map(|c| c.sources = sources)
+    }
+
+    /// Inside an [`McpAuth`](crate::McpAuth) stack: the shared sources and how this layer
+    /// gets the request's parsed credentials.
+    pub(crate) fn stacked(self, sources: CredentialSources, parse: Parse) -> Self {
+        self.map(|c| {
+            c.sources = sources;
+            c.parse = parse;
+        })
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.config.is_some()
     }
 
     /// How client IPs are found (trusted proxies, IPv6 prefix).
@@ -127,7 +146,8 @@ impl FailedAuthLimitLayer {
             quota: c.quota,
             resolver: c.resolver.clone(),
             fail_mode: c.fail_mode,
-            cookie: c.cookie.clone(),
+            sources: c.sources.clone(),
+            parse: c.parse,
         };
         f(&mut config);
         Self {
@@ -153,7 +173,7 @@ impl fmt::Debug for FailedAuthLimitLayer {
             .field("quota", &c.quota)
             .field("client_ip", &c.resolver)
             .field("fail_mode", &c.fail_mode)
-            .field("session_cookie", &c.cookie)
+            .field("credential_sources", &c.sources)
             .finish_non_exhaustive()
     }
 }

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::credentials;
+use crate::credentials::{Parsed, Want};
 
 use super::super::gate::check;
 use super::future::{FailedAuthLimitFuture, Tally};
@@ -52,21 +52,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(config) = self.config.as_deref() else {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         };
         // Without a credential nothing can fail as "invalid": never counted, never locked.
         // A session cookie counts only when one is well-formed: a browser cannot be rid of a
         // garbage cookie planted by a sibling subdomain, so it must not lock its user out.
+        let parsed = Parsed::get(&mut req, &config.sources, config.parse, Want::All);
         let headers = req.headers();
-        let presented = credentials::api_key(headers, req.uri(), true).is_present()
-            || credentials::bearer(headers).is_present()
-            || config
-                .cookie
-                .as_deref()
-                .is_some_and(|name| !credentials::cookies(headers, name).candidates().is_empty());
-        if !presented {
+        if !parsed.any_presented() {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         }
         let Some(ip) = config.resolver.resolve(headers, req.extensions()) else {
