@@ -308,34 +308,41 @@ impl Parsed {
 }
 
 /// Reads the API key: header first, then the query string when `query` is true.
-#[cfg(test)]
 pub(crate) fn api_key<'a>(headers: &'a HeaderMap, uri: &'a Uri, query: bool) -> Presented<'a> {
-    let sources = CredentialSources::new().query_param(query);
-    Parsed::of(headers, uri, &sources).api_key(headers, uri)
+    api_key_found(headers, uri, query).0
 }
 
-fn api_key_at(headers: &HeaderMap, uri: &Uri, query: bool) -> At {
+/// The API key and, when it came from the header, that header's bytes (for its [`Span`]).
+fn api_key_found<'a>(
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+    query: bool,
+) -> (Presented<'a>, Option<&'a [u8]>) {
     let mut values = headers.get_all(&API_KEY_HEADER).iter();
     if let Some(first) = values.next() {
         if values.next().is_some() {
-            return At::Malformed;
+            return (Presented::Malformed, None);
         }
         let raw = first.as_bytes();
-        return match checked_key_bytes(raw) {
-            Some(key) => At::Header(Span::of(0, raw, key)),
-            None => At::Malformed,
+        let key = checked_key_bytes(raw).and_then(|k| std::str::from_utf8(k).ok());
+        return match key {
+            Some(key) => (Presented::Value(Cow::Borrowed(key)), Some(raw)),
+            None => (Presented::Malformed, None),
         };
     }
-    if query {
-        if let Some(q) = uri.query() {
-            return match api_key_from_query(q) {
-                Presented::Absent => At::Absent,
-                Presented::Malformed => At::Malformed,
-                Presented::Value(_) => At::Query,
-            };
-        }
+    match uri.query() {
+        Some(q) if query => (api_key_from_query(q), None),
+        _ => (Presented::Absent, None),
     }
-    At::Absent
+}
+
+fn api_key_at(headers: &HeaderMap, uri: &Uri, query: bool) -> At {
+    match api_key_found(headers, uri, query) {
+        (Presented::Absent, _) => At::Absent,
+        (Presented::Malformed, _) => At::Malformed,
+        (Presented::Value(key), Some(raw)) => At::Header(Span::of(0, raw, key.as_bytes())),
+        (Presented::Value(_), None) => At::Query,
+    }
 }
 
 fn api_key_from_query(query: &str) -> Presented<'_> {
@@ -379,14 +386,26 @@ fn checked_key(v: Cow<'_, str>) -> Presented<'_> {
 }
 
 /// Reads the bearer token from `Authorization`. Other schemes (`Basic`, ...) are absent.
-#[cfg(test)]
 pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
-    let uri = Uri::from_static("/");
-    Parsed::of(headers, &uri, &CredentialSources::new()).bearer(headers)
+    match bearer_found(headers) {
+        Ok(Some((_, _, token))) => Presented::Value(Cow::Borrowed(token)),
+        Ok(None) => Presented::Absent,
+        Err(()) => Presented::Malformed,
+    }
 }
 
 fn bearer_at(headers: &HeaderMap) -> At {
-    let mut found: Option<Span> = None;
+    match bearer_found(headers) {
+        Ok(Some((index, raw, token))) => At::Header(Span::of(index, raw, token.as_bytes())),
+        Ok(None) => At::Absent,
+        Err(()) => At::Malformed,
+    }
+}
+
+/// The bearer token with the index and bytes of its header value; `Err` when malformed.
+#[allow(clippy::type_complexity)]
+fn bearer_found(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &str)>, ()> {
+    let mut found = None;
     for (index, value) in headers.get_all(AUTHORIZATION).iter().enumerate() {
         let bytes = value.as_bytes();
         // Scheme is case-insensitive (RFC 7235); anything that is not Bearer is not ours.
@@ -397,18 +416,16 @@ fn bearer_at(headers: &HeaderMap) -> At {
             continue; // e.g. "BearerX": a different scheme
         }
         if found.is_some() {
-            return At::Malformed;
+            return Err(());
         }
-        let Ok(text) = value.to_str() else {
-            return At::Malformed;
-        };
+        let text = value.to_str().map_err(|_| ())?;
         let token = text[6..].trim_matches(' ');
         if !(is_b64token(token) && token.len() <= MAX_BEARER_LEN) {
-            return At::Malformed;
+            return Err(());
         }
-        found = Some(Span::of(index, bytes, token.as_bytes()));
+        found = Some((index, bytes, token));
     }
-    found.map_or(At::Absent, At::Header)
+    Ok(found)
 }
 
 /// Reads a single-use value from the cookie `name` (RFC 6265 `Cookie` headers, every one of

@@ -9,7 +9,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{Parsed, Presented, Want};
+use crate::credentials::{self, Parse, Parsed, Presented, Want};
 use crate::error::CredentialRejection;
 use crate::outcome::ApiKeyOutcome;
 
@@ -52,13 +52,16 @@ where
         let Some(store) = &self.config.store else {
             return ApiKeyFuture::calling(self.inner.call(req));
         };
-        let parsed = Parsed::get(
-            &mut req,
-            &self.config.sources,
-            self.config.parse,
-            Want::ApiKey,
-        );
-        let hash = match parsed.api_key(req.headers(), req.uri()) {
+        let presented = match self.config.parse {
+            // Standalone or without a lockout: this layer is the only reader of the key.
+            Parse::Own => {
+                let query = self.config.sources.query_param_enabled();
+                credentials::api_key(req.headers(), req.uri(), query)
+            }
+            mode => Parsed::get(&mut req, &self.config.sources, mode, Want::ApiKey)
+                .api_key(req.headers(), req.uri()),
+        };
+        let hash = match presented {
             Presented::Absent => return ApiKeyFuture::calling(self.inner.call(req)),
             Presented::Malformed => None,
             // A generated key with a wrong checksum is a typo: reject it without a lookup.

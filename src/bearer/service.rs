@@ -8,7 +8,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::authenticate::authenticate;
-use crate::credentials::{CredentialSources, Parse, Parsed, Presented, Want};
+use crate::credentials::{self, CredentialSources, Parse, Parsed, Presented, Want};
 use crate::deferred::Deferred;
 use crate::error::TokenRejection;
 use crate::identity::Identity;
@@ -63,13 +63,20 @@ where
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));
         };
-        let parsed = Parsed::get(&mut req, &self.sources, self.parse, Want::Bearer);
         let cookie = self.sources.session_cookie_name().is_some();
-        let lookup = match (parsed.bearer(req.headers()), cookie) {
+        // Standalone (or without a lockout) and no cookie: the header is read directly.
+        let parsed = match (self.parse, cookie) {
+            (Parse::Own, false) => None,
+            (mode, _) => Some(Parsed::get(&mut req, &self.sources, mode, Want::Bearer)),
+        };
+        let token = match &parsed {
+            None => credentials::bearer(req.headers()),
+            Some(parsed) => parsed.bearer(req.headers()),
+        };
+        let lookup = match (token, parsed) {
             (Presented::Value(token), _) => verifier.verify(&token),
             (Presented::Malformed, _) => return self.malformed(req),
-            (Presented::Absent, false) => return BearerFuture::calling(self.inner.call(req)),
-            (Presented::Absent, true) => {
+            (Presented::Absent, Some(parsed)) if cookie => {
                 let found = parsed.cookies(req.headers());
                 match found.candidates() {
                     [] if found.only_malformed() => return self.malformed(req),
@@ -78,6 +85,7 @@ where
                     several => first_verified(verifier, several),
                 }
             }
+            (Presented::Absent, _) => return BearerFuture::calling(self.inner.call(req)),
         };
         authenticate(&mut self.inner, req, lookup, token_outcome)
     }
