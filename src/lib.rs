@@ -138,6 +138,7 @@ pub mod oauth;
 pub mod origin;
 mod outcome;
 pub mod policy;
+mod prehashed;
 pub mod rate_limit;
 mod scope_map;
 mod stack;

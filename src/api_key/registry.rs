@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::deferred::Deferred;
 use crate::identity::{AuthMethod, Identity};
+use crate::prehashed::PassThrough;
 
 /// Name of the environment variable [`ApiKeyRegistry::from_env`] reads.
 pub const MCP_API_KEYS_ENV: &str = "MCP_API_KEYS";
@@ -96,27 +97,6 @@ impl Hash for KeyHash {
 impl fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyHash({}…)", &self.to_hex()[..12])
-    }
-}
-
-/// Passes through the `u64` that [`KeyHash`] writes: no second hash on the hot path.
-#[derive(Default)]
-struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if something other than KeyHash is hashed; stay correct anyway.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
@@ -291,7 +271,7 @@ pub enum RegistryError {
     BadHash(usize),
 }
 
-type KeyMap = HashMap<KeyHash, StoredKey, BuildHasherDefault<PrehashedHasher>>;
+type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 
 /// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
 ///

@@ -87,6 +87,15 @@ impl BearerLayer {
 
     /// Where tokens are read from: the session cookie of `sources` (the query string never
     /// carries tokens). Give every layer the same value.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{bearer::BearerLayer, CredentialSources, JwtVerifier};
+    ///
+    /// let sources = CredentialSources::new().session_cookie("__Host-mcp_session");
+    /// let verifier = JwtVerifier::hs256(b"an-hs256-secret-that-is-32-bytes+").build().unwrap();
+    /// let layer = BearerLayer::new(verifier).credential_sources(sources);
+    /// # let _ = layer;
+    /// ```
     pub fn credential_sources(mut self, sources: CredentialSources) -> Self {
         self.sources = sources;
         self

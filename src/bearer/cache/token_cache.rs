@@ -14,38 +14,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::identity::Identity;
+use crate::prehashed::PassThrough;
 
 pub(crate) use super::token_tag::TokenTag as TokenHash;
 
-/// Hasher for [`TokenHash`] keys: passes the pre-computed hash through.
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `TokenHash`; fold anything else in so the hasher stays
-        // correct if that ever changes.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// A map keyed by [`TokenHash`] that does not hash the key again.
-pub(crate) type TokenMap<V> = HashMap<TokenHash, V, BuildHasherDefault<PassThrough>>;
+pub(crate) type TokenMap<V> = HashMap<TokenHash, V, PassThrough>;
 
 type Map = TokenMap<Entry>;
 
