@@ -27,7 +27,6 @@ const CONF_SECRET: &str = "confidential-client-secret-0123456789";
 
 struct Server {
     base: String,
-    auth: AuthServer,
     http: reqwest::Client,
 }
 
@@ -69,7 +68,6 @@ async fn serve_with(
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
         base,
-        auth,
         http: no_redirects(),
     }
 }
@@ -808,5 +806,88 @@ async fn rotated_signing_keys_keep_old_tokens_valid() {
     );
     // The first server's token names the first server: refused here.
     assert_eq!(rotated.mcp(&access).await.status(), 401);
-    let _ = &rotated.auth;
+}
+
+/// The `oauth_proxy` example as a user runs it: discovery from the 401, registration, login
+/// at the upstream, consent, token, then rmcp's own client calling `whoami` with the token.
+#[tokio::test]
+async fn oauth_proxy_example_end_to_end() {
+    use rmcp::model::{CallToolRequestParams, ContentBlock};
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt as _;
+
+    let provider = LocalProvider::start().await;
+    let Some(example) = crate::example_process::start(
+        "oauth_proxy",
+        &[
+            ("OAUTH_PROVIDER", "oidc"),
+            ("OAUTH_ISSUER", &provider.base),
+            ("OAUTH_CLIENT_ID", CLIENT_ID),
+            ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
+            ("STATE_SECRET", STATE_SECRET),
+            ("MCP_SCOPES", "mcp:tools"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    provider.register(&format!("{}/auth/oauth/callback", example.base));
+    let s = Server {
+        base: example.base.clone(),
+        http: no_redirects(),
+    };
+    // The server's own discovery comes up as soon as the port does; wait for the upstream's.
+    let mut tries = 0;
+    let res = loop {
+        let res = s.http.post(format!("{}/mcp", s.base)).send().await.unwrap();
+        if res.status() == 401 || tries == 100 {
+            break res;
+        }
+        tries += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let prm_url = format!("{}/.well-known/oauth-protected-resource/mcp", s.base);
+    assert!(challenge.contains(&prm_url), "{challenge}");
+    let prm = s
+        .get_json("/.well-known/oauth-protected-resource/mcp")
+        .await;
+    assert_eq!(prm["authorization_servers"], json!([s.base]));
+    let meta = s.get_json("/.well-known/oauth-authorization-server").await;
+    assert_eq!(
+        meta["registration_endpoint"],
+        format!("{}/oauth/register", s.base)
+    );
+
+    let client = s.public_client().await;
+    let tokens = s.tokens(&Browser::new(), &client).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    // The upstream's own token is refused.
+    assert_eq!(
+        s.mcp(&id_token(&provider.base, CLIENT_ID, "n"))
+            .await
+            .status(),
+        401
+    );
+
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", s.base))
+        .auth_header(access);
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let mcp = ().serve(transport).await.expect("initialize");
+    let result = mcp
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .expect("whoami");
+    let Some(ContentBlock::Text(text)) = result.content.first() else {
+        panic!("whoami answers text");
+    };
+    let me: Value = serde_json::from_str(&text.text).unwrap();
+    assert_eq!(me["user_id"], oidc_user_id(&provider, SUB));
+    assert_eq!(me["method"], "bearer");
 }

@@ -66,7 +66,11 @@ impl Inner {
                 json(StatusCode::OK, &self.server_metadata())
             }
             paths::JWKS if get => json(StatusCode::OK, &self.jwks()),
-            p if get && p == crate::metadata::metadata_path(&self.resource_path) => {
+            p if get
+                && crate::metadata::metadata_paths(&self.resource_path)
+                    .iter()
+                    .any(|m| m == p) =>
+            {
                 json(StatusCode::OK, &self.resource_metadata())
             }
             paths::AUTHORIZE if get => self.authorize(&query).await,
