@@ -43,7 +43,20 @@ async fn serve_with(
 ) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let callback = format!("{base}/auth/oauth/callback");
+    serve_on(listener, &base, provider, store, configure).await
+}
+
+/// [`serve_with`] on `listener`, for the public URL `issuer` (several instances behind one
+/// load balancer share it, its callback and the store).
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    issuer: &str,
+    provider: &LocalProvider,
+    store: Arc<dyn StateStore>,
+    configure: impl FnOnce(AuthServerBuilder) -> AuthServerBuilder,
+) -> Server {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{issuer}/auth/oauth/callback");
     provider.register(&callback);
     let oauth = OAuthClient::builder(callback)
         .provider(provider.oidc())
@@ -53,7 +66,7 @@ async fn serve_with(
         .build()
         .await
         .unwrap();
-    let builder = AuthServer::builder(&base, oauth, "oidc")
+    let builder = AuthServer::builder(issuer, oauth, "oidc")
         .store_shared(store)
         .client(Client::confidential(
             "conf",
@@ -64,7 +77,7 @@ async fn serve_with(
     let auth = configure(builder).build().unwrap();
     let app = Router::new()
         .route("/mcp", post(whoami).layer(mcp_auth(&auth)))
-        .fallback_service(auth.clone());
+        .fallback_service(auth);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
         base,
@@ -890,4 +903,91 @@ async fn oauth_proxy_example_end_to_end() {
     let me: Value = serde_json::from_str(&text.text).unwrap();
     assert_eq!(me["user_id"], oidc_user_id(&provider, SUB));
     assert_eq!(me["method"], "bearer");
+}
+
+/// Two instances behind one public URL (A's) on one Redis, with one signing key: a flow that
+/// starts on A returns from the upstream to B, is approved on A, and its code is redeemed on
+/// B; A accepts the token B issued, and refresh reuse detected on A revokes what B rotated.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_instances_on_one_redis_share_every_flow() {
+    use tower_mcp_auth::store::RedisStore;
+
+    let prefix = format!("tma-as-test:{}:", crate::store_common::random_id());
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        match RedisStore::builder(crate::store_common::redis_url())
+            .prefix(&prefix)
+            .build()
+            .await
+        {
+            Ok(store) => stores.push(Arc::new(store) as Arc<dyn StateStore>),
+            Err(err) => {
+                crate::store_common::unreachable("Redis", "REDIS_URL", &err);
+                return;
+            }
+        }
+    }
+    let provider = LocalProvider::start().await;
+    let key = SigningKey::generate_es256();
+    let (la, lb) = (
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let issuer = format!("http://{}", la.local_addr().unwrap());
+    let (sb, sa) = (stores.pop().unwrap(), stores.pop().unwrap());
+    let a = serve_on(la, &issuer, &provider, sa, |b| b.signing_key(key.clone())).await;
+    let b = serve_on(lb, &issuer, &provider, sb, |b| b.signing_key(key.clone())).await;
+
+    let client = a.public_client().await;
+    let (verifier, challenge) = pkce();
+    let browser = Browser::new();
+    let upstream = browser
+        .start(&a.authorize_url(&client, REDIRECT, &challenge, &[]))
+        .await;
+    let callback = browser.authorize(&upstream).await;
+    let on_b = callback.replacen(&a.base, &b.base, 1);
+    let res = browser.get(&on_b).await;
+    assert_eq!(res.status(), 200, "B shows the consent page");
+    let page = res.text().await.unwrap();
+    let res = a.decide(&browser, &page, "approve").await;
+    assert_eq!(res.status(), 303);
+    let code = param(&location(&res), "code").unwrap();
+    let res = b
+        .exchange_at(
+            &client,
+            &code,
+            &verifier,
+            REDIRECT,
+            &format!("{issuer}/mcp"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(
+        a.mcp(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        b.mcp(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+
+    let r1 = tokens["refresh_token"].as_str().unwrap();
+    let res = b.refresh(&client, r1).await;
+    assert_eq!(res.status(), 200);
+    let r2: Value = res.json().await.unwrap();
+    assert_oauth_error(a.refresh(&client, r1).await, 400, "invalid_grant").await;
+    assert_oauth_error(
+        b.refresh(&client, r2["refresh_token"].as_str().unwrap())
+            .await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    crate::store_common::redis_cleanup(prefix).await;
 }
