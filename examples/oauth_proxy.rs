@@ -16,6 +16,7 @@
 //! | `STATE_STORE` | `memory` | `memory`, `redis://…`, `postgres://…`, `sqlite:…` (with the matching feature) |
 //! | `TOKEN_SIGNING_KEY` | generated at start | PKCS#8 PEM (ES256 or Ed25519), the PEM text or a file path; instances sharing a store and this key accept each other's tokens |
 //! | `ACCESS_TOKEN_TTL_SECS` / `REFRESH_TOKEN_TTL_SECS` | `3600` / `2592000` | lifetimes |
+//! | `CIMD_ALLOW_HTTP_LOOPBACK` | `false` | accept `http://127.0.0.1:<port>/…` client-id metadata URLs (local testing only; https otherwise) |
 //!
 //! Any account of the upstream may log in (the example's choice); restrict it with a
 //! [`LoginPolicy`](tower_mcp_auth::oauth::LoginPolicy) or `AuthServerBuilder::authorize_user`.
@@ -42,7 +43,7 @@ use tower_mcp_auth::oauth::server::{AuthServer, SigningKey};
 use tower_mcp_auth::oauth::{OAuthClient, Provider};
 use tower_mcp_auth::{EndpointPolicy, McpAuth};
 
-use env::{env_or, Error};
+use env::{env_bool, env_or, Error};
 
 #[tokio::main]
 async fn main() {
@@ -132,6 +133,7 @@ async fn run() -> Result<(), Error> {
         .store_shared(store)
         .access_token_ttl(secs("ACCESS_TOKEN_TTL_SECS", 3600)?)
         .refresh_token_ttl(secs("REFRESH_TOKEN_TTL_SECS", 2_592_000)?)
+        .allow_loopback_metadata_documents(env_bool("CIMD_ALLOW_HTTP_LOOPBACK", false)?)
         .build()?;
 
     // `/mcp` takes this server's tokens only; the 401 names the metadata document.

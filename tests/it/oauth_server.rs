@@ -991,3 +991,77 @@ async fn two_instances_on_one_redis_share_every_flow() {
     .await;
     crate::store_common::redis_cleanup(prefix).await;
 }
+
+/// Serves `doc(url)` at `/client.json` and a redirect to it at `/moved`; returns the base.
+async fn serve_document(doc: impl Fn(&str) -> Value + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let body = doc(&format!("{base}/client.json"));
+    let app = Router::new()
+        .route(
+            "/client.json",
+            axum::routing::get(move || async move { Json(body) }),
+        )
+        .route(
+            "/moved",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/client.json") }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn client_id_metadata_documents() {
+    let provider = LocalProvider::start().await;
+    let docs = serve_document(|url| {
+        json!({"client_id": url, "client_name": "Test <Client>", "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none"})
+    })
+    .await;
+    let url = format!("{docs}/client.json");
+    let s = serve_with(&provider, Arc::new(MemoryStore::new()), |b| {
+        b.allow_loopback_metadata_documents(true)
+    })
+    .await;
+    let meta = s.get_json("/.well-known/oauth-authorization-server").await;
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    // The whole flow with the URL as client_id, no registration.
+    let tokens = s.tokens(&Browser::new(), &url).await;
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["client_id"],
+        url
+    );
+    let (_, challenge) = pkce();
+    // Its redirect_uris are enforced; a redirect is not followed.
+    let refused = [
+        s.authorize_url(&url, "http://127.0.0.1/elsewhere", &challenge, &[]),
+        s.authorize_url(&format!("{docs}/moved"), REDIRECT, &challenge, &[]),
+    ];
+    // By default loopback (and every private address) is off limits: SSRF protection.
+    let strict = serve(&provider).await;
+    let https_loopback = format!(
+        "https://127.0.0.1:{}/client.json",
+        docs.rsplit(':').next().unwrap()
+    );
+    let strict_refused = [
+        strict.authorize_url(&url, REDIRECT, &challenge, &[]),
+        strict.authorize_url(&https_loopback, REDIRECT, &challenge, &[]),
+    ];
+    for u in refused.iter().chain(&strict_refused) {
+        let res = s.http.get(u).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{u}");
+        assert!(res.headers().get("location").is_none());
+    }
+    // A document whose client_id is not its own URL is refused.
+    let liar = serve_document(
+        |_| json!({"client_id": "https://other.example/c.json", "redirect_uris": [REDIRECT]}),
+    )
+    .await;
+    let res = s
+        .http
+        .get(s.authorize_url(&format!("{liar}/client.json"), REDIRECT, &challenge, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

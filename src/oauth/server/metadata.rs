@@ -41,7 +41,7 @@ impl Inner {
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
             "scopes_supported": self.scopes,
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": self.cimd,
         });
         if !matches!(self.registration, Registration::Off) {
             doc["registration_endpoint"] = self.url(paths::REGISTER).into();

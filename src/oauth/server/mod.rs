@@ -29,6 +29,7 @@
 //! ```
 
 mod authorize;
+mod cimd;
 mod consent;
 mod errors;
 mod keys;
@@ -100,6 +101,8 @@ pub struct AuthServerBuilder {
     clients: Vec<Client>,
     hook: Option<AuthorizeHook>,
     prefix: String,
+    cimd: bool,
+    cimd_allow_loopback: bool,
 }
 
 impl AuthServer {
@@ -125,6 +128,8 @@ impl AuthServer {
             clients: Vec::new(),
             hook: None,
             prefix: "mcp-as:".to_owned(),
+            cimd: true,
+            cimd_allow_loopback: false,
         }
     }
 }
@@ -200,6 +205,21 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Whether a `client_id` that is an https URL is accepted as a Client ID Metadata
+    /// Document (default `true`).
+    pub fn client_id_metadata_documents(mut self, enabled: bool) -> Self {
+        self.cimd = enabled;
+        self
+    }
+
+    /// Also accept `http://127.0.0.1:<port>/…` (and `localhost`) metadata document URLs and
+    /// fetch them from loopback addresses: local testing only (default `false`: https, and
+    /// public addresses only).
+    pub fn allow_loopback_metadata_documents(mut self, allow: bool) -> Self {
+        self.cimd_allow_loopback = allow;
+        self
+    }
+
     /// The store key prefix; default `mcp-as:`.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -271,6 +291,8 @@ impl AuthServerBuilder {
                 registration: self.registration,
                 clients,
                 hook: self.hook,
+                cimd: self.cimd,
+                cimd_allow_loopback: self.cimd_allow_loopback,
             }),
         })
     }
@@ -298,6 +320,8 @@ pub(crate) struct Inner {
     pub(crate) registration: Registration,
     pub(crate) clients: Vec<records::ClientRecord>,
     pub(crate) hook: Option<AuthorizeHook>,
+    pub(crate) cimd: bool,
+    pub(crate) cimd_allow_loopback: bool,
 }
 
 /// Route paths.

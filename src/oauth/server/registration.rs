@@ -130,7 +130,7 @@ const MAX_URI_LEN: usize = 2000;
 
 /// Every redirect URI must be absolute, without fragment, https or http on loopback, or a
 /// private-use scheme (native apps, RFC 8252 §7.1).
-fn check_redirect_uris(uris: &[String]) -> Result<(), &'static str> {
+pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), &'static str> {
     if uris.is_empty() || uris.len() > MAX_REDIRECT_URIS {
         return Err("redirect_uris must hold 1 to 10 URIs");
     }
@@ -183,8 +183,14 @@ impl Inner {
         if let Some(c) = self.clients.iter().find(|c| c.client_id == id) {
             return Ok(Some(c.clone()));
         }
-        if id.is_empty() || id.len() > 256 {
+        if id.is_empty() || id.len() > 2000 {
             return Ok(None);
+        }
+        if super::cimd::is_document_url(id) {
+            return match self.cimd {
+                true => self.document_client(id).await,
+                false => Ok(None),
+            };
         }
         self.records.get("client", id).await
     }
