@@ -1065,3 +1065,49 @@ async fn client_id_metadata_documents() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// The official TypeScript SDK client (its own OAuth support) against the `oauth_proxy`
+/// example: discovery, dynamic registration, login, consent, token, tool call, refresh.
+#[tokio::test]
+async fn typescript_sdk_client_logs_in_through_the_oauth_proxy_example() {
+    let Some(dir) = crate::node_interop::client_dir() else {
+        return;
+    };
+    let provider = LocalProvider::start().await;
+    let Some(example) = crate::example_process::start(
+        "oauth_proxy",
+        &[
+            ("OAUTH_PROVIDER", "oidc"),
+            ("OAUTH_ISSUER", &provider.base),
+            ("OAUTH_CLIENT_ID", CLIENT_ID),
+            ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
+            ("STATE_SECRET", STATE_SECRET),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    provider.register(&format!("{}/auth/oauth/callback", example.base));
+    let mcp = format!("{}/mcp", example.base);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(dir.join("oauth_client.mjs"))
+            .arg(&mcp)
+            .arg("http://127.0.0.1:33418/callback")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["whoami"]["user_id"], oidc_user_id(&provider, SUB));
+    assert_eq!(result["whoami"]["method"], "bearer");
+    assert_eq!(result["refreshed"], true);
+    assert!(result["client_id"].as_str().is_some_and(|c| !c.is_empty()));
+}
