@@ -821,17 +821,10 @@ async fn rotated_signing_keys_keep_old_tokens_valid() {
     assert_eq!(rotated.mcp(&access).await.status(), 401);
 }
 
-/// The `oauth_proxy` example as a user runs it: discovery from the 401, registration, login
-/// at the upstream, consent, token, then rmcp's own client calling `whoami` with the token.
-#[tokio::test]
-async fn oauth_proxy_example_end_to_end() {
-    use rmcp::model::{CallToolRequestParams, ContentBlock};
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::ServiceExt as _;
-
-    let provider = LocalProvider::start().await;
-    let Some(example) = crate::example_process::start(
+/// The `oauth_proxy` example with the local provider as its upstream (its callback
+/// registered there), or `None` (skip) when the example was not built.
+async fn start_proxy(provider: &LocalProvider) -> Option<crate::example_process::Example> {
+    let example = crate::example_process::start(
         "oauth_proxy",
         &[
             ("OAUTH_PROVIDER", "oidc"),
@@ -842,11 +835,24 @@ async fn oauth_proxy_example_end_to_end() {
             ("MCP_SCOPES", "mcp:tools"),
         ],
     )
-    .await
-    else {
+    .await?;
+    provider.register(&format!("{}/auth/oauth/callback", example.base));
+    Some(example)
+}
+
+/// The `oauth_proxy` example as a user runs it: discovery from the 401, registration, login
+/// at the upstream, consent, token, then rmcp's own client calling `whoami` with the token.
+#[tokio::test]
+async fn oauth_proxy_example_end_to_end() {
+    use rmcp::model::{CallToolRequestParams, ContentBlock};
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt as _;
+
+    let provider = LocalProvider::start().await;
+    let Some(example) = start_proxy(&provider).await else {
         return;
     };
-    provider.register(&format!("{}/auth/oauth/callback", example.base));
     let s = Server {
         base: example.base.clone(),
         http: no_redirects(),
@@ -1074,21 +1080,9 @@ async fn typescript_sdk_client_logs_in_through_the_oauth_proxy_example() {
         return;
     };
     let provider = LocalProvider::start().await;
-    let Some(example) = crate::example_process::start(
-        "oauth_proxy",
-        &[
-            ("OAUTH_PROVIDER", "oidc"),
-            ("OAUTH_ISSUER", &provider.base),
-            ("OAUTH_CLIENT_ID", CLIENT_ID),
-            ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
-            ("STATE_SECRET", STATE_SECRET),
-        ],
-    )
-    .await
-    else {
+    let Some(example) = start_proxy(&provider).await else {
         return;
     };
-    provider.register(&format!("{}/auth/oauth/callback", example.base));
     let mcp = format!("{}/mcp", example.base);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
