@@ -28,6 +28,8 @@ const CONF_SECRET: &str = "confidential-client-secret-0123456789";
 struct Server {
     base: String,
     http: reqwest::Client,
+    /// The in-process server (`None` for the example process).
+    auth: Option<AuthServer>,
 }
 
 async fn whoami(Extension(id): Extension<Identity>) -> Json<Value> {
@@ -77,11 +79,12 @@ async fn serve_on(
     let auth = configure(builder).build().unwrap();
     let app = Router::new()
         .route("/mcp", post(whoami).layer(mcp_auth(&auth)))
-        .fallback_service(auth);
+        .fallback_service(auth.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
         base,
         http: no_redirects(),
+        auth: Some(auth),
     }
 }
 
@@ -443,6 +446,17 @@ async fn consent_is_remembered_and_deny_returns_access_denied() {
     let res = s.login_for(&browser, &client, &challenge).await;
     assert_eq!(res.status(), 302);
     assert!(param(&location(&res), "code").is_some());
+    // Until it is revoked.
+    s.auth
+        .as_ref()
+        .unwrap()
+        .revoke_consent(&oidc_user_id(&provider, SUB), &client)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.login_for(&browser, &client, &challenge).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -856,6 +870,7 @@ async fn oauth_proxy_example_end_to_end() {
     let s = Server {
         base: example.base.clone(),
         http: no_redirects(),
+        auth: None,
     };
     // The server's own discovery comes up as soon as the port does; wait for the upstream's.
     let mut tries = 0;

@@ -256,7 +256,7 @@ fn deny(inner: &Inner, request: &Pending, status: StatusCode) -> Response<Full<B
 }
 
 /// One store key per (user, client), without either in clear.
-fn consent_key(sub: &str, client_id: &str) -> String {
+pub(crate) fn consent_key(sub: &str, client_id: &str) -> String {
     hash(&format!("{sub}\0{client_id}"))
 }
 

@@ -353,6 +353,20 @@ impl AuthServer {
         &self.inner.resource
     }
 
+    /// Forgets that `user` (the namespaced id, the tokens' `sub`) approved `client_id`: the
+    /// next authorization shows the consent page again. Tokens already issued stay valid
+    /// until they expire or are revoked.
+    ///
+    /// # Errors
+    ///
+    /// A store failure.
+    pub async fn revoke_consent(&self, user: &str, client_id: &str) -> Result<(), ServerError> {
+        self.inner
+            .records
+            .delete("consent", &consent::consent_key(user, client_id))
+            .await
+    }
+
     /// Every path this service answers (mount them without stripping a prefix), the
     /// upstream callback included.
     pub fn paths(&self) -> Vec<String> {
