@@ -237,6 +237,12 @@ impl AuthServerBuilder {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(AuthServerConfigError::Issuer("has a query or fragment"));
         }
+        // The endpoints and metadata are served at the root of the issuer's origin.
+        if url.path() != "/" {
+            return Err(AuthServerConfigError::Issuer(
+                "must be an origin without path (https://mcp.example.com)",
+            ));
+        }
         if url.scheme() != "https" && !crate::oauth::providers::is_loopback_http(&self.issuer) {
             return Err(AuthServerConfigError::Issuer(
                 "must be https (http only on loopback)",
@@ -405,5 +411,51 @@ impl fmt::Debug for AuthServerBuilder {
         f.debug_struct("AuthServerBuilder")
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::Provider;
+
+    async fn oauth() -> OAuthClient {
+        OAuthClient::builder("https://mcp.example.com/auth/oauth/callback")
+            .provider(Provider::github("id", "secret"))
+            .state_secret("a-state-secret-of-at-least-32-bytes!!")
+            .allow_any_account()
+            .build()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_issuer_and_scopes_are_checked() {
+        let oauth = oauth().await;
+        let build = |issuer: &str| AuthServer::builder(issuer, oauth.clone(), "github").build();
+        for bad in [
+            "http://mcp.example.com",
+            "https://mcp.example.com/tenant",
+            "https://mcp.example.com/?x=1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(build(bad), Err(AuthServerConfigError::Issuer(_))),
+                "{bad}"
+            );
+        }
+        let server = build("https://mcp.example.com/").unwrap();
+        assert_eq!(server.issuer(), "https://mcp.example.com");
+        assert_eq!(server.resource(), "https://mcp.example.com/mcp");
+        assert!(build("http://127.0.0.1:8080").is_ok());
+        let none = AuthServer::builder("https://mcp.example.com", oauth.clone(), "github")
+            .scopes(Vec::<String>::new())
+            .build();
+        assert!(matches!(none, Err(AuthServerConfigError::NoScopes)));
+        let bad_client = AuthServer::builder("https://mcp.example.com", oauth, "github")
+            .client(Client::public("c", ["http://evil.example/cb"]))
+            .build();
+        assert!(matches!(bad_client, Err(AuthServerConfigError::Client(..))));
+        assert!(!format!("{server:?}").contains("PRIVATE"));
     }
 }
