@@ -7,6 +7,11 @@
 //! rotating opaque refresh tokens kept only as hashes. Everything lives in the
 //! [`StateStore`], so instances behind a load balancer share the flows.
 //!
+//! Open registration and every authorization request store a small record (clients for
+//! [`DEFAULT_CLIENT_TTL`], pending logins for [`LOGIN_TTL`]): put a
+//! [`RateLimitLayer`](crate::RateLimitLayer) keyed by client IP in front of
+//! `/oauth/register` and `/oauth/authorize` to bound what one client can make it store.
+//!
 //! ```no_run
 //! use axum::{routing::post, Router};
 //! use tower_mcp_auth::oauth::server::AuthServer;
