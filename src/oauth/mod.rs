@@ -65,6 +65,9 @@ mod http;
 mod pkce;
 mod providers;
 mod routes;
+#[cfg(feature = "oauth-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth-server")))]
+pub mod server;
 mod session;
 mod state;
 mod upstream;

@@ -32,6 +32,7 @@ mod oauth_config;
 mod oauth_example;
 mod oauth_login;
 mod oauth_redis;
+mod oauth_server;
 mod oauth_upstream;
 mod origin;
 mod paths;

@@ -24,7 +24,7 @@ fn has(tool: &str) -> bool {
 }
 
 /// The install directory with the SDK and the client script, or `None` (skip) without Node.
-fn client_dir() -> Option<PathBuf> {
+pub(crate) fn client_dir() -> Option<PathBuf> {
     if !has("node") || !has("npm") {
         assert!(
             std::env::var("CI").is_err(),
@@ -50,7 +50,9 @@ fn client_dir() -> Option<PathBuf> {
         assert!(status.success(), "npm install in {}", dir.display());
     }
     // Next to its node_modules, so its imports resolve.
-    std::fs::copy(root.join("tests/node/client.mjs"), dir.join("client.mjs")).unwrap();
+    for script in ["client.mjs", "oauth_client.mjs"] {
+        std::fs::copy(root.join("tests/node").join(script), dir.join(script)).unwrap();
+    }
     Some(dir)
 }
 
