@@ -41,7 +41,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_mcp_auth::oauth::server::{AuthServer, SigningKey};
 use tower_mcp_auth::oauth::{OAuthClient, Provider};
-use tower_mcp_auth::{CachedVerifier, EndpointPolicy, McpAuth};
+use tower_mcp_auth::{bearer::CachedVerifier, EndpointPolicy, McpAuth};
 
 use env::{env_bool, env_or, Error};
 

@@ -811,7 +811,7 @@ async fn rotated_signing_keys_keep_old_tokens_valid() {
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     assert_eq!(jwks["keys"][1]["kid"], old.kid());
     let sign = |key: &SigningKey| {
-        tower_mcp_auth::install_crypto_provider();
+        tower_mcp_auth::bearer::install_crypto_provider();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(key.kid().to_owned());
         let claims = json!({"iss": rotated.base, "aud": format!("{}/mcp", rotated.base), "sub": "oidc:x",

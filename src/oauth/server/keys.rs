@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::install_crypto_provider;
-use crate::JwtKey;
+use crate::bearer::install_crypto_provider;
+use crate::bearer::JwtKey;
 
 /// Why a signing key could not be read.
 #[derive(Debug, thiserror::Error)]

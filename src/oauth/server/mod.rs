@@ -3,20 +3,20 @@
 //! PKCE `S256`; the person logs in at the upstream provider through an [`OAuthClient`]
 //! (GitHub, Google, Microsoft, OIDC), approves the client on a consent page, and the client
 //! gets this server's own short-lived JWT access tokens, which
-//! [`BearerLayer`](crate::BearerLayer) checks locally with [`AuthServer::verifier`], and
+//! [`BearerLayer`](crate::bearer::BearerLayer) checks locally with [`AuthServer::verifier`], and
 //! rotating opaque refresh tokens kept only as hashes. Everything lives in the
 //! [`StateStore`], so instances behind a load balancer share the flows.
 //!
 //! Open registration and every authorization request store a small record (clients for
 //! [`DEFAULT_CLIENT_TTL`], pending logins for [`LOGIN_TTL`]): put a
-//! [`RateLimitLayer`](crate::RateLimitLayer) keyed by client IP in front of
+//! [`RateLimitLayer`](crate::rate_limit::RateLimitLayer) keyed by client IP in front of
 //! `/oauth/register` and `/oauth/authorize` to bound what one client can make it store.
 //!
 //! ```no_run
 //! use axum::{routing::post, Router};
 //! use tower_mcp_auth::oauth::server::AuthServer;
 //! use tower_mcp_auth::oauth::{LoginPolicy, OAuthClient, Provider};
-//! use tower_mcp_auth::BearerLayer;
+//! use tower_mcp_auth::bearer::BearerLayer;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let base = "https://mcp.example.com";
