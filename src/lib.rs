@@ -104,6 +104,7 @@
 //! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
 //! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
 //! | `oauth-client` | no | the `oauth` module: login with GitHub / Google / Microsoft / OIDC, session cookies, encrypted upstream tokens |
+//! | `oauth-server` | no | `oauth::server`: an embedded OAuth 2.1 authorization server for MCP clients (registration, PKCE, consent, its own JWT access tokens) |
 //!
 //! ## Error contract
 //!

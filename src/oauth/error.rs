@@ -158,11 +158,25 @@ pub(crate) fn json_response(
 }
 
 fn html_response(status: StatusCode, description: &str, retry: &str) -> Response<Full<Bytes>> {
+    html_page(
+        status,
+        "Sign-in failed",
+        &format!(
+            "<p>{}</p>\n<p><a href=\"{}\">Start again</a></p>",
+            escape_html(description),
+            escape_html(retry)
+        ),
+    )
+}
+
+/// The one small HTML page of the OAuth side (login errors, the authorization server's error
+/// and consent pages): `no-store`, no scripts, forms only to this origin, no framing.
+/// `body_html` must already be escaped.
+pub(crate) fn html_page(status: StatusCode, title: &str, body_html: &str) -> Response<Full<Bytes>> {
     let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\n\
-         <body><h1>Sign-in failed</h1>\n<p>{}</p>\n<p><a href=\"{}\">Start again</a></p></body></html>\n",
-        escape_html(description),
-        escape_html(retry)
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n<h1>{}</h1>\n{body_html}\n</body></html>\n",
+        escape_html(title),
+        escape_html(title)
     );
     let mut res = Response::new(Full::new(Bytes::from(page)));
     *res.status_mut() = status;
@@ -174,12 +188,14 @@ fn html_response(status: StatusCode, description: &str, retry: &str) -> Response
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'"),
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
     );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     res
 }
 
-fn escape_html(s: &str) -> String {
+/// Escapes text for HTML element content and quoted attribute values.
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -216,7 +216,7 @@ async fn email_allowlist_allows_and_refuses_with_json_or_html() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(
         res.headers()["content-security-policy"],
-        "default-src 'none'"
+        "default-src 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     assert!(res.headers().get("location").is_none());
     let page = res.text().await.unwrap();

@@ -10,11 +10,12 @@ use http_body_util::Full;
 use subtle::ConstantTimeEq as _;
 
 use super::authorize::{client_redirect, cookie, REQUEST_COOKIE};
-use super::errors::{error_page, escape, html_page, redirect, ServerError};
+use super::errors::{error_page, redirect, ServerError};
 use super::records::{hash, token, Code, Pending, Ticket};
 use super::service::{single, Form};
 use super::{paths, Inner, CODE_TTL, LOGIN_TTL};
 use crate::credentials::{cookie as read_cookie, Presented};
+use crate::oauth::error::{escape_html as escape, html_page};
 use crate::oauth::CallbackOutcome;
 
 /// The anti-CSRF cookie; the same value is a hidden field of the consent form.

@@ -3,11 +3,11 @@
 //! cannot trust).
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::oauth::error::json_response;
+use crate::oauth::error::{escape_html as escape, html_page, json_response};
 use crate::store::StoreError;
 
 /// An OAuth error of this server: an RFC 6749 `error` code and a description.
@@ -69,29 +69,6 @@ impl From<StoreError> for ServerError {
     }
 }
 
-/// A small HTML page (`no-store`, no scripts, no framing).
-pub(crate) fn html_page(status: StatusCode, title: &str, body_html: &str) -> Response<Full<Bytes>> {
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n<h1>{}</h1>\n{body_html}\n</body></html>\n",
-        escape(title),
-        escape(title)
-    );
-    let mut res = Response::new(Full::new(Bytes::from(page)));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    res
-}
-
 /// The authorization endpoint's error page: 400, never a redirect.
 pub(crate) fn error_page(error: &ServerError) -> Response<Full<Bytes>> {
     let status = if error.status() == StatusCode::SERVICE_UNAVAILABLE {
@@ -124,22 +101,6 @@ pub(crate) fn redirect(status: StatusCode, location: &str) -> Response<Full<Byte
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-/// Text for HTML element content and double-quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    s.chars()
-        .fold(String::with_capacity(s.len()), |mut out, c| {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-            out
-        })
 }
 
 #[cfg(test)]
