@@ -116,6 +116,12 @@ pub fn identity_from_claims(claims: serde_json::Map<String, Value>) -> Identity 
     crate::bearer::identity_from_claims(claims)
 }
 
+/// The canonical form audiences are compared in (scheme and host lowercased, default port
+/// and trailing slash dropped; the path stays case-sensitive).
+pub fn canonical_resource(uri: &str) -> String {
+    crate::bearer::canonical_resource(uri)
+}
+
 /// Whether a header `typ` is accepted by a verifier configured with `configured` types.
 pub fn token_type_accepted(configured: &[&str], typ: Option<&str>) -> bool {
     let accepted: Vec<String> = configured

@@ -151,9 +151,13 @@ fn check_accepted(multi: bool, header: &Map<String, Value>, claims: &Map<String,
         Some(ISS),
         "wrong issuer accepted"
     );
+    // Audiences compare as canonical resource URIs (`https://MCP.example.com/mcp/` names
+    // the same resource), never by anything looser.
+    let canonical = f::canonical_resource(AUD);
+    let names_us = |a: &str| a == AUD || f::canonical_resource(a) == canonical;
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == AUD,
-        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(AUD)),
+        Some(Value::String(a)) => names_us(a),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(names_us),
         _ => false,
     };
     assert!(aud_ok, "wrong audience accepted: {:?}", claims.get("aud"));

@@ -64,6 +64,9 @@ fn consumed(r: &Result<(), OAuthError>) -> bool {
             | OAuthError::Store(_)
             | OAuthError::State(
                 StateError::Missing
+                    // Not in the store: never issued, or evicted from the bounded store
+                    // under the fuzzer's load; refused either way.
+                    | StateError::Unknown
                     | StateError::InvalidSignature
                     | StateError::Expired
                     | StateError::AlreadyUsed

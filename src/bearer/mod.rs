@@ -33,4 +33,6 @@ pub use jsonwebtoken::{Algorithm, DecodingKey};
 
 // Internals for `crate::__fuzz` (only `cargo fuzz` builds, `--cfg fuzzing`).
 #[cfg(fuzzing)]
+pub(crate) use verify::audience::canonical_resource;
+#[cfg(fuzzing)]
 pub(crate) use verify::claims::{normalize_token_type, token_type_accepted};
