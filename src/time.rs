@@ -74,7 +74,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let days = days_from_civil(year, month as u32, day as u32);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
     let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

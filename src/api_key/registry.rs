@@ -244,7 +244,10 @@ fn de_expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SystemTime
     }
     match Option::<Raw>::deserialize(d)? {
         None => Ok(None),
-        Some(Raw::Secs(s)) => Ok(Some(UNIX_EPOCH + Duration::from_secs(s))),
+        Some(Raw::Secs(s)) => UNIX_EPOCH
+            .checked_add(Duration::from_secs(s))
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("expiresAt is out of range")),
         Some(Raw::Text(t)) => crate::time::parse_rfc3339(&t).map(Some).ok_or_else(|| {
             serde::de::Error::custom(
                 "expiresAt must be RFC 3339 (2026-01-01T00:00:00Z) or Unix seconds",

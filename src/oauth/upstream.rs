@@ -165,7 +165,8 @@ impl UpstreamToken {
 
     /// When the access token expires, if the provider said.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        self.expires_at
+            .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
     }
 
     /// The granted scopes, if the provider said.

@@ -88,8 +88,14 @@ pub fn identity_from_claims(claims: Map<String, Value>) -> Identity {
         }
         _ => {}
     }
-    if let Some(exp) = claims.get("exp").and_then(numeric_date) {
-        builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+    // An `exp` beyond what `SystemTime` can hold (jsonwebtoken accepts any u64) is treated
+    // as an unknown expiry, never cached, instead of overflowing (a panic, found by fuzzing).
+    let expires_at = claims
+        .get("exp")
+        .and_then(numeric_date)
+        .and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
+    if let Some(at) = expires_at {
+        builder = builder.expires_at(at);
     }
     builder.claims(claims).build()
 }
@@ -146,6 +152,18 @@ mod tests {
         }
         for exp in [json!(-1), json!("1700000000"), json!(null), json!(1e300)] {
             assert_eq!(id(json!({"sub": "a", "exp": exp})).expires_at(), None);
+        }
+    }
+
+    #[test]
+    fn exp_beyond_system_time_is_an_unknown_expiry_not_a_panic() {
+        // Found by the `jwt` fuzz target: `UNIX_EPOCH + u64::MAX s` overflowed and panicked.
+        for exp in [json!(u64::MAX), json!(1.8e19)] {
+            assert_eq!(
+                id(json!({"sub": "a", "exp": exp})).expires_at(),
+                None,
+                "{exp}"
+            );
         }
     }
 
