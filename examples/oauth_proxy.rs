@@ -16,7 +16,9 @@
 //! | `STATE_STORE` | `memory` | `memory`, `redis://…`, `postgres://…`, `sqlite:…` (with the matching feature) |
 //! | `TOKEN_SIGNING_KEY` | generated at start | PKCS#8 PEM (ES256 or Ed25519), the PEM text or a file path; instances sharing a store and this key accept each other's tokens |
 //! | `ACCESS_TOKEN_TTL_SECS` / `REFRESH_TOKEN_TTL_SECS` | `3600` / `2592000` | lifetimes |
-//! | `CIMD_ALLOW_HTTP_LOOPBACK` | `false` | accept `http://127.0.0.1:<port>/…` client-id metadata URLs (local testing only; https otherwise) |
+//! | `TOKEN_ENCRYPTION_KEY` | generated at start | base64 of 32 bytes: encrypts the upstream provider's tokens kept on the server for tool handlers (`OAuthClient::upstream_token(provider, identity.user_id)`); instances sharing a store need the same key |
+//! | `CIMD_ALLOW_HTTP_LOOPBACK` | `false` | accept `http://127.0.0.1:<port>/…` client-id metadata URLs and fetch metadata documents from loopback addresses (local testing only; https from public addresses otherwise) |
+//! | `CIMD_CA_FILE` | — | PEM file of extra certificate authorities trusted when fetching client-id metadata documents (a private CA, or a test's self-signed certificate) |
 //!
 //! Any account of the upstream may log in (the example's choice); restrict it with a
 //! [`LoginPolicy`](tower_mcp_auth::oauth::LoginPolicy) or `AuthServerBuilder::authorize_user`.
@@ -40,7 +42,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use tower_mcp_auth::oauth::server::{AuthServer, SigningKey};
-use tower_mcp_auth::oauth::{OAuthClient, Provider};
+use tower_mcp_auth::oauth::{EncryptionKey, OAuthClient, Provider};
 use tower_mcp_auth::{bearer::CachedVerifier, EndpointPolicy, McpAuth};
 
 use env::{env_bool, env_or, Error};
@@ -106,6 +108,15 @@ fn signing_key() -> Result<SigningKey, Error> {
     }
 }
 
+/// `TOKEN_ENCRYPTION_KEY` (base64 of 32 bytes), or a new key (tokens kept by this process
+/// only).
+fn encryption_key() -> Result<EncryptionKey, Error> {
+    match std::env::var("TOKEN_ENCRYPTION_KEY") {
+        Ok(text) if !text.is_empty() => Ok(EncryptionKey::from_base64(&text)?),
+        _ => Ok(EncryptionKey::generate()),
+    }
+}
+
 async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let listener = tokio::net::TcpListener::bind(&addr).await?;
@@ -124,6 +135,10 @@ async fn run() -> Result<(), Error> {
     .state_secret(required("STATE_SECRET")?)
     .store_shared(store.clone())
     .allow_any_account()
+    // The provider's tokens stay here, encrypted, never sent to MCP clients: a tool that
+    // calls GitHub's API for the caller asks `oauth.upstream_token("github", user_id)`.
+    .token_encryption_key(encryption_key()?)
+    .keep_login_tokens()
     .build()
     .await?;
     let scopes = env_or("MCP_SCOPES", "mcp:tools");
@@ -133,8 +148,12 @@ async fn run() -> Result<(), Error> {
         .store_shared(store)
         .access_token_ttl(secs("ACCESS_TOKEN_TTL_SECS", 3600)?)
         .refresh_token_ttl(secs("REFRESH_TOKEN_TTL_SECS", 2_592_000)?)
-        .allow_loopback_metadata_documents(env_bool("CIMD_ALLOW_HTTP_LOOPBACK", false)?)
-        .build()?;
+        .allow_loopback_metadata_documents(env_bool("CIMD_ALLOW_HTTP_LOOPBACK", false)?);
+    let server = match std::env::var("CIMD_CA_FILE") {
+        Ok(file) if !file.is_empty() => server.metadata_document_roots(std::fs::read(&file)?),
+        _ => server,
+    }
+    .build()?;
 
     // `/mcp` takes this server's tokens only; the 401 names the metadata document. An ES256
     // verification costs ~0.3 ms (benches/oauth_server.rs): cache verified tokens.

@@ -144,6 +144,31 @@ async fn unsafe_or_broken_configurations_are_refused() {
     .await
     .unwrap_err();
     assert!(matches!(err, OAuthConfigError::Upstream { .. }), "{err}");
+    // Keeping login tokens needs the vault's key, and the provider's name for its upstream.
+    let err = build(base(&provider, ok).keep_login_tokens())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("needs token_encryption_key"),
+        "{err}"
+    );
+    let err = build(
+        base(&provider, ok)
+            .provider(Provider::github("id", "secret"))
+            .upstream("oidc", "github")
+            .keep_login_tokens()
+            .token_encryption_key(EncryptionKey::generate()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, OAuthConfigError::Upstream { .. }), "{err}");
+    assert!(build(
+        base(&provider, ok)
+            .keep_login_tokens()
+            .token_encryption_key(EncryptionKey::generate())
+    )
+    .await
+    .is_ok());
 }
 
 #[tokio::test]

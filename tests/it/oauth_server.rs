@@ -838,18 +838,24 @@ async fn rotated_signing_keys_keep_old_tokens_valid() {
 /// The `oauth_proxy` example with the local provider as its upstream (its callback
 /// registered there), or `None` (skip) when the example was not built.
 async fn start_proxy(provider: &LocalProvider) -> Option<crate::example_process::Example> {
-    let example = crate::example_process::start(
-        "oauth_proxy",
-        &[
-            ("OAUTH_PROVIDER", "oidc"),
-            ("OAUTH_ISSUER", &provider.base),
-            ("OAUTH_CLIENT_ID", CLIENT_ID),
-            ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
-            ("STATE_SECRET", STATE_SECRET),
-            ("MCP_SCOPES", "mcp:tools"),
-        ],
-    )
-    .await?;
+    start_proxy_with(provider, &[]).await
+}
+
+/// [`start_proxy`] with more environment variables.
+async fn start_proxy_with(
+    provider: &LocalProvider,
+    extra: &[(&str, &str)],
+) -> Option<crate::example_process::Example> {
+    let mut env = vec![
+        ("OAUTH_PROVIDER", "oidc"),
+        ("OAUTH_ISSUER", provider.base.as_str()),
+        ("OAUTH_CLIENT_ID", CLIENT_ID),
+        ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
+        ("STATE_SECRET", STATE_SECRET),
+        ("MCP_SCOPES", "mcp:tools"),
+    ];
+    env.extend_from_slice(extra);
+    let example = crate::example_process::start("oauth_proxy", &env).await?;
     provider.register(&format!("{}/auth/oauth/callback", example.base));
     Some(example)
 }
@@ -1119,4 +1125,153 @@ async fn typescript_sdk_client_logs_in_through_the_oauth_proxy_example() {
     assert_eq!(result["whoami"]["method"], "bearer");
     assert_eq!(result["refreshed"], true);
     assert!(result["client_id"].as_str().is_some_and(|c| !c.is_empty()));
+}
+
+/// A self-signed certificate for `127.0.0.1` (openssl's command line tool), as
+/// `(cert.pem, key.pem)` in `dir`.
+fn self_signed_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (to make the test's certificate)");
+    assert!(status.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// The SDK client again, this time with a Client ID Metadata Document instead of
+/// registration: it serves its document over https (a self-signed certificate the example is
+/// told to trust with `CIMD_CA_FILE`) and its `client_id` is the document's URL.
+#[tokio::test]
+async fn typescript_sdk_client_logs_in_with_a_client_id_metadata_document() {
+    let Some(dir) = crate::node_interop::client_dir() else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("cimd-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (cert, key) = self_signed_certificate(&tmp);
+    let provider = LocalProvider::start().await;
+    let ca = cert.to_str().unwrap().to_owned();
+    let Some(example) = start_proxy_with(
+        &provider,
+        &[("CIMD_ALLOW_HTTP_LOOPBACK", "true"), ("CIMD_CA_FILE", &ca)],
+    )
+    .await
+    else {
+        return;
+    };
+    let mcp = format!("{}/mcp", example.base);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(dir.join("oauth_client.mjs"))
+            .arg(&mcp)
+            .arg("http://127.0.0.1:33419/callback")
+            .arg(&cert)
+            .arg(&key)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client_id = result["client_id"].as_str().unwrap();
+    assert!(
+        client_id.starts_with("https://127.0.0.1:") && client_id.ends_with("/client.json"),
+        "{client_id}"
+    );
+    assert_eq!(result["whoami"]["user_id"], oidc_user_id(&provider, SUB));
+    assert_eq!(result["refreshed"], true);
+}
+
+/// With `keep_login_tokens`, the upstream provider's tokens of the person who logged in stay
+/// on the server (encrypted in the vault) for tool handlers: `upstream_token(provider,
+/// identity.user_id())` gives a valid one, refreshed when it is about to expire; the MCP
+/// client never sees it.
+#[tokio::test]
+async fn tool_handlers_get_the_upstream_token_of_the_caller() {
+    use axum::extract::State;
+    use tower_mcp_auth::oauth::EncryptionKey;
+
+    let provider = LocalProvider::start().await;
+    // Expiring within the default 60 s refresh window: the first use refreshes it.
+    provider.behave(|b| b.expires_in = 30);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{base}/auth/oauth/callback");
+    provider.register(&callback);
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let oauth = OAuthClient::builder(callback)
+        .provider(provider.oidc())
+        .state_secret(STATE_SECRET)
+        .store_shared(Arc::clone(&store))
+        .allow_any_account()
+        .token_encryption_key(EncryptionKey::generate())
+        .keep_login_tokens()
+        .build()
+        .await
+        .unwrap();
+    let auth = AuthServer::builder(&base, oauth.clone(), "oidc")
+        .store_shared(store)
+        .build()
+        .unwrap();
+
+    async fn upstream(
+        State(oauth): State<OAuthClient>,
+        Extension(id): Extension<Identity>,
+    ) -> Json<Value> {
+        match oauth
+            .upstream_token("oidc", id.user_id().unwrap_or_default())
+            .await
+        {
+            Ok(token) => Json(json!({"token": token.access_token()})),
+            Err(e) => Json(json!({"error": e.to_string()})),
+        }
+    }
+    let app = Router::new()
+        .route("/mcp", post(upstream).layer(mcp_auth(&auth)))
+        .with_state(oauth.clone())
+        .fallback_service(auth.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = Server {
+        base,
+        http: no_redirects(),
+        auth: Some(auth),
+    };
+
+    let client = s.public_client().await;
+    let tokens = s.tokens(&Browser::new(), &client).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(provider.refresh_grants(), 0);
+    let res = s.mcp(access).await;
+    assert_eq!(res.status(), 200);
+    let got: Value = res.json().await.unwrap();
+    let upstream_token = got["token"].as_str().unwrap_or_else(|| panic!("{got}"));
+    assert!(upstream_token.starts_with("at-"), "{upstream_token}");
+    assert_eq!(provider.refresh_grants(), 1, "refreshed before use");
+    // Never handed to the MCP client.
+    assert!(!tokens.to_string().contains("at-"), "{tokens}");
+
+    // Someone else's id has nothing stored.
+    let other = oauth.upstream_token("oidc", "oidc:someone-else").await;
+    assert!(other.is_err());
 }

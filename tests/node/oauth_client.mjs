@@ -2,13 +2,17 @@
 // OAuth support: discovery from the 401, dynamic registration, PKCE, token, tool call, and a
 // refresh through the SDK. The "browser" part (upstream login, consent) is driven with fetch
 // and a cookie jar. Prints one JSON line: {"client_id", "whoami", "refreshed"}.
+// With a certificate and key, the client does not register: it serves its Client ID Metadata
+// Document over https on 127.0.0.1 and uses that URL as its client_id (SEP-991).
 //
-//   node oauth_client.mjs <mcp url> <redirect url>
+//   node oauth_client.mjs <mcp url> <redirect url> [<cert.pem> <key.pem>]
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError, refreshAuthorization, discoverAuthorizationServerMetadata } from "@modelcontextprotocol/sdk/client/auth.js";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
 
-const [url, redirectUrl] = process.argv.slice(2);
+const [url, redirectUrl, certFile, keyFile] = process.argv.slice(2);
 const origin = new URL(url).origin;
 const jar = new Map();
 
@@ -27,13 +31,27 @@ async function browser(target, init = {}) {
 
 const hidden = (page, name) => new RegExp(`name="${name}" value="([^"]+)"`).exec(page)[1];
 
+const clientMetadata = { redirect_uris: [redirectUrl], client_name: "SDK e2e", token_endpoint_auth_method: "none",
+  grant_types: ["authorization_code", "refresh_token"], response_types: ["code"] };
+
+// The metadata document, served until the script ends; its URL is the client_id.
+async function serveMetadataDocument() {
+  const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ client_id: documentUrl, ...clientMetadata }));
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const documentUrl = `https://127.0.0.1:${server.address().port}/client.json`;
+  server.unref();
+  return documentUrl;
+}
+const documentUrl = certFile ? await serveMetadataDocument() : undefined;
+
 const state = {};
 const provider = {
+  get clientMetadataUrl() { return documentUrl; },
   get redirectUrl() { return redirectUrl; },
-  get clientMetadata() {
-    return { redirect_uris: [redirectUrl], client_name: "SDK e2e", token_endpoint_auth_method: "none",
-      grant_types: ["authorization_code", "refresh_token"], response_types: ["code"] };
-  },
+  get clientMetadata() { return clientMetadata; },
   clientInformation() { return state.client; },
   saveClientInformation(c) { state.client = c; },
   tokens() { return state.tokens; },

@@ -93,6 +93,38 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Keeps the provider's tokens of every login in the [`TokenVault`] (encrypted, see
+    /// [`token_encryption_key`](Self::token_encryption_key)), so the server can call the
+    /// provider's API for the logged-in user: each provider becomes an upstream of the same
+    /// name, and [`OAuthClient::upstream_token`]`(provider, user_id)` returns a valid token
+    /// (refreshed when it expires) for the [`UserInfo::user_id`] that logged in. With the
+    /// embedded authorization server that id is the `sub` of the access tokens it issues, so a
+    /// tool handler passes [`Identity::user_id`](crate::Identity::user_id). The tokens never
+    /// leave the server.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use tower_mcp_auth::oauth::{EncryptionKey, OAuthClient, Provider};
+    ///
+    /// let oauth = OAuthClient::builder("https://mcp.example.com/auth/oauth/callback")
+    ///     .provider(Provider::github("client-id", "client-secret"))
+    ///     .state_secret([7u8; 32])
+    ///     .allow_any_account()
+    ///     .token_encryption_key(EncryptionKey::generate())
+    ///     .keep_login_tokens()
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// // In a tool handler, for the caller's identity:
+    /// // let token = oauth.upstream_token("github", identity.user_id().unwrap_or_default()).await?;
+    /// # let _ = oauth;
+    /// # });
+    /// ```
+    pub fn keep_login_tokens(mut self) -> Self {
+        self.keep_login_tokens = true;
+        self
+    }
+
     /// The key that encrypts upstream tokens at rest. Call again to add older keys that
     /// still decrypt (rotation); the first one encrypts.
     pub fn token_encryption_key(mut self, key: EncryptionKey) -> Self {
@@ -256,6 +288,27 @@ impl OAuthClientBuilder {
             }
             upstreams.insert(id, provider);
         }
+        if self.keep_login_tokens {
+            if self.keys.is_empty() {
+                return Err(OAuthConfigError::Upstream {
+                    upstream: "keep_login_tokens".to_owned(),
+                    reason: "keeping login tokens needs token_encryption_key",
+                });
+            }
+            for name in providers.keys() {
+                match upstreams.get(name) {
+                    Some(provider) if provider != name => {
+                        return Err(OAuthConfigError::Upstream {
+                            upstream: name.clone(),
+                            reason: "keep_login_tokens names each provider's tokens after it, and this upstream id names another provider",
+                        });
+                    }
+                    _ => {
+                        upstreams.insert(name.clone(), name.clone());
+                    }
+                }
+            }
+        }
         if let Some(policy) = self.policy.as_ref().filter(|p| !p.is_restricted()) {
             let mut names: Vec<_> = providers.keys().cloned().collect();
             names.sort();
@@ -294,6 +347,7 @@ impl OAuthClientBuilder {
                 session: self.session,
                 policy: self.policy,
                 vault,
+                keep_login_tokens: self.keep_login_tokens,
                 http,
                 prefix: self.prefix,
                 bind_browser: self.bind_browser,

@@ -269,6 +269,13 @@ impl OAuthClient {
                         return Err(OAuthError::AccessDenied);
                     }
                 }
+                if self.inner.keep_login_tokens {
+                    if let Some(vault) = &self.inner.vault {
+                        vault
+                            .save(&payload.p, &user.user_id, &upstream_token(&tokens))
+                            .await?;
+                    }
+                }
                 let session = match &self.inner.session {
                     Some(config) => Some(SessionToken(config.issue(&user).map_err(|_| {
                         OAuthError::Provider("the session token could not be signed".into())

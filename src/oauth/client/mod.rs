@@ -145,6 +145,8 @@ struct Inner {
     session: Option<SessionConfig>,
     policy: Option<LoginPolicy>,
     vault: Option<TokenVault>,
+    /// Logins save the provider's tokens in the vault (upstream = provider name).
+    keep_login_tokens: bool,
     http: HttpClient,
     prefix: String,
     bind_browser: bool,
@@ -166,6 +168,7 @@ pub struct OAuthClientBuilder {
     targets: Vec<String>,
     upstreams: Vec<(String, String)>,
     keys: Vec<EncryptionKey>,
+    keep_login_tokens: bool,
     http_timeout: Duration,
     start_path: String,
     logout_path: String,
@@ -191,6 +194,7 @@ impl OAuthClient {
             targets: Vec::new(),
             upstreams: Vec::new(),
             keys: Vec::new(),
+            keep_login_tokens: false,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             start_path: DEFAULT_START_PATH.to_owned(),
             logout_path: DEFAULT_LOGOUT_PATH.to_owned(),
@@ -357,6 +361,27 @@ impl OAuthClient {
     /// The session configuration, if sessions are issued.
     pub fn session(&self) -> Option<&SessionConfig> {
         self.inner.session.as_ref()
+    }
+
+    /// Whether a provider named `name` is configured.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use tower_mcp_auth::oauth::{OAuthClient, Provider};
+    ///
+    /// let oauth = OAuthClient::builder("https://mcp.example.com/auth/oauth/callback")
+    ///     .provider(Provider::github("client-id", "client-secret"))
+    ///     .state_secret([7u8; 32])
+    ///     .allow_any_account()
+    ///     .build()
+    ///     .await
+    ///     .unwrap();
+    /// assert!(oauth.has_provider("github"));
+    /// assert!(!oauth.has_provider("google"));
+    /// # });
+    /// ```
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.inner.providers.contains_key(name)
     }
 
     /// The upstream token vault, if an encryption key is configured.

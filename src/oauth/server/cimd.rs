@@ -113,6 +113,7 @@ impl Inner {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FETCH_TIMEOUT)
             .resolve_to_addrs(host.trim_matches(['[', ']']), &addrs)
+            .tls_certs_merge(self.cimd_roots.iter().cloned())
             .build()
             .map_err(|_| "HTTP client")?;
         let mut res = client

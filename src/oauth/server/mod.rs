@@ -88,6 +88,13 @@ pub enum AuthServerConfigError {
     /// The verifier could not be built from the keys.
     #[error("verifier: {0}")]
     Verifier(String),
+    /// [`metadata_document_roots`](AuthServerBuilder::metadata_document_roots) holds no
+    /// valid PEM certificate.
+    #[error("metadata document roots: {0}")]
+    Certificates(&'static str),
+    /// The login provider is not one of the [`OAuthClient`]'s providers.
+    #[error("the OAuth client has no provider named {0:?}")]
+    UnknownProvider(String),
 }
 
 /// Builds an [`AuthServer`].
@@ -108,6 +115,7 @@ pub struct AuthServerBuilder {
     prefix: String,
     cimd: bool,
     cimd_allow_loopback: bool,
+    cimd_roots: Vec<u8>,
 }
 
 impl AuthServer {
@@ -135,6 +143,7 @@ impl AuthServer {
             prefix: "mcp-as:".to_owned(),
             cimd: true,
             cimd_allow_loopback: false,
+            cimd_roots: Vec::new(),
         }
     }
 }
@@ -225,6 +234,21 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Also trusts the certificate authorities in `pem` (one or more PEM certificates) when
+    /// fetching Client ID Metadata Documents, besides the platform's roots: for clients whose
+    /// documents are served under a private CA (and for tests with a self-signed
+    /// certificate). Call again to add more.
+    ///
+    /// # Errors
+    ///
+    /// [`build`](Self::build) fails with [`AuthServerConfigError::Certificates`] when `pem`
+    /// holds no valid certificate.
+    pub fn metadata_document_roots(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.cimd_roots.extend_from_slice(pem.as_ref());
+        self.cimd_roots.push(b'\n');
+        self
+    }
+
     /// The store key prefix; default `mcp-as:`.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -253,6 +277,9 @@ impl AuthServerBuilder {
                 "must be https (http only on loopback)",
             ));
         }
+        if !self.oauth.has_provider(&self.provider) {
+            return Err(AuthServerConfigError::UnknownProvider(self.provider));
+        }
         if self.scopes.is_empty() {
             return Err(AuthServerConfigError::NoScopes);
         }
@@ -280,6 +307,18 @@ impl AuthServerBuilder {
             .audience(resource.clone())
             .build()
             .map_err(|e| AuthServerConfigError::Verifier(e.to_string()))?;
+        let cimd_roots = if self.cimd_roots.is_empty() {
+            Vec::new()
+        } else {
+            match reqwest::Certificate::from_pem_bundle(&self.cimd_roots) {
+                Ok(certs) if !certs.is_empty() => certs,
+                _ => {
+                    return Err(AuthServerConfigError::Certificates(
+                        "no valid PEM certificate",
+                    ))
+                }
+            }
+        };
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(crate::store::MemoryStore::new()));
@@ -304,6 +343,7 @@ impl AuthServerBuilder {
                 hook: self.hook,
                 cimd: self.cimd,
                 cimd_allow_loopback: self.cimd_allow_loopback,
+                cimd_roots,
             }),
         })
     }
@@ -333,6 +373,8 @@ pub(crate) struct Inner {
     pub(crate) hook: Option<AuthorizeHook>,
     pub(crate) cimd: bool,
     pub(crate) cimd_allow_loopback: bool,
+    /// Extra roots trusted when fetching metadata documents.
+    pub(crate) cimd_roots: Vec<reqwest::Certificate>,
 }
 
 /// Route paths.
@@ -432,6 +474,29 @@ mod tests {
             .build()
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn metadata_document_roots_must_be_certificates() {
+        let err = AuthServer::builder("https://mcp.example.com", oauth().await, "github")
+            .metadata_document_roots("not a certificate")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthServerConfigError::Certificates(_)),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_login_provider_must_exist() {
+        let err = AuthServer::builder("https://mcp.example.com", oauth().await, "google")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthServerConfigError::UnknownProvider(p) if p == "google"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
