@@ -360,6 +360,7 @@ impl<'a> ErrorBody<'a> {
     }
 
     /// The response: `status`, this body, and the contract's headers.
+    #[cfg_attr(not(feature = "oauth-client"), allow(dead_code))]
     pub(crate) fn into_response(self, status: StatusCode) -> Response<Full<Bytes>> {
         json_response(status, self.to_json())
     }

@@ -129,9 +129,13 @@ mod body;
 mod credentials;
 mod deferred;
 mod error;
+#[cfg(feature = "token-exchange")]
+pub mod exchange;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+#[cfg(any(feature = "oauth-client", feature = "token-exchange"))]
+mod keyed_locks;
 pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]

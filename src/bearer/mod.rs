@@ -16,15 +16,17 @@ pub use service::BearerService;
 pub use verifier::{TokenError, TokenVerifier};
 
 pub use crate::outcome::BearerOutcome;
+#[cfg(feature = "token-exchange")]
+pub(crate) use verify::remote;
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+pub use verify::ClientAuth;
 pub use verify::{
     identity_from_claims, install_crypto_provider, JwtConfigError, JwtKey, JwtVerifier,
     JwtVerifierBuilder, MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder,
     DEFAULT_LEEWAY,
 };
 #[cfg(feature = "introspection")]
-pub use verify::{
-    ClientAuth, IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
-};
+pub use verify::{IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder};
 #[cfg(feature = "jwks")]
 pub use verify::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 

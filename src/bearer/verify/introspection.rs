@@ -7,7 +7,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderValue;
 use reqwest::{Client, Url};
 use serde_json::{Map, Value};
 
@@ -16,7 +15,7 @@ use crate::error::TokenRejection;
 use crate::identity::Identity;
 
 use super::claims::identity_from_claims;
-use super::remote::{read_json, FetchError};
+use super::remote::{read_json, ClientCredentials, FetchError};
 use crate::bearer::cache::single_flight::{self, Flights, Outcome, SingleFlight};
 use crate::bearer::cache::token_cache::TokenCache;
 use crate::bearer::verifier::{TokenError, TokenVerifier};
@@ -28,30 +27,10 @@ pub use error::IntrospectionConfigError;
 /// longer value is refused without a request.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// How this resource server authenticates to the introspection endpoint (RFC 6749
-/// section 2.3.1).
-///
-/// ```
-/// assert_eq!(tower_mcp_auth::bearer::ClientAuth::default(), tower_mcp_auth::bearer::ClientAuth::SecretBasic);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// `Authorization: Basic` with the form-encoded client id and secret (the default, and the
-    /// method every server must support).
-    #[default]
-    SecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    SecretPost,
-}
-
 struct Inner {
     endpoint: Url,
     client: Client,
-    /// Precomputed `Authorization` value (marked sensitive) for `SecretBasic`.
-    basic: Option<HeaderValue>,
-    /// `client_id` / `client_secret` for `SecretPost`.
-    post_credentials: Option<(String, String)>,
+    credentials: ClientCredentials,
     audiences: Vec<String>,
     /// Canonical forms of `audiences`, computed once.
     canonical_audiences: Vec<String>,
@@ -66,7 +45,7 @@ struct Inner {
 /// introspection endpoint (RFC 7662).
 ///
 /// - Sends `token=…&token_type_hint=access_token` with client authentication
-///   ([`ClientAuth::SecretBasic`] by default).
+///   ([`ClientAuth::SecretBasic`](crate::bearer::ClientAuth::SecretBasic) by default).
 /// - `active` must be `true`, otherwise the token is
 ///   [`TokenRejection::Inactive`]; `exp` / `nbf` in the answer are checked too (60 s
 ///   leeway), and `aud` / `iss` when configured.
@@ -196,9 +175,7 @@ impl Inner {
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(self.timeout)
             .body(self.form(token));
-        if let Some(basic) = &self.basic {
-            request = request.header(reqwest::header::AUTHORIZATION, basic.clone());
-        }
+        request = self.credentials.authorize(request);
         let answer = match request.send().await {
             Ok(response) => read_json::<Map<String, Value>>(response).await,
             Err(e) => Err(FetchError::from(e)),
@@ -223,10 +200,7 @@ impl Inner {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", token);
         form.append_pair("token_type_hint", "access_token");
-        if let Some((id, secret)) = &self.post_credentials {
-            form.append_pair("client_id", id);
-            form.append_pair("client_secret", secret);
-        }
+        self.credentials.append_to(&mut form);
         form.finish()
     }
 
@@ -302,14 +276,7 @@ impl fmt::Debug for IntrospectionVerifier {
         let i = &self.inner;
         f.debug_struct("IntrospectionVerifier")
             .field("endpoint", &i.endpoint.as_str())
-            .field(
-                "auth",
-                &if i.basic.is_some() {
-                    ClientAuth::SecretBasic
-                } else {
-                    ClientAuth::SecretPost
-                },
-            )
+            .field("auth", &i.credentials.auth())
             .field("audiences", &i.audiences)
             .field("issuer", &i.issuer)
             .field("cache", &i.cache)

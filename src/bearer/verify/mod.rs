@@ -13,16 +13,22 @@ mod introspection;
 mod jwks;
 pub(in crate::bearer) mod jwt;
 mod multi_issuer;
-#[cfg(any(feature = "jwks", feature = "introspection"))]
-mod remote;
+#[cfg(any(
+    feature = "jwks",
+    feature = "introspection",
+    feature = "token-exchange"
+))]
+pub(crate) mod remote;
 
 pub use claims::identity_from_claims;
 pub use crypto::install_crypto_provider;
 #[cfg(feature = "introspection")]
 pub use introspection::{
-    ClientAuth, IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
+    IntrospectionConfigError, IntrospectionVerifier, IntrospectionVerifierBuilder,
 };
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksConfigError, JwksError, JwksVerifier, JwksVerifierBuilder};
 pub use jwt::{JwtConfigError, JwtKey, JwtVerifier, JwtVerifierBuilder, DEFAULT_LEEWAY};
 pub use multi_issuer::{MultiIssuerError, MultiIssuerVerifier, MultiIssuerVerifierBuilder};
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+pub use remote::ClientAuth;

@@ -5,6 +5,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+use reqwest::{header::HeaderValue, RequestBuilder};
 use reqwest::{Client, Response, Url};
 
 /// Largest discovery document, JWK set or introspection answer read (1 MiB). A hostile or
@@ -110,14 +114,112 @@ impl From<reqwest::Error> for FetchError {
     }
 }
 
+/// How a client authenticates to an authorization server's endpoint (RFC 6749 section
+/// 2.3.1): the introspection endpoint, the token endpoint of a token exchange.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::bearer::ClientAuth::default(), tower_mcp_auth::bearer::ClientAuth::SecretBasic);
+/// ```
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with the form-encoded client id and secret (the default, and the
+    /// method every server must support).
+    #[default]
+    SecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    SecretPost,
+}
+
+/// A client id and secret, ready to send the [`ClientAuth`] way. The secret never shows in
+/// `Debug`.
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+#[derive(Clone)]
+pub(crate) struct ClientCredentials {
+    /// Precomputed `Authorization` value (marked sensitive) for `SecretBasic`.
+    basic: Option<HeaderValue>,
+    /// `client_id` / `client_secret` for `SecretPost`.
+    post: Option<(String, String)>,
+}
+
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+impl ClientCredentials {
+    /// `None` when the id or secret cannot be put in a header.
+    pub(crate) fn new(auth: ClientAuth, id: String, secret: String) -> Option<Self> {
+        Some(match auth {
+            ClientAuth::SecretBasic => {
+                // RFC 6749 section 2.3.1: both parts are form-encoded before base64.
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = format!("{}:{}", encode(&id), encode(&secret));
+                let mut value =
+                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair))).ok()?;
+                value.set_sensitive(true);
+                Self {
+                    basic: Some(value),
+                    post: None,
+                }
+            }
+            ClientAuth::SecretPost => Self {
+                basic: None,
+                post: Some((id, secret)),
+            },
+        })
+    }
+
+    /// Which way they are sent.
+    pub(crate) fn auth(&self) -> ClientAuth {
+        if self.basic.is_some() {
+            ClientAuth::SecretBasic
+        } else {
+            ClientAuth::SecretPost
+        }
+    }
+
+    /// Adds the `Authorization` header (`SecretBasic`).
+    pub(crate) fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.basic {
+            Some(basic) => request.header(reqwest::header::AUTHORIZATION, basic.clone()),
+            None => request,
+        }
+    }
+
+    /// Adds `client_id` and `client_secret` to the form (`SecretPost`).
+    pub(crate) fn append_to(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
+        if let Some((id, secret)) = &self.post {
+            form.append_pair("client_id", id);
+            form.append_pair("client_secret", secret);
+        }
+    }
+}
+
+#[cfg(any(feature = "introspection", feature = "token-exchange"))]
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("auth", &self.auth())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Reads a 200 answer's body as JSON of type `T`, at most [`MAX_BODY_BYTES`].
+#[cfg(any(feature = "jwks", feature = "introspection"))]
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
-    mut response: Response,
+    response: Response,
 ) -> Result<T, FetchError> {
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         return Err(FetchError::Status(status.as_u16()));
     }
+    read_body(response).await
+}
+
+/// Reads an answer's body as JSON of type `T` whatever its status (error answers of an
+/// authorization server carry RFC 6749 error JSON), at most [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body<T: serde::de::DeserializeOwned>(
+    mut response: Response,
+) -> Result<T, FetchError> {
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)

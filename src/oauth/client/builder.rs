@@ -353,7 +353,7 @@ impl OAuthClientBuilder {
                 bind_browser: self.bind_browser,
                 flow_cookie_secure: redirect.scheme() == "https",
                 refresh_skew: self.refresh_skew,
-                inflight: Mutex::new(HashMap::new()),
+                inflight: Default::default(),
             }),
         })
     }

@@ -31,7 +31,7 @@ pub use start::{AuthorizationRedirect, StartOptions};
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -152,7 +152,7 @@ struct Inner {
     bind_browser: bool,
     flow_cookie_secure: bool,
     refresh_skew: Duration,
-    inflight: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    inflight: crate::keyed_locks::KeyedLocks,
 }
 
 /// Configures an [`OAuthClient`]; see [`OAuthClient::builder`].

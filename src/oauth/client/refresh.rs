@@ -44,7 +44,10 @@ impl OAuthClient {
             return Ok(token);
         }
         // One refresh per (upstream, user) in this process.
-        let gate = self.gate(&vault.lock_key(upstream, user));
+        let gate = self
+            .inner
+            .inflight
+            .lock_for(&vault.lock_key(upstream, user));
         let _local = gate.lock().await;
         let token = load_connected(vault, upstream, user).await?;
         if !token.expires_within(skew) {
@@ -146,21 +149,6 @@ impl OAuthClient {
                 other => Err(UpstreamError::Provider(other.to_string().into())),
             },
         }
-    }
-
-    fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(gate) = map.get(key).and_then(Weak::upgrade) {
-            return gate;
-        }
-        map.retain(|_, weak| weak.strong_count() > 0);
-        let gate = Arc::new(tokio::sync::Mutex::new(()));
-        map.insert(key.to_owned(), Arc::downgrade(&gate));
-        gate
     }
 }
 

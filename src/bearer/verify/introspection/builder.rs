@@ -4,17 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use http::HeaderValue;
 use reqwest::Client;
 
-use super::{ClientAuth, Inner, IntrospectionConfigError, IntrospectionVerifier};
+use super::{Inner, IntrospectionConfigError, IntrospectionVerifier};
 use crate::bearer::cache::single_flight::Flights;
 use crate::bearer::cache::token_cache::TokenCache;
 use crate::bearer::verify::audience;
 use crate::bearer::verify::jwt::DEFAULT_LEEWAY;
-use crate::bearer::verify::remote::{default_client, parse_url};
+use crate::bearer::verify::remote::{default_client, parse_url, ClientAuth, ClientCredentials};
 
 /// Configures an [`IntrospectionVerifier`]; see [`IntrospectionVerifier::builder`].
 #[must_use]
@@ -192,23 +189,8 @@ impl IntrospectionVerifierBuilder {
     /// ```
     pub fn build(self) -> Result<IntrospectionVerifier, IntrospectionConfigError> {
         let endpoint = parse_url(&self.endpoint, self.allow_http)?;
-        let (basic, post_credentials) = match self.auth {
-            ClientAuth::SecretBasic => {
-                // RFC 6749 section 2.3.1: both parts are form-encoded before base64.
-                let encode =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = format!(
-                    "{}:{}",
-                    encode(&self.client_id),
-                    encode(&self.client_secret)
-                );
-                let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair)))
-                    .map_err(|_| IntrospectionConfigError::InvalidCredentials)?;
-                value.set_sensitive(true);
-                (Some(value), None)
-            }
-            ClientAuth::SecretPost => (None, Some((self.client_id, self.client_secret))),
-        };
+        let credentials = ClientCredentials::new(self.auth, self.client_id, self.client_secret)
+            .ok_or(IntrospectionConfigError::InvalidCredentials)?;
         let client = match self.client {
             Some(client) => client,
             // POSTs must not be redirected: the token and the secret would follow.
@@ -220,8 +202,7 @@ impl IntrospectionVerifierBuilder {
             inner: Arc::new(Inner {
                 endpoint,
                 client,
-                basic,
-                post_credentials,
+                credentials,
                 canonical_audiences: audience::canonical_list(&self.audiences),
                 audiences: self.audiences,
                 issuer: self.issuer,
