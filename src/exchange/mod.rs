@@ -277,22 +277,12 @@ impl Inner {
             self.credentials.append_to(&mut form);
             form.finish()
         };
-        let request = self
-            .client
-            .post(self.endpoint.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .body(body);
         let unavailable = |e: FetchError| {
             ExchangeError::Unavailable(format!("token endpoint {}: {e}", self.endpoint))
         };
         let response = self
             .credentials
-            .authorize(request)
+            .post_form(&self.client, &self.endpoint, self.timeout, body)
             .send()
             .await
             .map_err(|e| unavailable(e.into()))?;

@@ -165,17 +165,12 @@ impl SingleFlight for Inner {
 
 impl Inner {
     async fn introspect(&self, token: &str) -> Result<Identity, TokenError> {
-        let mut request = self
-            .client
-            .post(self.endpoint.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .body(self.form(token));
-        request = self.credentials.authorize(request);
+        let request = self.credentials.post_form(
+            &self.client,
+            &self.endpoint,
+            self.timeout,
+            self.form(token),
+        );
         let answer = match request.send().await {
             Ok(response) => read_json::<Map<String, Value>>(response).await,
             Err(e) => Err(FetchError::from(e)),

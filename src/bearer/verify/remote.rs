@@ -178,11 +178,33 @@ impl ClientCredentials {
     }
 
     /// Adds the `Authorization` header (`SecretBasic`).
-    pub(crate) fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.basic {
             Some(basic) => request.header(reqwest::header::AUTHORIZATION, basic.clone()),
             None => request,
         }
+    }
+
+    /// A form POST of `body` to `url`, authenticated with these credentials (the header for
+    /// `SecretBasic`; for `SecretPost` the body must have been made with
+    /// [`append_to`](Self::append_to)).
+    pub(crate) fn post_form(
+        &self,
+        client: &Client,
+        url: &Url,
+        timeout: Duration,
+        body: String,
+    ) -> RequestBuilder {
+        let request = client
+            .post(url.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .body(body);
+        self.authorize(request)
     }
 
     /// Adds `client_id` and `client_secret` to the form (`SecretPost`).
