@@ -46,11 +46,17 @@ pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(bin);
+    // EXAMPLE_LOG=info (or debug…) shows the examples' logs, for debugging a test.
+    let log = std::env::var("EXAMPLE_LOG").ok();
     cmd.env_clear()
         .env("MCP_AUTH_ADDR", &addr)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log.as_deref().unwrap_or("warn"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(if log.is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     for (k, v) in vars {
         cmd.env(k, v);
     }

@@ -1127,7 +1127,7 @@ async fn typescript_sdk_client_logs_in_through_the_oauth_proxy_example() {
     assert!(result["client_id"].as_str().is_some_and(|c| !c.is_empty()));
 }
 
-/// A self-signed certificate for `127.0.0.1` (openssl's command line tool), as
+/// A self-signed server certificate for `127.0.0.1` (openssl's command line tool), as
 /// `(cert.pem, key.pem)` in `dir`.
 fn self_signed_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -1142,6 +1142,10 @@ fn self_signed_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::p
         ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // Trusted as its own root, so it must not be a CA: webpki refuses a CA certificate
+        // as a server's (CaUsedAsEndEntity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")

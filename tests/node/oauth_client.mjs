@@ -60,6 +60,7 @@ const provider = {
   saveCodeVerifier(v) { state.verifier = v; },
   async redirectToAuthorization(authorizationUrl) {
     let res = await browser(authorizationUrl.toString()); // → upstream
+    if (!res.headers.get("location")) throw new Error(`authorize: ${res.status} ${await res.text()}`);
     res = await browser(res.headers.get("location")); // upstream → our callback
     res = await browser(res.headers.get("location")); // consent page
     if (res.status !== 200) throw new Error(`consent page: ${res.status}`);

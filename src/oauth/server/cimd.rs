@@ -121,7 +121,11 @@ impl Inner {
             .header(http::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|_| "fetch failed")?;
+            .map_err(|e| {
+                // The reason is static; the transport error (TLS, connection) is for the log.
+                tracing::debug!(error = ?std::error::Error::source(&e), "metadata document fetch failed");
+                "fetch failed"
+            })?;
         if res.status() != reqwest::StatusCode::OK {
             return Err("the document URL did not answer 200");
         }
