@@ -40,4 +40,5 @@ mod rate_limit;
 mod rmcp_example;
 mod server_examples;
 mod session_cookie;
+mod soak;
 mod store_conformance;
