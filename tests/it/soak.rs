@@ -28,13 +28,14 @@
 //! It prints a table of the figures.
 //!
 //! `flood_of_distinct_client_ips_stays_under_the_memory_store_cap`: `FLOOD_IPS` (default
-//! 100,000) wrong keys from as many distinct client IPs against one `four_modes` on a
-//! `MemoryStore` capped at `FLOOD_CAP` keys (default 20,000): RSS stops growing once the cap
+//! 60,000) wrong keys from as many distinct client IPs against one `four_modes` on a
+//! `MemoryStore` capped at `FLOOD_CAP` keys (default 15,000): RSS stops growing once the cap
 //! is reached.
 #![cfg(all(feature = "redis", feature = "postgres", feature = "oauth-client"))]
 
 use crate::example_process::{self, Example};
-use crate::oauth_common::{location, Browser, LocalProvider, CLIENT_ID, CLIENT_SECRET};
+use crate::oauth_common::{location, Browser, LocalProvider};
+use crate::oauth_example;
 use crate::rmcp_example::{self, Cred};
 use crate::store_common::{self, free_port, RedisServer};
 
@@ -46,7 +47,6 @@ use serde_json::json;
 
 const ISSUER: &str = "https://soak.issuer.example";
 const JWT_SECRET: &str = "soak-test-jwt-secret-of-32-bytes-or-more!";
-const STATE_SECRET: &str = "soak-test-state-secret-0123456789abcdef0123";
 /// Where the provider sends the browser back: the load balancer's address in a real
 /// deployment. The test plays the balancer and sends each callback to some instance.
 const REDIRECT_URI: &str = "http://127.0.0.1:1/auth/oauth/callback";
@@ -188,20 +188,6 @@ fn mcp_vars(store: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn oauth_vars(provider: &LocalProvider, store: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("OAUTH_PROVIDER", "oidc".into()),
-        ("OAUTH_ISSUER", provider.base.clone()),
-        ("OAUTH_CLIENT_ID", CLIENT_ID.into()),
-        ("OAUTH_CLIENT_SECRET", CLIENT_SECRET.into()),
-        ("OAUTH_SCOPES", "openid email profile".into()),
-        ("OAUTH_ALLOWED_EMAILS", "ada@example.com".into()),
-        ("OAUTH_REDIRECT_URI", REDIRECT_URI.into()),
-        ("STATE_SECRET", STATE_SECRET.into()),
-        ("STATE_STORE", store.into()),
-    ]
-}
-
 async fn start(name: &str, vars: &[(&'static str, String)]) -> Option<Example> {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     example_process::start(name, &vars).await
@@ -226,68 +212,53 @@ async fn ping(http: &reqwest::Client, base: &str, ip: &str, cred: (&str, String)
     )
 }
 
-/// Valid API keys (`token == false`) or bearer tokens, round robin over the four MCP
-/// servers, from ordinary client IPs.
-async fn drive_valid(
+/// Requests of one `class` (`ApiKey`, `Token` or `WrongKey`), round robin over the four MCP
+/// servers: valid keys and tokens from ordinary client IPs (`seed` staggers two drivers of
+/// one class), wrong keys from `ATTACKER_IPS` addresses.
+async fn drive_pings(
     bases: Vec<String>,
     records: Records,
     until: Instant,
-    token_auth: bool,
+    class: Class,
     seed: usize,
 ) {
     let http = reqwest::Client::new();
     let mut i = seed;
     while Instant::now() < until {
         let instance = i % bases.len();
-        let (who, cred) = if token_auth {
-            let who = (i / bases.len()) % TOKEN_SUBJECTS;
-            let t = token(&format!("soak-user-{who}"));
-            (who, ("authorization", format!("Bearer {t}")))
-        } else {
-            let who = (i / bases.len()) % KEYS;
-            (who, ("x-api-key", api_key(who)))
+        let round = i / bases.len();
+        let (who, ip, cred) = match class {
+            Class::ApiKey => {
+                let who = round % KEYS;
+                (
+                    who,
+                    format!("203.0.113.{}", i % 250),
+                    ("x-api-key", api_key(who)),
+                )
+            }
+            Class::Token => {
+                let who = round % TOKEN_SUBJECTS;
+                let t = token(&format!("soak-user-{who}"));
+                (
+                    who,
+                    format!("203.0.113.{}", i % 250),
+                    ("authorization", format!("Bearer {t}")),
+                )
+            }
+            _ => {
+                let who = round % ATTACKER_IPS;
+                (
+                    who,
+                    format!("198.51.100.{who}"),
+                    ("x-api-key", format!("wrong-{i}")),
+                )
+            }
         };
-        let ip = format!("203.0.113.{}", i % 250);
         let start = Instant::now();
         let (status, counted) = ping(&http, &bases[instance], &ip, cred).await;
-        let class = if token_auth {
-            Class::Token
-        } else {
-            Class::ApiKey
-        };
         records.lock().unwrap().push(Record {
             instance,
             class,
-            who,
-            status,
-            counted,
-            error: None,
-            start,
-            end: Instant::now(),
-        });
-        i += 1;
-    }
-}
-
-/// Wrong keys from `ATTACKER_IPS` addresses, round robin over the four MCP servers.
-async fn drive_wrong_keys(bases: Vec<String>, records: Records, until: Instant) {
-    let http = reqwest::Client::new();
-    let mut i = 0usize;
-    while Instant::now() < until {
-        let instance = i % bases.len();
-        let who = (i / bases.len()) % ATTACKER_IPS;
-        let ip = format!("198.51.100.{who}");
-        let start = Instant::now();
-        let (status, counted) = ping(
-            &http,
-            &bases[instance],
-            &ip,
-            ("x-api-key", format!("wrong-{i}")),
-        )
-        .await;
-        records.lock().unwrap().push(Record {
-            instance,
-            class: Class::WrongKey,
             who,
             status,
             counted,
@@ -477,7 +448,12 @@ async fn soak_three_instances_on_redis_one_on_postgres() {
     let provider = LocalProvider::start().await;
     provider.register(REDIRECT_URI);
     for _ in 0..3 {
-        let Some(server) = start("oauth_login", &oauth_vars(&provider, &redis.url())).await else {
+        let Some(server) = start(
+            "oauth_login",
+            &oauth_example::vars(&provider, REDIRECT_URI, &redis.url()),
+        )
+        .await
+        else {
             return;
         };
         fleet.oauth.push(server);
@@ -520,28 +496,34 @@ async fn soak_three_instances_on_redis_one_on_postgres() {
     let began = Instant::now();
     let until = began + duration;
     let mut tasks = vec![
-        tokio::spawn(drive_valid(
+        tokio::spawn(drive_pings(
             bases.clone(),
             Arc::clone(&records),
             until,
-            false,
+            Class::ApiKey,
             0,
         )),
-        tokio::spawn(drive_valid(
+        tokio::spawn(drive_pings(
             bases.clone(),
             Arc::clone(&records),
             until,
-            false,
+            Class::ApiKey,
             7,
         )),
-        tokio::spawn(drive_valid(
+        tokio::spawn(drive_pings(
             bases.clone(),
             Arc::clone(&records),
             until,
-            true,
+            Class::Token,
             0,
         )),
-        tokio::spawn(drive_wrong_keys(bases.clone(), Arc::clone(&records), until)),
+        tokio::spawn(drive_pings(
+            bases.clone(),
+            Arc::clone(&records),
+            until,
+            Class::WrongKey,
+            0,
+        )),
         tokio::spawn(drive_mcp_sessions(
             bases.clone(),
             Arc::clone(&records),
@@ -641,8 +623,10 @@ async fn soak_three_instances_on_redis_one_on_postgres() {
         }
     }
     println!(
-        "\nthroughput: {:.0} requests/s over all classes",
-        records.len() as f64 / elapsed.as_secs_f64()
+        "\nthroughput: {:.0} requests/s over all classes; slowest single request {:.0?} during the outage, {:.0?} outside it",
+        records.len() as f64 / elapsed.as_secs_f64(),
+        report.slowest_during,
+        report.slowest_outside
     );
     println!(
         "quota probes (2 x {QUOTA} requests, one subject): redis admitted/refused {quota_redis:?}, postgres {quota_pg:?}"
@@ -701,6 +685,9 @@ struct Report {
     max_401: u32,
     /// The most 401s one IP got from one store outside the outage.
     max_401_outside: u32,
+    /// The slowest request or flow during / outside the outage.
+    slowest_during: Duration,
+    slowest_outside: Duration,
 }
 
 /// Asserts the invariants over every record and sums them up.
@@ -712,6 +699,15 @@ fn check(records: &[Record], outage: &Outage, elapsed: Duration) -> Report {
     let mut attackers: HashMap<(&str, usize), (u32, bool)> = HashMap::new();
     for r in records {
         let during = outage.overlaps(r.start, r.end);
+        let took = r.end - r.start;
+        if matches!(r.class, Class::ApiKey | Class::Token | Class::WrongKey) {
+            let slowest = if during {
+                &mut report.slowest_during
+            } else {
+                &mut report.slowest_outside
+            };
+            *slowest = (*slowest).max(took);
+        }
         let row = report.by_class.entry(r.class).or_default();
         row.total += 1;
         *row.statuses.entry(r.status).or_default() += 1;
@@ -818,8 +814,9 @@ fn check(records: &[Record], outage: &Outage, elapsed: Duration) -> Report {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "flood: FLOOD_IPS=1000000 FLOOD_CAP=1000000 cargo test --all-features --test it soak::flood -- --ignored"]
 async fn flood_of_distinct_client_ips_stays_under_the_memory_store_cap() {
-    let ips = env_num("FLOOD_IPS", 100_000);
-    let cap = env_num("FLOOD_CAP", 20_000);
+    let ips = env_num("FLOOD_IPS", 60_000);
+    let cap = env_num("FLOOD_CAP", 15_000);
+    let every = (ips / 20).max(1);
     let vars = [
         (
             "MCP_API_KEYS",
@@ -850,11 +847,12 @@ async fn flood_of_distinct_client_ips_stays_under_the_memory_store_cap() {
                     if n >= ips {
                         return;
                     }
-                    // 10.0.0.0/8 and beyond: 2^24 distinct addresses, then IPv6.
+                    // 10.0.0.0/8: 2^24 distinct addresses, then one IPv6 /64 each (the
+                    // lockout groups IPv6 clients by /64).
                     let ip = if n < 1 << 24 {
                         format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
                     } else {
-                        format!("2001:db8::{n:x}")
+                        format!("2001:db8:{:x}:{:x}::1", n >> 16, n & 0xffff)
                     };
                     let res = http
                         .post(format!("{base}/mcp"))
@@ -864,7 +862,7 @@ async fn flood_of_distinct_client_ips_stays_under_the_memory_store_cap() {
                         .await
                         .unwrap();
                     assert_eq!(res.status(), 401, "request {n}");
-                    if n % (cap.max(1_000) / 2) == 0 {
+                    if n % every == 0 {
                         samples.lock().unwrap().push((n, rss_mb(pid)));
                     }
                 }
