@@ -50,15 +50,15 @@ const JWT_SECRET: &str = "soak-test-jwt-secret-of-32-bytes-or-more!";
 /// Where the provider sends the browser back: the load balancer's address in a real
 /// deployment. The test plays the balancer and sends each callback to some instance.
 const REDIRECT_URI: &str = "http://127.0.0.1:1/auth/oauth/callback";
-const KEYS: usize = 16;
-const TOKEN_SUBJECTS: usize = 8;
+const KEYS: usize = 4;
+const TOKEN_SUBJECTS: usize = 2;
 /// `RATE_LIMIT` per caller per `QUOTA_WINDOW_SECS`: one cell back every 90 s.
 const QUOTA: u32 = 40;
 const QUOTA_WINDOW_SECS: u64 = 3600;
 /// `FAILED_AUTH_LIMIT` per client IP per `LOCKOUT_WINDOW_SECS`: one back every 360 s.
 const LOCKOUT: u32 = 10;
 const LOCKOUT_WINDOW_SECS: u64 = 3600;
-const ATTACKER_IPS: usize = 50;
+const ATTACKER_IPS: usize = 10;
 /// No process of the soak may exceed this resident set size.
 const RSS_BOUND_MB: u64 = 256;
 /// After Redis answers again, how long clients may still see the outage (the connection
