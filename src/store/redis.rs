@@ -30,7 +30,7 @@ const REFUND_LUA: &str = include_str!("redis/refund.lua");
 ///   itself after a Redis restart or a dropped socket; calls made while it is down fail fast
 ///   with [`StoreError::Unavailable`] / [`StoreError::Timeout`] instead of hanging.
 /// * Redis Cluster (feature `redis-cluster`; a `redis+cluster://h1:p1,h2:p2` URL or
-///   [`cluster_builder`](Self::cluster_builder)): one async cluster connection that sends each
+///   `RedisStore::cluster_builder`): one async cluster connection that sends each
 ///   command to the master owning its key's slot, follows `MOVED` / `ASK` and refreshes the
 ///   slot map after a failover. Every operation touches exactly one key (scripts included),
 ///   so no command ever spans two slots. Replicas are never read: a replica may lag, and a

@@ -367,13 +367,42 @@ async fn assert_lockout_shared(bases: &[String], ip: &str) {
     }
 }
 
-/// Every instance of `bases` still refuses `ip` (the lockout survived the Redis restart).
-async fn assert_still_locked(bases: &[String], ip: &str) {
+/// After the Redis restart, `ip` is still locked out and `sub`'s quota still spent on every
+/// instance of `bases`: of `n + 3` more tries (wrong keys, then valid tokens) spread over
+/// them, at most the `n` cells that came back since `spent` pass (a store that forgot would
+/// let all of them through).
+async fn assert_still_spent(bases: &[String], ip: &str, sub: &str, spent: Instant) {
     let http = reqwest::Client::new();
-    for base in bases {
-        let (status, _) = ping(&http, base, ip, ("x-api-key", "bad".into())).await;
-        assert_eq!(status, 429, "{ip} still locked out on {base}");
+    let back = refills(spent.elapsed(), LOCKOUT, LOCKOUT_WINDOW_SECS);
+    let mut passed = 0;
+    for i in 0..back as usize + 3 {
+        let (status, _) = ping(
+            &http,
+            &bases[i % bases.len()],
+            ip,
+            ("x-api-key", "bad".into()),
+        )
+        .await;
+        assert!(matches!(status, 401 | 429), "{status}");
+        passed += u32::from(status == 401);
     }
+    assert!(
+        passed <= back,
+        "{ip}: {passed} wrong keys let through after the restart (+{back})"
+    );
+    let back = refills(spent.elapsed(), QUOTA, QUOTA_WINDOW_SECS);
+    let mut passed = 0;
+    for i in 0..back as usize + 3 {
+        let t = token(sub);
+        let cred = ("authorization", format!("Bearer {t}"));
+        let (status, _) = ping(&http, &bases[i % bases.len()], "203.0.113.250", cred).await;
+        assert!(matches!(status, 400 | 429), "{status}");
+        passed += u32::from(status == 400);
+    }
+    assert!(
+        passed <= back,
+        "{sub}: {passed} admitted after the restart (+{back})"
+    );
 }
 
 /// Quotas are exact across instances: `2 * QUOTA` requests of one subject spread over
@@ -472,6 +501,7 @@ async fn soak_three_instances_on_redis_one_on_postgres() {
     }
 
     // Before the restart: lockouts shared, quotas exact.
+    let probes_started = Instant::now();
     assert_lockout_shared(redis_bases, "192.0.2.1").await;
     assert_lockout_shared(pg_bases, "192.0.2.2").await;
     let quota_redis = assert_quota_exact(redis_bases, "quota-probe-redis").await;
@@ -567,20 +597,14 @@ async fn soak_three_instances_on_redis_one_on_postgres() {
 
     // After the restart: the lockouts and the spent quota are still there.
     tokio::time::sleep(RECONNECT_GRACE).await;
-    assert_still_locked(redis_bases, "192.0.2.1").await;
-    assert_still_locked(pg_bases, "192.0.2.2").await;
-    let http = reqwest::Client::new();
-    for base in redis_bases {
-        let t = token("quota-probe-redis");
-        let (status, _) = ping(
-            &http,
-            base,
-            "203.0.113.250",
-            ("authorization", format!("Bearer {t}")),
-        )
-        .await;
-        assert_eq!(status, 429, "the spent quota survived the Redis restart");
-    }
+    assert_still_spent(
+        redis_bases,
+        "192.0.2.1",
+        "quota-probe-redis",
+        probes_started,
+    )
+    .await;
+    assert_still_spent(pg_bases, "192.0.2.2", "quota-probe-pg", probes_started).await;
     for (i, server) in fleet
         .mcp
         .iter_mut()
