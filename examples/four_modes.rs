@@ -20,7 +20,8 @@
 //! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
 //! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `ALLOWED_ORIGINS` | loopback | browser origins allowed besides `http(s)://localhost`, `127.0.0.1`, `[::1]` (any port); other `Origin`s get 403 `invalid_origin`; `off` disables the check |
-//! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
+//! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…` (feature `redis`), `redis+cluster://h1:p1,h2:p2` (feature `redis-cluster`), `postgres://…` (feature `postgres`), `sqlite:path` (feature `sqlite`) |
+//! | `MEMORY_STORE_MAX_ENTRIES` | `1000000` | with `STATE_STORE=memory`: the most keys the store holds (one per locked-out client IP) |
 //!
 //! Routes: `POST /mcp` (public endpoint), `POST /users/alice/mcp` (private to the local user
 //! `alice`: API keys with `"userId": "alice"`, HS256 tokens without `iss`; a token of an

@@ -20,7 +20,9 @@
 //! | `TRUSTED_PROXIES` | none | proxy addresses / CIDRs whose `CLIENT_IP_HEADER` gives the client IP |
 //! | `CLIENT_IP_HEADER` | `X-Forwarded-For` | the one header read from trusted proxies: `X-Forwarded-For`, `Forwarded` or a single-address header (`CF-Connecting-IP`, `X-Real-IP`) |
 //! | `ALLOWED_ORIGINS` | loopback | browser origins allowed besides `http(s)://localhost`, `127.0.0.1`, `[::1]` (any port); other `Origin`s get 403 `invalid_origin`; `off` disables the check |
-//! | `STATE_STORE` | `memory` | where the lockout is counted: `memory`, `redis://…`, `postgres://…`, `sqlite:path` (with the matching feature) |
+//! | `STATE_STORE` | `memory` | where the lockout and the quota are counted: `memory`, `redis://…`, `redis+cluster://h1:p1,h2:p2`, `postgres://…`, `sqlite:path` (with the matching feature) |
+//! | `MEMORY_STORE_MAX_ENTRIES` | `1000000` | with `STATE_STORE=memory`: the most keys the store holds (lockout and quota buckets) |
+//! | `RATE_LIMIT`, `RATE_LIMIT_WINDOW_SECS` | unset, `60` | a quota per caller (issuer and user): `RATE_LIMIT` requests per window, `RateLimit-*` headers, 429 past it |
 //! | `MCP_TOOL_PERMISSIONS` | `false` | opt-in per-tool permissions: `tools/call` needs `tools/call:<tool>` (an API key's permission, or granted by `MCP_SCOPE_PERMISSIONS`; a token scope counts only literally: `tools/call`, `tools/call:<tool>`); `tools/list` shows only callable tools |
 //!
 //! Out of the box every authenticated caller (holding `OAUTH_SCOPES`, when set) lists and
@@ -77,7 +79,7 @@ async fn run() -> Result<(), Error> {
     let addr = env_or("MCP_AUTH_ADDR", "127.0.0.1:8080");
     let auth_env = AuthEnv::from_env()?;
     let tool_permissions = env_bool("MCP_TOOL_PERMISSIONS", false)?;
-    let (lockout, state_store) = env::lockout_from_env().await?;
+    let (lockout, quota, state_store) = env::limits_from_env().await?;
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let bound = listener.local_addr()?;
@@ -105,6 +107,10 @@ async fn run() -> Result<(), Error> {
         .await?
         .endpoint("/mcp", auth_env.mode())
         .failed_auth_limit(lockout);
+    let auth = match quota {
+        Some(quota) => auth.rate_limit(quota),
+        None => auth,
+    };
     let app = if tool_permissions {
         let rules = McpRules::new()
             .public(["tools/list"])

@@ -99,6 +99,7 @@
 //! | `aws-lc-rs` | no | jsonwebtoken's aws-lc-rs backend (wins when both are on) |
 //! | `axum` | no | [`Identity`] as an axum extractor; client IPs from axum's `ConnectInfo` |
 //! | `redis` | no | `store::RedisStore` (Lua GCRA on server time, Cluster-ready keys; Redis 6.2+) |
+//! | `redis-cluster` | no | `store::RedisStore` on a Redis Cluster (`redis+cluster://…`, `RedisStore::cluster_builder`) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx; Rust 1.94+) |
 //! | `sqlite` | no | `store::SqliteStore` (sqlx, bundled SQLite; Rust 1.94+) |
 //! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |

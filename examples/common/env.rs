@@ -2,13 +2,14 @@
 //! defaults as `four_modes`.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_mcp_auth::origin::OriginLayer;
-use tower_mcp_auth::store::Quota;
+use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
     metadata::ProtectedResourceMetadata,
-    rate_limit::{ClientIpResolver, FailedAuthLimitLayer, ForwardedHeader},
+    rate_limit::{ClientIpResolver, FailedAuthLimitLayer, ForwardedHeader, RateLimitLayer},
     ApiKeyRegistry, EndpointPolicy, JwtVerifier, McpAuth, McpAuthBuilder, ScopeMap,
 };
 
@@ -33,12 +34,23 @@ pub fn env_bool(name: &str, default: bool) -> Result<bool, Error> {
 
 /// The failed-auth lockout: `FAILED_AUTH_LIMIT` wrong credentials (default 20) per
 /// `FAILED_AUTH_WINDOW_SECS` (default 60) per client IP, as one GCRA bucket, counted in
-/// `STATE_STORE` (`memory`, the default; `redis://…`, `postgres://…`, `sqlite:path` with the
+/// `STATE_STORE` (`memory`, the default, holding at most `MEMORY_STORE_MAX_ENTRIES` keys,
+/// default 1,000,000; `redis://…`, `redis+cluster://…`, `postgres://…`, `sqlite:path` with the
 /// matching feature, shared by every instance). Client IPs: the socket peer, or, when it is in
 /// `TRUSTED_PROXIES` (comma-separated addresses / CIDRs, default none), the one header
 /// `CLIENT_IP_HEADER` (default `X-Forwarded-For`; `Forwarded`, or a single-address header
 /// such as `CF-Connecting-IP` / `X-Real-IP`). Also returns the store's scheme, for the log.
 pub async fn lockout_from_env() -> Result<(FailedAuthLimitLayer, String), Error> {
+    let (lockout, _, scheme) = limits_from_env().await?;
+    Ok((lockout, scheme))
+}
+
+/// [`lockout_from_env`], plus an optional quota per caller (issuer and user) counted in the
+/// same store: `RATE_LIMIT` requests (unset: no quota) per `RATE_LIMIT_WINDOW_SECS`
+/// (default 60), as one GCRA bucket (`RATE_LIMIT` at once, then one back every window /
+/// limit), with `RateLimit-*` headers and 429 past it.
+pub async fn limits_from_env(
+) -> Result<(FailedAuthLimitLayer, Option<RateLimitLayer>, String), Error> {
     let limit: u32 = env_or("FAILED_AUTH_LIMIT", "20")
         .parse()
         .map_err(|e| format!("FAILED_AUTH_LIMIT: {e}"))?;
@@ -48,14 +60,45 @@ pub async fn lockout_from_env() -> Result<(FailedAuthLimitLayer, String), Error>
     let quota = Quota::new(limit, Duration::from_secs(window))
         .map_err(|e| format!("FAILED_AUTH_LIMIT / FAILED_AUTH_WINDOW_SECS: {e}"))?;
     let url = env_or("STATE_STORE", "memory");
-    let store = tower_mcp_auth::store::connect(&url)
-        .await
-        .map_err(|e| format!("STATE_STORE: {e}"))?;
+    let store = store_from_env(&url).await?;
     let scheme = url.split("://").next().unwrap_or("memory").to_owned();
+    let rate_limit = match non_empty("RATE_LIMIT") {
+        None => None,
+        Some(limit) => {
+            let limit: u32 = limit.parse().map_err(|e| format!("RATE_LIMIT: {e}"))?;
+            let window: u64 = env_or("RATE_LIMIT_WINDOW_SECS", "60")
+                .parse()
+                .map_err(|e| format!("RATE_LIMIT_WINDOW_SECS: {e}"))?;
+            let quota = Quota::new(limit, Duration::from_secs(window))
+                .map_err(|e| format!("RATE_LIMIT / RATE_LIMIT_WINDOW_SECS: {e}"))?;
+            Some(RateLimitLayer::from_shared(Arc::clone(&store), quota))
+        }
+    };
     Ok((
         FailedAuthLimitLayer::from_shared(store, quota).client_ip(client_ip_from_env()?),
+        rate_limit,
         scheme,
     ))
+}
+
+/// The store `STATE_STORE` names; `memory` holds at most `MEMORY_STORE_MAX_ENTRIES` keys.
+async fn store_from_env(url: &str) -> Result<Arc<dyn StateStore>, Error> {
+    if let (true, Some(cap)) = (
+        matches!(url.trim(), "" | "memory"),
+        non_empty("MEMORY_STORE_MAX_ENTRIES"),
+    ) {
+        let cap: usize = cap
+            .parse()
+            .map_err(|e| format!("MEMORY_STORE_MAX_ENTRIES: {e}"))?;
+        let store = MemoryStore::builder()
+            .max_entries(cap)
+            .build()
+            .map_err(|e| format!("MEMORY_STORE_MAX_ENTRIES: {e}"))?;
+        return Ok(Arc::new(store));
+    }
+    Ok(tower_mcp_auth::store::connect(url)
+        .await
+        .map_err(|e| format!("STATE_STORE: {e}"))?)
 }
 
 /// `TRUSTED_PROXIES` and `CLIENT_IP_HEADER`, as described at [`lockout_from_env`].

@@ -11,6 +11,7 @@ use super::{MemoryStore, StateStore, StoreError};
 /// |---|---|---|
 /// | `memory` (or empty) | [`MemoryStore`] | — |
 /// | `redis://…`, `rediss://…` | `RedisStore` | `redis` |
+/// | `redis+cluster://h1:p1,h2:p2`, `rediss+cluster://…` | `RedisStore` on a Redis Cluster | `redis-cluster` |
 /// | `postgres://…`, `postgresql://…` | `PostgresStore` (migrations run) | `postgres` |
 /// | `sqlite:path` | `SqliteStore` (WAL, migrations run) | `sqlite` |
 ///
@@ -31,11 +32,11 @@ pub async fn connect(url: &str) -> Result<Arc<dyn StateStore>, StoreError> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "" | "memory" => Ok(Arc::new(MemoryStore::new())),
-        "redis" | "rediss" => redis(url).await,
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => redis(url).await,
         "postgres" | "postgresql" => postgres(url).await,
         "sqlite" => sqlite(url).await,
         _ => Err(StoreError::Config(
-            "unknown state store URL: use memory, redis://, postgres:// or sqlite:".into(),
+            "unknown state store URL: use memory, redis://, redis+cluster://, postgres:// or sqlite:".into(),
         )),
     }
 }

@@ -16,7 +16,7 @@
 //! | store | feature | use it for |
 //! |---|---|---|
 //! | [`MemoryStore`] | always | one process; bounded, sharded, no background thread |
-//! | `RedisStore` | `redis` | several instances; Lua scripts with server time, Cluster-ready keys |
+//! | `RedisStore` | `redis` (`redis-cluster` for a Redis Cluster) | several instances; Lua scripts with server time, one key per operation |
 //! | `PostgresStore` | `postgres` | durable OAuth state and tokens, server time |
 //! | `SqliteStore` | `sqlite` | durable state for one host (WAL, busy timeout) |
 //!

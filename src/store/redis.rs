@@ -1,4 +1,9 @@
-//! [`RedisStore`] (feature `redis`): the distributed store. See the type's docs.
+//! [`RedisStore`] (feature `redis`): the distributed store, on one server or (feature
+//! `redis-cluster`) a Redis Cluster. See the type's docs.
+
+#[cfg(feature = "redis-cluster")]
+mod cluster;
+mod connection;
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +15,7 @@ use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use super::error::check_ttl;
 use super::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::deferred::Deferred;
+use connection::Connection;
 
 const BACKEND: &str = "redis";
 const DEFAULT_PREFIX: &str = "mcp-auth:";
@@ -17,12 +23,18 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const GCRA_LUA: &str = include_str!("redis/gcra.lua");
 const REFUND_LUA: &str = include_str!("redis/refund.lua");
 
-/// A [`StateStore`] in Redis 6.2+ (or Valkey): the distributed engine once one process is not
-/// enough.
+/// A [`StateStore`] in Redis 6.2+ (or Valkey), on one server or a Redis Cluster: the
+/// distributed engine once one process is not enough.
 ///
-/// * One [`ConnectionManager`]: a multiplexed connection that reconnects by itself after a
-///   Redis restart or a dropped socket; calls made while it is down fail fast with
-///   [`StoreError::Unavailable`] / [`StoreError::Timeout`] instead of hanging.
+/// * One server: one [`ConnectionManager`], a multiplexed connection that reconnects by
+///   itself after a Redis restart or a dropped socket; calls made while it is down fail fast
+///   with [`StoreError::Unavailable`] / [`StoreError::Timeout`] instead of hanging.
+/// * Redis Cluster (feature `redis-cluster`; a `redis+cluster://h1:p1,h2:p2` URL or
+///   `RedisStore::cluster_builder`): one async cluster connection that sends each
+///   command to the master owning its key's slot, follows `MOVED` / `ASK` and refreshes the
+///   slot map after a failover. Every operation touches exactly one key (scripts included),
+///   so no command ever spans two slots. Replicas are never read: a replica may lag, and a
+///   quota or a single-use value must be decided on one copy.
 /// * GCRA is one Lua script (`EVALSHA`, loaded again on `NOSCRIPT`) timed by the server's
 ///   `TIME`, so instances with skewed clocks still share one quota. A rate-limit key expires
 ///   (`PX`) when its bucket is full again, so idle clients cost no memory.
@@ -49,7 +61,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: Box<str>,
     gcra: Script,
     refund: Script,
@@ -71,10 +83,19 @@ struct Inner {
 /// ```
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
     prefix: String,
     response_timeout: Duration,
     connection_timeout: Duration,
+}
+
+/// Where a [`RedisStoreBuilder`] connects.
+enum Target {
+    /// A URL: one server, or a `redis+cluster://` node list.
+    Url(String),
+    /// Cluster seed nodes, one URL each.
+    #[cfg(feature = "redis-cluster")]
+    Nodes(Vec<String>),
 }
 
 impl RedisStore {
@@ -90,20 +111,44 @@ impl RedisStore {
         Self::builder(url).build().await
     }
 
-    /// Starts configuring a store for `url` (`redis://`, `rediss://` with a TLS feature of
-    /// the `redis` crate, or `unix://`).
+    /// Starts configuring a store for `url`: one server (`redis://`, `rediss://` with a TLS
+    /// feature of the `redis` crate, or `unix://`), or with feature `redis-cluster` a Redis
+    /// Cluster, `redis+cluster://[user:password@]host:port,host:port,...` (`rediss+cluster://`
+    /// for TLS): the seed nodes, each given the same credentials; the rest of the cluster is
+    /// discovered. Without that feature a cluster URL fails [`build`](RedisStoreBuilder::build)
+    /// with [`StoreError::Config`].
     ///
     /// ```
     /// use tower_mcp_auth::store::RedisStore;
     /// let builder = RedisStore::builder("redis://127.0.0.1:6379").prefix("app:");
+    /// let cluster = RedisStore::builder("redis+cluster://10.0.0.1:7000,10.0.0.2:7000");
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: DEFAULT_PREFIX.to_owned(),
-            response_timeout: DEFAULT_TIMEOUT,
-            connection_timeout: DEFAULT_TIMEOUT,
-        }
+        RedisStoreBuilder::new(Target::Url(url.into()))
+    }
+
+    /// Starts configuring a store on the Redis Cluster reached through `nodes` (seed node
+    /// URLs, `redis://host:port` or `rediss://…`; one reachable node is enough, the others
+    /// are discovered).
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::RedisStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = RedisStore::cluster_builder(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .prefix("app:")
+    ///     .build()
+    ///     .await?;
+    /// assert!(store.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster_builder<I>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisStoreBuilder::new(Target::Nodes(nodes.into_iter().map(Into::into).collect()))
     }
 
     /// Wraps a connection manager you already have.
@@ -117,15 +162,55 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub fn from_manager(manager: ConnectionManager, prefix: &str) -> Result<Self, StoreError> {
+        Self::from_connection(Connection::Single(manager), prefix)
+    }
+
+    /// Wraps a Redis Cluster connection you already have.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::RedisStore;
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::cluster::ClusterClient::new(["redis://10.0.0.1:7000"])?;
+    /// let conn = client.get_async_connection().await?;
+    /// let store = RedisStore::from_cluster_connection(conn, "app:")?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn from_cluster_connection(
+        conn: ::redis::cluster_async::ClusterConnection,
+        prefix: &str,
+    ) -> Result<Self, StoreError> {
+        Self::from_connection(Connection::Cluster(conn), prefix)
+    }
+
+    fn from_connection(conn: Connection, prefix: &str) -> Result<Self, StoreError> {
         check_prefix(prefix)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: manager,
+                conn,
                 prefix: prefix.into(),
                 gcra: Script::new(GCRA_LUA),
                 refund: Script::new(REFUND_LUA),
             }),
         })
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    ///
+    /// ```no_run
+    /// use tower_mcp_auth::store::RedisStore;
+    /// # async fn demo() -> Result<(), tower_mcp_auth::store::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert!(!store.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        match self.inner.conn {
+            Connection::Single(_) => false,
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(_) => true,
+        }
     }
 
     /// The key prefix.
@@ -151,6 +236,15 @@ impl RedisStore {
 }
 
 impl RedisStoreBuilder {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            response_timeout: DEFAULT_TIMEOUT,
+            connection_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
     /// Prefix for every key this store writes (default `mcp-auth:`). Stores sharing a prefix
     /// share their quotas and values; use distinct prefixes for tenants or environments.
     /// Must not contain `{` or `}` (they would change the Cluster hash tag).
@@ -165,7 +259,8 @@ impl RedisStoreBuilder {
     }
 
     /// How long to wait for any reply before failing with [`StoreError::Timeout`]
-    /// (default 2 s).
+    /// (default 2 s). On a cluster this bounds the whole command, redirections and the
+    /// retries during a failover included.
     ///
     /// ```
     /// use std::time::Duration;
@@ -192,7 +287,8 @@ impl RedisStoreBuilder {
     }
 
     /// Validates the configuration, connects and returns the store. Fails with
-    /// [`StoreError::Unavailable`] if Redis cannot be reached now.
+    /// [`StoreError::Unavailable`] if Redis cannot be reached now (on a cluster: no seed
+    /// node answers), [`StoreError::Config`] for a bad URL or prefix.
     ///
     /// ```no_run
     /// use tower_mcp_auth::store::RedisStore;
@@ -202,8 +298,27 @@ impl RedisStoreBuilder {
     /// ```
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         check_prefix(&self.prefix)?;
+        let conn = match &self.target {
+            Target::Url(url) => self.connect_url(url).await?,
+            #[cfg(feature = "redis-cluster")]
+            Target::Nodes(nodes) => self.connect_cluster(nodes).await?,
+        };
+        RedisStore::from_connection(conn, &self.prefix)
+    }
+
+    async fn connect_url(&self, url: &str) -> Result<Connection, StoreError> {
+        #[cfg(feature = "redis-cluster")]
+        if let Some(nodes) = cluster::node_urls(url) {
+            return self.connect_cluster(&nodes?).await;
+        }
+        #[cfg(not(feature = "redis-cluster"))]
+        if is_cluster_url(url) {
+            return Err(StoreError::Config(
+                "a redis+cluster:// URL needs the `redis-cluster` cargo feature".into(),
+            ));
+        }
         // The URL may carry a password: report the parse failure without it.
-        let client = ::redis::Client::open(self.url.as_str())
+        let client = ::redis::Client::open(url)
             .map_err(|_| StoreError::Config("invalid Redis URL".into()))?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
@@ -211,8 +326,22 @@ impl RedisStoreBuilder {
         let manager = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(map_err)?;
-        RedisStore::from_manager(manager, &self.prefix)
+        Ok(Connection::Single(manager))
     }
+
+    #[cfg(feature = "redis-cluster")]
+    async fn connect_cluster(&self, nodes: &[String]) -> Result<Connection, StoreError> {
+        let conn = cluster::connect(nodes, self.response_timeout, self.connection_timeout).await?;
+        Ok(Connection::Cluster(conn))
+    }
+}
+
+/// `redis+cluster://…` / `rediss+cluster://…`, recognised even without the feature so the
+/// error says what is missing.
+#[cfg(not(feature = "redis-cluster"))]
+fn is_cluster_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.to_ascii_lowercase().ends_with("+cluster"))
 }
 
 impl StateStore for RedisStore {
@@ -326,6 +455,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.prefix)
+            .field("cluster", &self.is_cluster())
             .finish_non_exhaustive()
     }
 }
@@ -408,6 +538,19 @@ mod tests {
         assert_eq!(ttl_millis(Duration::from_nanos(1)), 1);
         assert_eq!(ttl_millis(Duration::from_millis(1500)), 1500);
         assert_eq!(ttl_millis(Duration::from_micros(1500)), 2);
+    }
+
+    #[cfg(not(feature = "redis-cluster"))]
+    #[tokio::test]
+    async fn a_cluster_url_without_the_feature_says_what_is_missing() {
+        assert!(is_cluster_url("REDIS+CLUSTER://a:1,b:2"));
+        assert!(!is_cluster_url("redis://a:1"));
+        let err = RedisStore::connect("rediss+cluster://:secret@a:1,b:2")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("redis-cluster"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

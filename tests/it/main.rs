@@ -40,5 +40,6 @@ mod rate_limit;
 mod rmcp_example;
 mod server_examples;
 mod session_cookie;
+mod soak;
 mod store_conformance;
 mod token_exchange;

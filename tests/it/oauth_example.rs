@@ -83,7 +83,11 @@ async fn spawn(port: u16, vars: &[(&str, String)]) -> Option<Server> {
     Some(server)
 }
 
-fn vars(provider: &LocalProvider, redirect_uri: &str, store: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn vars(
+    provider: &LocalProvider,
+    redirect_uri: &str,
+    store: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         ("OAUTH_PROVIDER", "oidc".into()),
         ("OAUTH_ISSUER", provider.base.clone()),

@@ -25,14 +25,14 @@ async fn start(vars: &[(&str, &str)]) -> Option<Example> {
     example_process::start("rmcp_server", vars).await
 }
 
-enum Cred<'a> {
+pub(crate) enum Cred<'a> {
     Key(&'a str),
     Token(&'a str),
 }
 
 /// initialize + notifications/initialized over streamable HTTP, with the credential on
 /// every request.
-async fn connect(base: &str, cred: Cred<'_>) -> RunningService<RoleClient, ()> {
+pub(crate) async fn connect(base: &str, cred: Cred<'_>) -> RunningService<RoleClient, ()> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp"));
     match cred {
         Cred::Key(key) => {
@@ -57,7 +57,7 @@ async fn connect(base: &str, cred: Cred<'_>) -> RunningService<RoleClient, ()> {
     client
 }
 
-async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
+pub(crate) async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
     let mut names: Vec<String> = client
         .list_all_tools()
         .await
@@ -69,14 +69,14 @@ async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
     names
 }
 
-fn text(result: &CallToolResult) -> &str {
+pub(crate) fn text(result: &CallToolResult) -> &str {
     match result.content.first() {
         Some(ContentBlock::Text(t)) => &t.text,
         other => panic!("expected text content, got {other:?}"),
     }
 }
 
-async fn whoami(client: &RunningService<RoleClient, ()>) -> Value {
+pub(crate) async fn whoami(client: &RunningService<RoleClient, ()>) -> Value {
     let result = client
         .call_tool(CallToolRequestParams::new("whoami"))
         .await
@@ -84,7 +84,7 @@ async fn whoami(client: &RunningService<RoleClient, ()>) -> Value {
     serde_json::from_str(text(&result)).expect("whoami answers JSON")
 }
 
-async fn echo(
+pub(crate) async fn echo(
     client: &RunningService<RoleClient, ()>,
     message: &str,
 ) -> Result<CallToolResult, rmcp::ServiceError> {

@@ -230,6 +230,25 @@ mod cases {
         assert!(!s.gcra("shared", q, 1).await.unwrap().allowed);
     }
 
+    pub async fn gcra_on_odd_keys_keeps_one_bucket_each(b: Arc<Backend>) {
+        let s = &b.store;
+        let q = Quota::new(1, Duration::from_secs(60)).unwrap();
+        // Braces are Cluster hash tags: each key still stays one bucket, in one slot.
+        let keys = ["", "{", "}", "{}", "{tag}", "a}b{c", "ключ 🔑"];
+        for key in keys {
+            allowed(&s.gcra(key, q, 1).await.unwrap());
+        }
+        for key in keys {
+            assert!(
+                !s.gcra(key, q, 1).await.unwrap().allowed,
+                "{}: {key:?}",
+                b.name
+            );
+            s.gcra_refund(key, q, 1).await.unwrap();
+            allowed(&s.gcra_peek(key, q, 1).await.unwrap());
+        }
+    }
+
     pub async fn insert_if_absent_only_once(b: Arc<Backend>) {
         let s = &b.store;
         let ttl = Duration::from_secs(60);
@@ -368,27 +387,11 @@ mod cases {
     }
 }
 
-/// Generates one `#[tokio::test]` per case for a backend fixture.
+/// Generates the tests of a backend fixture: one `#[tokio::test]` per case
+/// (`conformance_suite!(memory)`), or one test running every case in turn on one local
+/// Redis Cluster, started once and torn down at the end (`conformance_suite!(cluster redis_cluster)`).
 macro_rules! conformance_suite {
-    ($backend:ident) => {
-        conformance_suite!(@cases $backend:
-            gcra_burst_then_deny,
-            gcra_replenishes_over_time,
-            gcra_peek_does_not_consume,
-            gcra_refund_gives_back_what_was_consumed,
-            concurrent_reserve_and_refund_leave_the_bucket_full,
-            gcra_cost_above_burst_is_never_allowed,
-            gcra_and_values_are_separate,
-            insert_if_absent_only_once,
-            take_returns_once,
-            values_expire,
-            put_overwrites_and_delete_removes,
-            zero_ttl_is_rejected,
-            concurrent_take_has_one_winner,
-            concurrent_gcra_admits_exactly_the_burst,
-        );
-    };
-    (@cases $backend:ident: $($case:ident),* $(,)?) => {
+    (@cases each $backend:ident: $($case:ident),* $(,)?) => {
         mod $backend {
             use super::*;
             $(
@@ -399,11 +402,57 @@ macro_rules! conformance_suite {
             )*
         }
     };
+    (@cases cluster $backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+
+            /// Three masters and three replicas started by the test: each case runs with
+            /// its own key prefix, then the cluster is torn down.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn every_case_on_a_local_cluster() {
+                let Some(cluster) = store_common::RedisCluster::start().await else {
+                    return;
+                };
+                $(
+                    eprintln!("{}: {}", stringify!($backend), stringify!($case));
+                    run(store_common::$backend(&cluster).await, cases::$case).await;
+                )*
+                cluster.stop();
+            }
+        }
+    };
+    (@list $how:ident $backend:ident) => {
+        conformance_suite!(@cases $how $backend:
+            gcra_burst_then_deny,
+            gcra_replenishes_over_time,
+            gcra_peek_does_not_consume,
+            gcra_refund_gives_back_what_was_consumed,
+            concurrent_reserve_and_refund_leave_the_bucket_full,
+            gcra_cost_above_burst_is_never_allowed,
+            gcra_and_values_are_separate,
+            gcra_on_odd_keys_keeps_one_bucket_each,
+            insert_if_absent_only_once,
+            take_returns_once,
+            values_expire,
+            put_overwrites_and_delete_removes,
+            zero_ttl_is_rejected,
+            concurrent_take_has_one_winner,
+            concurrent_gcra_admits_exactly_the_burst,
+        );
+    };
+    (cluster $backend:ident) => {
+        conformance_suite!(@list cluster $backend);
+    };
+    ($backend:ident) => {
+        conformance_suite!(@list each $backend);
+    };
 }
 
 conformance_suite!(memory);
 #[cfg(feature = "redis")]
 conformance_suite!(redis);
+#[cfg(feature = "redis-cluster")]
+conformance_suite!(cluster redis_cluster);
 #[cfg(feature = "postgres")]
 conformance_suite!(postgres);
 #[cfg(feature = "sqlite")]
@@ -459,7 +508,7 @@ mod memory_only {
 #[cfg(feature = "redis")]
 mod redis_only {
     use super::*;
-    use store_common::{random_id, redis_cleanup, redis_url, unreachable};
+    use store_common::{free_port, random_id, redis_cleanup, redis_url, unreachable, RedisServer};
     use tower_mcp_auth::store::RedisStore;
 
     async fn client(prefix: &str) -> Option<RedisStore> {
@@ -562,67 +611,23 @@ mod redis_only {
         assert!(matches!(hash, Err(StoreError::Corrupt { .. })), "{hash:?}");
     }
 
-    /// A private `redis-server` on a free port, killed when dropped (also when a test panics).
-    struct PrivateRedis(std::process::Child);
-
-    impl PrivateRedis {
-        fn spawn(port: u16) -> std::io::Result<Self> {
-            std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .map(Self)
-        }
-
-        fn stop(mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    impl Drop for PrivateRedis {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
     /// Kills the store's Redis and starts it again: while it is down the store fails fast
     /// with `Unavailable`, afterwards it recovers on its own. Needs `redis-server` in PATH
     /// (installed wherever the shared Redis runs): a skip locally without it, a failure in CI.
     #[tokio::test]
     async fn reconnects_after_a_redis_restart() {
-        // A free port: bind to :0, read it, release it for redis-server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let server = match PrivateRedis::spawn(port) {
-            Ok(server) => server,
-            Err(err) => {
-                store_common::unreachable("redis-server (binary)", "PATH", &err);
-                return;
-            }
+        let Some(mut server) = RedisServer::start(free_port(), &[]).await else {
+            return;
         };
-        let url = format!("redis://127.0.0.1:{port}");
-        let mut store = None;
-        for _ in 0..50 {
-            tokio::time::sleep(ms(100)).await;
-            if let Ok(s) = RedisStore::connect(&url).await {
-                store = Some(s);
-                break;
-            }
-        }
-        let store = store.expect("the private redis-server answers within 5 s");
+        let store = RedisStore::connect(&server.url()).await.unwrap();
         let q = Quota::per_hour(100).unwrap();
         assert!(store.gcra("k", q, 1).await.unwrap().allowed);
 
-        server.stop();
+        server.kill();
         let down = store.gcra("k", q, 1).await.unwrap_err();
         assert!(down.is_unavailable(), "{down:?}");
 
-        let _server = PrivateRedis::spawn(port).unwrap();
+        server.restart().await;
         let mut recovered = false;
         for _ in 0..50 {
             tokio::time::sleep(ms(100)).await;
@@ -645,6 +650,259 @@ mod redis_only {
         let err = RedisStore::connect("not a url").await.unwrap_err();
         assert!(matches!(err, StoreError::Config(_)), "{err:?}");
         assert!(!err.to_string().contains("not a url"));
+    }
+}
+
+/// Redis Cluster only: the ways to name a cluster, and a master failover under traffic.
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster_only {
+    use super::*;
+    use crate::common::{assert_error, client, registry, routes, serve, ALICE_KEY};
+    use std::time::Instant;
+    use store_common::{random_id, RedisCluster};
+    use tower_mcp_auth::rate_limit::{FailMode, RateLimitLayer};
+    use tower_mcp_auth::store::RedisStore;
+    use tower_mcp_auth::{EndpointPolicy, McpAuth};
+
+    #[tokio::test]
+    async fn bad_cluster_urls_are_config_errors_and_a_dead_cluster_is_unavailable() {
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://:secret@127.0.0.1:1,,127.0.0.1:2",
+        ] {
+            let err = RedisStore::connect(url).await.unwrap_err();
+            assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        let err = RedisStore::builder("redis+cluster://:secret@127.0.0.1:1")
+            .connection_timeout(ms(300))
+            .response_timeout(ms(300))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(!format!("{err:?}").contains("secret"), "{err:?}");
+        let err = RedisStore::cluster_builder(Vec::<String>::new())
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    }
+
+    /// A `redis+cluster://` URL, a seed list and `store::connect` reach one cluster: stores
+    /// on one prefix share a quota, whichever way they were built.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn url_seed_list_and_connect_share_one_cluster() {
+        let Some(cluster) = RedisCluster::start().await else {
+            return;
+        };
+        let prefix = format!("tma-test:{}:", random_id());
+        let by_url = RedisStore::builder(cluster.url())
+            .prefix(&prefix)
+            .build()
+            .await
+            .unwrap();
+        let by_seeds = RedisStore::cluster_builder(cluster.seeds()[3..].to_vec())
+            .prefix(&prefix)
+            .build()
+            .await
+            .unwrap();
+        let by_connect = tower_mcp_auth::store::connect(&cluster.url())
+            .await
+            .unwrap();
+        assert!(by_url.is_cluster() && by_seeds.is_cluster());
+        assert!(format!("{by_url:?}").contains("cluster: true"));
+        let q = Quota::new(4, Duration::from_secs(3600)).unwrap();
+        let mut admitted = 0;
+        for i in 0..9 {
+            let store = if i % 2 == 0 { &by_url } else { &by_seeds };
+            admitted += usize::from(store.gcra("shared", q, 1).await.unwrap().allowed);
+        }
+        assert_eq!(admitted, 4);
+        // `connect` uses the default prefix: its own quota.
+        assert!(by_connect.gcra("shared", q, 1).await.unwrap().allowed);
+        cluster.stop();
+    }
+
+    /// What one probe saw.
+    #[derive(Default, Debug)]
+    struct Seen {
+        probes: u32,
+        /// fail-open app: served without `RateLimit-*` headers (not limited).
+        open_unlimited: u32,
+        /// fail-closed app: 503 `temporarily_unavailable`.
+        closed_503: u32,
+        /// store errors on the killed master's slot.
+        same_slot_errors: u32,
+        /// reads of a key on another master, every 20 ms meanwhile: answered / failed.
+        other_slot_ok: u32,
+        other_slot_errors: u32,
+    }
+
+    /// A master is killed under traffic; its replica takes over and the same store (the
+    /// application is not restarted) recovers, with the data written before the kill. Two
+    /// apps on that store show what clients see meanwhile: fail-open serves every request
+    /// unlimited, fail-closed answers 503 `temporarily_unavailable`; nothing else (no 500).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_killed_master_fails_over_and_the_store_recovers() {
+        let Some(mut cluster) = RedisCluster::start().await else {
+            return;
+        };
+        let prefix = format!("tma-test:{}:", random_id());
+        let store: Arc<dyn StateStore> = Arc::new(
+            RedisStore::builder(cluster.url())
+                .prefix(&prefix)
+                .response_timeout(ms(500))
+                .connection_timeout(ms(500))
+                .build()
+                .await
+                .unwrap(),
+        );
+        // A cell comes back every 43 minutes: what was consumed stays consumed in this test.
+        let limit = 1_000;
+        let q = Quota::new(limit, Duration::from_secs(30 * 24 * 3600)).unwrap();
+        let app = |mode: FailMode| {
+            let store = Arc::clone(&store);
+            move |_: &str| {
+                let auth = McpAuth::builder()
+                    .api_keys(registry())
+                    .default_policy(EndpointPolicy::api_key_only())
+                    .rate_limit(RateLimitLayer::from_shared(store, q).fail_mode(mode))
+                    .build()
+                    .unwrap();
+                routes().layer(auth)
+            }
+        };
+        let open = serve(app(FailMode::Open)).await;
+        let closed = serve(app(FailMode::Closed)).await;
+        let post = |base: &str| {
+            client()
+                .post(format!("{base}/mcp"))
+                .header("x-api-key", ALICE_KEY)
+                .send()
+        };
+        let remaining = |res: &reqwest::Response| -> Option<u64> {
+            res.headers()
+                .get("ratelimit-remaining")?
+                .to_str()
+                .ok()?
+                .parse()
+                .ok()
+        };
+        // Both apps count alice in one bucket; find the master holding it.
+        assert_eq!(post(&open).await.unwrap().status(), 200);
+        assert_eq!(post(&closed).await.unwrap().status(), 200);
+        let (victim, bucket) = cluster.find_key(&format!("{prefix}*")).await.unwrap();
+        let slot = cluster.slot(&bucket).await;
+        // A value on the victim's slot and one on another master's.
+        let mut same = None;
+        let mut other = None;
+        for i in 0.. {
+            let key = format!("flow-{i}");
+            let on = cluster
+                .master_of_slot(cluster.slot(&format!("{prefix}kv:{{{key}}}")).await)
+                .await;
+            match on.map(|n| n.port) {
+                Some(p) if p == victim && same.is_none() => same = Some(key),
+                Some(p) if p != victim && other.is_none() => other = Some(key),
+                _ => {}
+            }
+            if same.is_some() && other.is_some() {
+                break;
+            }
+        }
+        let (same, other) = (same.unwrap(), other.unwrap());
+        let ttl = Duration::from_secs(600);
+        store.put(&same, b"same".to_vec(), ttl).await.unwrap();
+        store.put(&other, b"other".to_vec(), ttl).await.unwrap();
+        cluster.wait_replicated(victim).await;
+
+        cluster.kill(victim);
+        let killed = Instant::now();
+        let mut seen = Seen::default();
+        // Meanwhile, a key on a surviving master is read every 20 ms.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other_reads = {
+            let (store, done, other) = (Arc::clone(&store), Arc::clone(&done), other.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, 0);
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    match store.get(&other).await {
+                        Ok(v) => {
+                            assert_eq!(v.as_deref(), Some(&b"other"[..]));
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            assert!(e.is_unavailable(), "{e:?}");
+                            failed += 1;
+                        }
+                    }
+                    tokio::time::sleep(ms(20)).await;
+                }
+                (ok, failed)
+            })
+        };
+        let mut recovered = None;
+        while killed.elapsed() < Duration::from_secs(60) {
+            seen.probes += 1;
+            let res = post(&open).await.unwrap();
+            assert_eq!(res.status(), 200, "fail-open never refuses");
+            seen.open_unlimited += u32::from(remaining(&res).is_none());
+            let res = post(&closed).await.unwrap();
+            let closed_ok = match res.status().as_u16() {
+                200 => true,
+                503 => {
+                    assert!(res.headers().get("ratelimit-remaining").is_none());
+                    assert_error(res, 503, "temporarily_unavailable").await;
+                    seen.closed_503 += 1;
+                    false
+                }
+                other => panic!("fail-closed answered {other} during the failover"),
+            };
+            let same_ok = match store.get(&same).await {
+                Ok(v) => {
+                    assert_eq!(
+                        v.as_deref(),
+                        Some(&b"same"[..]),
+                        "replicated before the kill"
+                    );
+                    true
+                }
+                Err(e) => {
+                    assert!(e.is_unavailable(), "{e:?}");
+                    seen.same_slot_errors += 1;
+                    false
+                }
+            };
+            if closed_ok && same_ok {
+                recovered = Some(killed.elapsed());
+                break;
+            }
+            tokio::time::sleep(ms(100)).await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (seen.other_slot_ok, seen.other_slot_errors) = other_reads.await.unwrap();
+        let recovered = recovered.expect("the store recovers within 60 s of the kill");
+        // The replica took over the slot, and nothing written before the kill was lost.
+        let new_master = cluster
+            .master_of_slot(slot)
+            .await
+            .expect("a master for the slot");
+        assert_ne!(new_master.port, victim);
+        assert_eq!(store.take(&same).await.unwrap(), Some(b"same".to_vec()));
+        assert_eq!(store.take(&same).await.unwrap(), None);
+        assert_eq!(store.get(&other).await.unwrap(), Some(b"other".to_vec()));
+        let res = post(&open).await.unwrap();
+        let left = remaining(&res).expect("limited again");
+        assert!(
+            left <= u64::from(limit) - 3,
+            "the bucket survived the failover: {left}"
+        );
+        // The first probe went to the dead master: clients did see the outage.
+        assert!(seen.closed_503 >= 1 && seen.open_unlimited >= 1, "{seen:?}");
+        eprintln!("failover: recovered {recovered:?} after the kill; {seen:?}");
+        cluster.wait_healthy(Duration::from_secs(30)).await;
+        cluster.stop();
     }
 }
 

@@ -12,6 +12,13 @@ use std::time::Duration;
 
 use tower_mcp_auth::store::{ManualClock, MemoryStore, StateStore};
 
+#[cfg(feature = "redis")]
+mod redis_server;
+#[cfg(feature = "redis-cluster")]
+pub use redis_server::RedisCluster;
+#[cfg(feature = "redis")]
+pub use redis_server::{free_port, RedisServer};
+
 pub type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A store under test, plus how to move its time forward and how to clean it up.
@@ -130,6 +137,24 @@ pub async fn redis() -> Option<Backend> {
         store: Arc::new(store),
         clock: None,
         cleanup: Some(Box::new(move || Box::pin(redis_cleanup(prefix)))),
+    })
+}
+
+/// A store with a fresh prefix on `cluster` (the cluster is torn down by its owner).
+#[cfg(feature = "redis-cluster")]
+pub async fn redis_cluster(cluster: &RedisCluster) -> Option<Backend> {
+    use tower_mcp_auth::store::RedisStore;
+    let store = RedisStore::builder(cluster.url())
+        .prefix(format!("tma-test:{}:", random_id()))
+        .build()
+        .await
+        .expect("the local cluster is up");
+    assert!(store.is_cluster());
+    Some(Backend {
+        name: "redis-cluster",
+        store: Arc::new(store),
+        clock: None,
+        cleanup: None,
     })
 }
 
