@@ -24,7 +24,14 @@ fn has(tool: &str) -> bool {
 }
 
 /// The install directory with the SDK and the client script, or `None` (skip) without Node.
+/// Installed once per test process: the tests that use it run in parallel, and concurrent
+/// `npm install`s into one directory break each other's `node_modules`.
 pub(crate) fn client_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(install).clone()
+}
+
+fn install() -> Option<PathBuf> {
     if !has("node") || !has("npm") {
         assert!(
             std::env::var("CI").is_err(),
