@@ -132,6 +132,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
+mod keyed_tag;
 pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]

@@ -333,7 +333,9 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         let lockout = lockout.stacked(self.sources.clone(), outer);
         let api_key = api_key.stacked(self.sources.clone(), inner);
         let bearer = bearer.stacked(self.sources.clone(), inner);
-        let policy = self.policy.credential_sources(&self.sources).build()?;
+        let mut policy = self.policy.credential_sources(&self.sources);
+        policy.record_decision = M::READS_DECISION;
+        let policy = policy.build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
             origin: self.origin.unwrap_or_else(OriginLayer::disabled),
@@ -353,11 +355,14 @@ mod sealed {
     /// What goes inside the policy layer: nothing, or the MCP permissions layer.
     pub trait InnerLayer {
         type Layer;
+        /// Whether the layer reads the policy layer's decision from the request.
+        const READS_DECISION: bool;
         fn build(self, policy: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError>;
     }
 
     impl InnerLayer for () {
         type Layer = tower_layer::Identity;
+        const READS_DECISION: bool = false;
         fn build(self, _: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
             Ok(tower_layer::Identity::new())
         }
@@ -365,6 +370,7 @@ mod sealed {
 
     impl InnerLayer for McpRules {
         type Layer = McpPermissionsLayer;
+        const READS_DECISION: bool = true;
         fn build(self, _: &EndpointPolicyLayer) -> Result<Self::Layer, PolicyError> {
             // Refusals read the policy layer's decision from the request: nothing to share.
             Ok(McpRules::build(self)?)

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -12,7 +13,10 @@ use subtle::ConstantTimeEq;
 
 use crate::deferred::Deferred;
 use crate::identity::{AuthMethod, Identity};
+use crate::keyed_tag::KeyedTag;
 use crate::prehashed::PassThrough;
+
+use super::verified::VerifiedKeys;
 
 /// Name of the environment variable [`ApiKeyRegistry::from_env`] reads.
 pub const MCP_API_KEYS_ENV: &str = "MCP_API_KEYS";
@@ -136,11 +140,32 @@ pub struct KeyStoreError(pub String);
 pub trait KeyStore: Send + Sync + 'static {
     /// Finds the key with this hash, `Ok(None)` if there is none.
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>>;
+
+    /// Finds the key a request presented, in plaintext. This is what
+    /// [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) calls; the default hashes the key and
+    /// calls [`find`](Self::find). [`ApiKeyRegistry`] answers a key it has seen before from
+    /// its verified-key cache instead, without hashing it again. An implementation must not
+    /// keep `presented` (nor log it): only its hash may be stored.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyStore};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build();
+    /// let found = registry.find_key("k-123").try_into_ready().ok().unwrap().unwrap();
+    /// assert_eq!(found.unwrap().identity.name(), "ci");
+    /// ```
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        self.find(&KeyHash::of(presented))
+    }
 }
 
 impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
         (**self).find(hash)
+    }
+
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        (**self).find_key(presented)
     }
 }
 
@@ -216,7 +241,16 @@ impl ApiKeySpec {
         self
     }
 
-    fn into_stored(self) -> StoredKey {
+    /// The registry entry for this spec (not revoked).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeySpec, api_key::StoredKey};
+    ///
+    /// let key: StoredKey = ApiKeySpec::new("ci").user_id("alice").into_stored();
+    /// assert_eq!(key.identity.user_id(), Some("alice"));
+    /// assert!(!key.revoked);
+    /// ```
+    pub fn into_stored(self) -> StoredKey {
         let mut b = Identity::builder(AuthMethod::ApiKey, self.name).permissions(self.permissions);
         if let Some(u) = self.user_id {
             b = b.user_id(u);
@@ -276,10 +310,35 @@ pub enum RegistryError {
 
 type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 
-/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
+/// Default bound of the verified-key cache of an [`ApiKeyRegistry`]
+/// ([`ApiKeyRegistryBuilder::verified_key_cache`]).
 ///
-/// The registry is immutable once built (lookups take no lock). To add or revoke keys at run
-/// time, implement [`KeyStore`] over a database.
+/// ```
+/// assert_eq!(tower_mcp_auth::api_key::DEFAULT_VERIFIED_KEYS, 10_000);
+/// ```
+pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
+
+/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code, and
+/// changed at run time through its own methods ([`insert`](Self::insert),
+/// [`revoke`](Self::revoke), [`remove`](Self::remove), [`replace_all`](Self::replace_all)).
+///
+/// Clones share one set of keys: a change through any clone is seen by every layer holding
+/// the registry.
+///
+/// ## The verified-key cache
+///
+/// A key is hashed (SHA-256) the first time it is presented; the registry then remembers
+/// the entry it found under a keyed 128-bit SipHash-2-4 tag of the presented key (random
+/// per-process key, constant-time comparison), so the next requests with that key cost one
+/// SipHash and one shard lookup instead of a SHA-256. Neither the key nor its hash is kept
+/// in the cache, only keys the registry holds are cached (guesses never fill it), and it is
+/// bounded ([`ApiKeyRegistryBuilder::verified_key_cache`]).
+///
+/// **Every change made through the registry's methods invalidates the cache**: a revoked,
+/// removed or replaced key is looked up again on its next use, including by a request that
+/// raced the change. Code that keeps the registry in step with a database (a sync task)
+/// must change it only through these methods; there is no other way to reach the keys.
+/// Expiry and revocation are checked on every request, for cached entries as well.
 ///
 /// ```
 /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
@@ -294,10 +353,23 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 ///     .key("k-123", ApiKeySpec::new("ci").permissions(["tools/list"]))
 ///     .build();
 /// assert!(format!("{registry:?}").contains("keys: 1"));
+///
+/// // Revoked at run time: the next request with the key is refused.
+/// assert!(registry.revoke(&KeyHash::of("k-123")));
+/// let found = registry.find_key("k-123").try_into_ready().ok().unwrap().unwrap();
+/// assert!(found.unwrap().revoked);
 /// ```
 #[derive(Clone)]
 pub struct ApiKeyRegistry {
-    keys: Arc<KeyMap>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keys: RwLock<KeyMap>,
+    /// Bumped by every change of `keys`, while its write lock is held; a cached entry
+    /// counts only in the generation it was read in.
+    generation: AtomicU64,
+    verified: VerifiedKeys,
 }
 
 impl ApiKeyRegistry {
@@ -305,6 +377,7 @@ impl ApiKeyRegistry {
     pub fn builder() -> ApiKeyRegistryBuilder {
         ApiKeyRegistryBuilder {
             keys: KeyMap::default(),
+            verified_keys: DEFAULT_VERIFIED_KEYS,
         }
     }
 
@@ -346,19 +419,118 @@ impl ApiKeyRegistry {
         Ok(builder.build())
     }
 
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyMap> {
+        self.shared
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys().len()
     }
 
     /// Whether the registry holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys().is_empty()
     }
 
-    /// Looks up a hash synchronously.
-    pub fn get(&self, hash: &KeyHash) -> Option<&StoredKey> {
-        self.keys.get(hash)
+    /// Looks up a hash synchronously (a copy of the entry: the registry may change).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build();
+    /// assert_eq!(registry.get(&KeyHash::of("k-123")).unwrap().identity.name(), "ci");
+    /// assert!(registry.get(&KeyHash::of("other")).is_none());
+    /// ```
+    pub fn get(&self, hash: &KeyHash) -> Option<StoredKey> {
+        self.keys().get(hash).cloned()
+    }
+
+    /// Applies `change` to the keys and invalidates the verified-key cache: the one way
+    /// every mutation goes.
+    fn change<R>(&self, change: impl FnOnce(&mut KeyMap) -> R) -> R {
+        let mut keys = self
+            .shared
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = change(&mut keys);
+        // Under the write lock: a lookup that read the old keys holds the old generation
+        // (see `find_key`), so its cache entry can never hit after this point.
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        drop(keys);
+        self.shared.verified.clear();
+        result
+    }
+
+    /// Adds a key by its hash, or replaces the entry of that hash; returns the entry it
+    /// replaced. Takes an [`ApiKeySpec`] or a [`StoredKey`].
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().build();
+    /// assert!(registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci")).is_none());
+    /// let old = registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci-2")).unwrap();
+    /// assert_eq!(old.identity.name(), "ci");
+    /// assert_eq!(registry.get(&KeyHash::of("k-1")).unwrap().identity.name(), "ci-2");
+    /// ```
+    pub fn insert(&self, hash: KeyHash, key: impl Into<StoredKey>) -> Option<StoredKey> {
+        let key = key.into();
+        self.change(|keys| keys.insert(hash, key))
+    }
+
+    /// Marks the key with this hash revoked (rejected as `invalid_credentials` from the next
+    /// request on); `false` when there is no such key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.revoke(&KeyHash::of("k-1")));
+    /// assert!(registry.get(&KeyHash::of("k-1")).unwrap().revoked);
+    /// assert!(!registry.revoke(&KeyHash::of("unknown")));
+    /// ```
+    pub fn revoke(&self, hash: &KeyHash) -> bool {
+        self.change(|keys| match keys.get_mut(hash) {
+            Some(key) => {
+                key.revoked = true;
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Removes the key with this hash (unknown from the next request on); returns its entry.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.remove(&KeyHash::of("k-1")).is_some());
+    /// assert!(registry.is_empty());
+    /// ```
+    pub fn remove(&self, hash: &KeyHash) -> Option<StoredKey> {
+        self.change(|keys| keys.remove(hash))
+    }
+
+    /// Replaces every key at once (for a sync from a database: requests see either the old
+    /// set or the new one, never a mix).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("old", ApiKeySpec::new("a")).build();
+    /// registry.replace_all([(KeyHash::of("new"), ApiKeySpec::new("b").into_stored())]);
+    /// assert!(registry.get(&KeyHash::of("old")).is_none());
+    /// assert_eq!(registry.len(), 1);
+    /// ```
+    pub fn replace_all(&self, keys: impl IntoIterator<Item = (KeyHash, StoredKey)>) {
+        let fresh: KeyMap = keys.into_iter().collect();
+        self.change(|keys| *keys = fresh);
     }
 }
 
@@ -375,13 +547,36 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 impl KeyStore for ApiKeyRegistry {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
-        Deferred::ready(Ok(self.keys.get(hash).cloned()))
+        Deferred::ready(Ok(self.get(hash)))
+    }
+
+    /// From the verified-key cache when this key was seen in the current generation,
+    /// otherwise hashed, looked up and remembered (see the [type docs](ApiKeyRegistry)).
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        let shared = &*self.shared;
+        let tag = KeyedTag::of(presented);
+        // Read before the keys: a change bumps it under the keys' write lock, so an entry
+        // read from old keys is always stamped with an old generation.
+        let generation = shared.generation.load(Ordering::Acquire);
+        if let Some(key) = shared.verified.get(&tag, generation) {
+            return Deferred::ready(Ok(Some(key)));
+        }
+        let found = self.get(&KeyHash::of(presented));
+        if let Some(key) = &found {
+            shared.verified.insert(tag, key.clone(), generation);
+        }
+        Deferred::ready(Ok(found))
     }
 }
 
 impl fmt::Debug for ApiKeyRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKeyRegistry {{ keys: {} }}", self.keys.len())
+        write!(
+            f,
+            "ApiKeyRegistry {{ keys: {}, verified_key_cache: {} }}",
+            self.len(),
+            self.shared.verified.capacity()
+        )
     }
 }
 
@@ -389,6 +584,13 @@ impl fmt::Debug for ApiKeyRegistry {
 #[must_use]
 pub struct ApiKeyRegistryBuilder {
     keys: KeyMap,
+    verified_keys: usize,
+}
+
+impl From<ApiKeySpec> for StoredKey {
+    fn from(spec: ApiKeySpec) -> Self {
+        spec.into_stored()
+    }
 }
 
 impl fmt::Debug for ApiKeyRegistryBuilder {
@@ -417,10 +619,28 @@ impl ApiKeyRegistryBuilder {
         self
     }
 
+    /// Bounds the verified-key cache to `max_entries` keys (default
+    /// [`DEFAULT_VERIFIED_KEYS`]); `0` turns it off, so every request hashes its key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::ApiKeyRegistry;
+    ///
+    /// let registry = ApiKeyRegistry::builder().verified_key_cache(0).build();
+    /// assert!(format!("{registry:?}").contains("verified_key_cache: 0"));
+    /// ```
+    pub fn verified_key_cache(mut self, max_entries: usize) -> Self {
+        self.verified_keys = max_entries;
+        self
+    }
+
     /// Finishes the registry.
     pub fn build(self) -> ApiKeyRegistry {
         ApiKeyRegistry {
-            keys: Arc::new(self.keys),
+            shared: Arc::new(Shared {
+                keys: RwLock::new(self.keys),
+                generation: AtomicU64::new(0),
+                verified: VerifiedKeys::new(self.verified_keys),
+            }),
         }
     }
 }
@@ -466,6 +686,72 @@ mod tests {
             ApiKeyRegistry::from_json(r#"{"k": {"name": "x", "expiresAt": "tomorrow"}}"#),
             Err(RegistryError::InvalidJson(_))
         ));
+    }
+
+    fn found(r: &ApiKeyRegistry, key: &str) -> Option<StoredKey> {
+        r.find_key(key)
+            .try_into_ready()
+            .expect("in-memory lookups are ready")
+            .expect("never unavailable")
+    }
+
+    #[test]
+    fn verified_key_cache_holds_known_keys_only_and_follows_every_change() {
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .build();
+        for _ in 0..3 {
+            assert!(found(&r, "guess").is_none());
+        }
+        assert_eq!(r.shared.verified.len(), 0, "unknown keys are not cached");
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "one");
+        assert_eq!(r.shared.verified.len(), 1);
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "one");
+
+        let h = KeyHash::of("k1");
+        assert!(r.revoke(&h));
+        assert!(
+            found(&r, "k1").unwrap().revoked,
+            "revoke reaches a cached key"
+        );
+        r.insert(h, ApiKeySpec::new("two"));
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "two");
+        // A clone shares keys and cache.
+        let clone = r.clone();
+        assert!(clone.remove(&h).is_some());
+        assert!(found(&r, "k1").is_none(), "remove reaches a cached key");
+        r.replace_all([(h, ApiKeySpec::new("three").into_stored())]);
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "three");
+        r.replace_all([]);
+        assert!(found(&r, "k1").is_none());
+        assert!(!r.revoke(&h));
+    }
+
+    #[test]
+    fn an_entry_read_before_a_change_never_hits_after_it() {
+        // A lookup that read the keys before a change caches with the old generation.
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .build();
+        let old_generation = r.shared.generation.load(Ordering::Acquire);
+        let stale = r.get(&KeyHash::of("k1")).unwrap();
+        assert!(r.revoke(&KeyHash::of("k1")));
+        r.shared
+            .verified
+            .insert(KeyedTag::of("k1"), stale, old_generation);
+        assert!(found(&r, "k1").unwrap().revoked);
+    }
+
+    #[test]
+    fn without_the_cache_every_lookup_reads_the_keys() {
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .verified_key_cache(0)
+            .build();
+        assert!(found(&r, "k1").is_some());
+        assert_eq!(r.shared.verified.len(), 0);
+        assert!(r.revoke(&KeyHash::of("k1")));
+        assert!(found(&r, "k1").unwrap().revoked);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub(crate) struct PolicyConfig {
     pub(crate) realm: String,
     pub(crate) public_base_url: Option<String>,
     pub(crate) api_key_query: bool,
+    /// Whether the [`Decision`](super::decision::Decision) goes into the request extensions
+    /// for the layers inside. Always, except in an [`McpAuth`](crate::McpAuth) stack whose
+    /// inner layers never read it (no MCP rules): an extension costs an allocation.
+    pub(crate) record_decision: bool,
 }
 
 impl PolicyConfig {
@@ -157,6 +161,7 @@ impl EndpointPolicyLayer {
                 realm: "mcp".to_owned(),
                 public_base_url: None,
                 api_key_query: true,
+                record_decision: true,
             }),
         }
     }
@@ -170,6 +175,7 @@ impl EndpointPolicyLayer {
             realm: "mcp".to_owned(),
             public_base_url: None,
             api_key_query: true,
+            record_decision: true,
         }
     }
 
@@ -223,6 +229,7 @@ pub struct EndpointPolicyLayerBuilder {
     pub(crate) realm: String,
     pub(crate) public_base_url: Option<String>,
     pub(crate) api_key_query: bool,
+    pub(crate) record_decision: bool,
 }
 
 impl EndpointPolicyLayerBuilder {
@@ -312,6 +319,7 @@ impl EndpointPolicyLayerBuilder {
             realm: self.realm,
             public_base_url,
             api_key_query: self.api_key_query,
+            record_decision: self.record_decision,
         }))
     }
 }

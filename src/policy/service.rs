@@ -64,7 +64,9 @@ where
                     parts.extensions.insert(identity);
                 }
                 // Later layers read the decision instead of resolving the policy again.
-                parts.extensions.insert(decision);
+                if config.record_decision {
+                    parts.extensions.insert(decision);
+                }
                 PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body)))
             }
             Err((error, method)) => {

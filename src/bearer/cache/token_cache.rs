@@ -1,7 +1,7 @@
 //! The sharded, bounded map of verified tokens behind [`CachedVerifier`](super::CachedVerifier)
 //! and the introspection cache.
 //!
-//! - Keys are a keyed 128-bit tag of the token ([`TokenTag`](super::token_tag::TokenTag)),
+//! - Keys are a keyed 128-bit tag of the token ([`KeyedTag`](crate::keyed_tag::KeyedTag)),
 //!   never the token: a memory dump or a `Debug` print of the cache holds no usable
 //!   credential, every key has the same small size, and a hit costs no SHA-256 of the token.
 //! - The map is split into shards, each behind its own `RwLock`, so there is no global lock;
@@ -12,26 +12,19 @@
 //!   ago goes. FIFO needs no bookkeeping on hits (so hits stay read-only) and, since tokens
 //!   expire, the oldest entry is also the one closest to being useless.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::identity::Identity;
-use crate::prehashed::PassThrough;
 
-pub(crate) use super::token_tag::TokenTag as TokenHash;
+pub(crate) use crate::keyed_tag::KeyedTag as TokenHash;
 
-/// A map keyed by [`TokenHash`] that does not hash the key again.
-pub(crate) type TokenMap<V> = HashMap<TokenHash, V, PassThrough>;
+use crate::keyed_tag::shards_for;
+pub(crate) use crate::keyed_tag::{shard_count, TagMap as TokenMap};
 
 type Map = TokenMap<Entry>;
-
-/// Shards of a token-keyed table: four per core, as a power of two, at most 64.
-pub(crate) fn shard_count() -> usize {
-    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (parallelism * 4).next_power_of_two().clamp(1, 64)
-}
 
 struct Entry {
     identity: Identity,
@@ -99,13 +92,7 @@ impl TokenCache {
     /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
     /// `max_entries == 0` or a zero `max_ttl` disables caching.
     pub(crate) fn new(max_entries: usize, max_ttl: Duration) -> Self {
-        let wanted = shard_count();
-        // Never more shards than entries, so every shard holds at least one.
-        let shards = if max_entries == 0 {
-            1
-        } else {
-            wanted.min(prev_power_of_two(max_entries))
-        };
+        let shards = shards_for(max_entries);
         Self {
             shards: (0..shards).map(|_| RwLock::default()).collect(),
             per_shard: max_entries / shards,
@@ -171,14 +158,6 @@ impl TokenCache {
     /// Upper bound on the number of entries.
     pub(crate) fn capacity(&self) -> usize {
         self.per_shard * self.shards.len()
-    }
-}
-
-fn prev_power_of_two(n: usize) -> usize {
-    if n.is_power_of_two() {
-        n
-    } else {
-        n.next_power_of_two() / 2
     }
 }
 

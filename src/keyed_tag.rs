@@ -1,21 +1,49 @@
-//! The cache key of a token: a 128-bit keyed SipHash-2-4 tag instead of its SHA-256.
+//! The cache key of a credential: a 128-bit keyed SipHash-2-4 tag instead of its SHA-256.
 //!
-//! A cache hit must not cost a cryptographic hash of the whole token (SHA-256 of a JWT is
-//! most of a hit). The tag is SipHash-2-4 (a pseudorandom function designed for exactly this:
+//! Used by the verified-token cache ([`CachedVerifier`](crate::bearer::CachedVerifier)) and
+//! the verified-key cache of [`ApiKeyRegistry`](crate::ApiKeyRegistry). A cache hit must not
+//! cost a cryptographic hash of the whole credential (SHA-256 of a JWT or an API key is most
+//! of a hit). The tag is SipHash-2-4 (a pseudorandom function designed for exactly this:
 //! short keyed tags of attacker-chosen input) under a key drawn from the operating system once
 //! per process, in its 128-bit form (the `siphasher` crate). So:
 //!
-//! - the cache still holds no usable credential: a tag is a PRF output, not the token;
-//! - without the key nobody can choose a token whose tag equals a cached one (a forged hit
+//! - the cache still holds no usable credential: a tag is a PRF output, not the credential;
+//! - without the key nobody can choose a credential whose tag equals a cached one (a forged hit
 //!   succeeds with probability about entries / 2^128 per attempt);
 //! - tags are compared in constant time ([`subtle`]), so the map's equality check leaks
 //!   nothing about a stored tag.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 use subtle::ConstantTimeEq;
+
+use crate::prehashed::PassThrough;
+
+/// A map keyed by [`KeyedTag`] that does not hash the key again.
+pub(crate) type TagMap<V> = HashMap<KeyedTag, V, PassThrough>;
+
+/// Shards of a tag-keyed table: four per core, as a power of two, at most 64.
+pub(crate) fn shard_count() -> usize {
+    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (parallelism * 4).next_power_of_two().clamp(1, 64)
+}
+
+/// Shards of a bounded tag-keyed table of at most `max_entries`: [`shard_count`], but never
+/// more shards than entries (so every shard holds at least one), and one for an empty bound.
+pub(crate) fn shards_for(max_entries: usize) -> usize {
+    if max_entries == 0 {
+        return 1;
+    }
+    let at_most = if max_entries.is_power_of_two() {
+        max_entries
+    } else {
+        max_entries.next_power_of_two() / 2
+    };
+    shard_count().min(at_most)
+}
 
 /// The process's tag key, from the operating system's random number generator.
 fn process_key() -> (u64, u64) {
@@ -31,30 +59,30 @@ fn process_key() -> (u64, u64) {
     })
 }
 
-/// The 128-bit keyed tag of a token (see the module docs).
+/// The 128-bit keyed tag of a credential (see the module docs).
 #[derive(Clone, Copy)]
-pub(crate) struct TokenTag(pub(crate) [u64; 2]);
+pub(crate) struct KeyedTag(pub(crate) [u64; 2]);
 
-impl TokenTag {
-    pub(crate) fn of(token: &str) -> Self {
+impl KeyedTag {
+    pub(crate) fn of(credential: &str) -> Self {
         let (k0, k1) = process_key();
         let mut hasher = SipHasher24::new_with_keys(k0, k1);
-        hasher.write(token.as_bytes());
+        hasher.write(credential.as_bytes());
         let tag = hasher.finish128();
         Self([tag.h1, tag.h2])
     }
 }
 
-impl PartialEq for TokenTag {
+impl PartialEq for KeyedTag {
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (self.0, other.0);
         (a[0].ct_eq(&b[0]) & a[1].ct_eq(&b[1])).into()
     }
 }
 
-impl Eq for TokenTag {}
+impl Eq for KeyedTag {}
 
-impl TokenTag {
+impl KeyedTag {
     /// Which of `shards` (a power of two) holds this key. Uses other bits than the maps do.
     pub(crate) fn shard_index(&self, shards: usize) -> usize {
         debug_assert!(shards.is_power_of_two());
@@ -62,7 +90,7 @@ impl TokenTag {
     }
 }
 
-impl Hash for TokenTag {
+impl Hash for KeyedTag {
     // The tag already is a uniform keyed hash: hand 64 bits of it to the map instead of
     // hashing it again with SipHash.
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -91,9 +119,9 @@ mod tests {
 
     #[test]
     fn tags_differ_per_token_and_half() {
-        let a = TokenTag::of("header.payload.signature");
-        assert!(a == TokenTag::of("header.payload.signature"));
-        assert!(a != TokenTag::of("header.payload.signaturf"));
+        let a = KeyedTag::of("header.payload.signature");
+        assert!(a == KeyedTag::of("header.payload.signature"));
+        assert!(a != KeyedTag::of("header.payload.signaturf"));
         assert_ne!(a.0[0], a.0[1], "the two halves are independent");
     }
 }
