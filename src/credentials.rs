@@ -519,29 +519,22 @@ fn is_b64token(s: &str) -> bool {
     is_b64token_bytes(s.as_bytes())
 }
 
-/// [`is_b64token`] on bytes: one table lookup per byte, folded without an early exit (a
-/// bearer token is a few hundred bytes read on every request).
+/// [`is_b64token`] on bytes. Branch-free per byte and folded without an early exit, so it
+/// vectorizes: a bearer token is a few hundred bytes read on every request.
 fn is_b64token_bytes(s: &[u8]) -> bool {
     let padding = s.iter().rev().take_while(|&&b| b == b'=').count();
     let body = &s[..s.len() - padding];
-    !body.is_empty()
-        && body
-            .iter()
-            .fold(true, |ok, &b| ok & B64TOKEN[usize::from(b)])
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
 }
 
-/// The bytes of a `b64token` body.
-static B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, with comparisons only.
+#[inline(always)]
+fn is_b64token_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    // 0x2B..=0x39 is `+ , - . / 0-9`: all of them but `,` (one range instead of two).
+    let digit_or_symbol = (b.wrapping_sub(b'+') < 15) & (b != b',');
+    letter | digit_or_symbol | (b == b'_') | (b == b'~')
+}
 
 /// `bytes` without leading and trailing spaces (the separator after `Bearer`).
 fn trim_spaces(bytes: &[u8]) -> &[u8] {
@@ -557,6 +550,18 @@ fn trim_spaces(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn b64token_bytes_are_exactly_the_rfc_6750_set() {
+        for b in 0..=255u8 {
+            let rfc = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_byte(b), rfc, "byte {b:#04x}");
+        }
+        assert!(is_b64token("a.b-c_d~e+f/g=="));
+        assert!(!is_b64token("==") && !is_b64token("") && !is_b64token("a=b"));
+        assert_eq!(trim_spaces(b"  ab c  "), b"ab c");
+        assert_eq!(trim_spaces(b"   "), b"");
+    }
 
     fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -163,15 +163,22 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// No `.` / `..` segment, no empty segment except a trailing one (`/mcp/`, `/`).
+/// No `.` / `..` segment, no empty segment except a trailing one (`/mcp/`, `/`). `path`
+/// starts with `/`. One pass over the bytes (runs on every request).
 fn check_segments(path: &str) -> Result<(), PathRejection> {
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        match segment {
-            "." | ".." => return Err(PathRejection::DotSegment),
-            "" if segments.peek().is_some() => return Err(PathRejection::EmptySegment),
+    let bytes = path.as_bytes();
+    // Start of the current segment (just after its `/`).
+    let mut start = 1;
+    for at in 1..=bytes.len() {
+        if at < bytes.len() && bytes[at] != b'/' {
+            continue;
+        }
+        match &bytes[start..at] {
+            b"." | b".." => return Err(PathRejection::DotSegment),
+            b"" if at < bytes.len() => return Err(PathRejection::EmptySegment),
             _ => {}
         }
+        start = at + 1;
     }
     Ok(())
 }
@@ -283,17 +290,19 @@ impl fmt::Debug for CanonicalPath {
 
 /// Canonicalizes the request's path and records the result: inserts the decoded path when
 /// it differs from the URI's, removes a stale one otherwise, so that [`recorded`] holds.
-pub(crate) fn record(parts: &mut Parts) -> Result<(), PathRejection> {
+/// Returns whether a decoded path was inserted (when not, the URI's path is canonical).
+pub(crate) fn record(parts: &mut Parts) -> Result<bool, PathRejection> {
     match canonicalize(parts.uri.path())? {
         Cow::Borrowed(_) => {
             parts.extensions.remove::<CanonicalPath>();
+            Ok(false)
         }
         Cow::Owned(decoded) => {
             let path = CanonicalPath::new(parts.uri.path(), &decoded);
             parts.extensions.insert(path);
+            Ok(true)
         }
     }
-    Ok(())
 }
 
 /// After [`record`] succeeded on `parts`: the canonical path, without decoding again.

@@ -50,12 +50,19 @@ where
         let config = &*self.config;
         let (mut parts, body) = req.into_parts();
         // Refused before any policy: which endpoint the path names depends on the decoder.
-        if let Err(reason) = canonical::record(&mut parts) {
-            tracing::debug!(path = parts.uri.path(), %reason, "malformed request path");
-            let error = AuthError::MalformedPath(reason);
-            return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
-        }
-        let applied = config.select(canonical::recorded(&parts), &parts);
+        let decoded = match canonical::record(&mut parts) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                tracing::debug!(path = parts.uri.path(), %reason, "malformed request path");
+                let error = AuthError::MalformedPath(reason);
+                return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
+            }
+        };
+        let path = match decoded {
+            true => canonical::recorded(&parts),
+            false => parts.uri.path(),
+        };
+        let applied = config.select(path, &parts);
         let decision = Decision::new(self.config.clone(), applied);
 
         match decide(decision.policy(), &mut parts.extensions) {
