@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -241,16 +242,7 @@ impl ApiKeySpec {
         self
     }
 
-    /// The registry entry for this spec (not revoked).
-    ///
-    /// ```
-    /// use tower_mcp_auth::{ApiKeySpec, api_key::StoredKey};
-    ///
-    /// let key: StoredKey = ApiKeySpec::new("ci").user_id("alice").into_stored();
-    /// assert_eq!(key.identity.user_id(), Some("alice"));
-    /// assert!(!key.revoked);
-    /// ```
-    pub fn into_stored(self) -> StoredKey {
+    fn into_stored(self) -> StoredKey {
         let mut b = Identity::builder(AuthMethod::ApiKey, self.name).permissions(self.permissions);
         if let Some(u) = self.user_id {
             b = b.user_id(u);
@@ -266,6 +258,21 @@ impl ApiKeySpec {
             expires_at: self.expires_at,
             revoked: false,
         }
+    }
+}
+
+/// The registry entry for a spec (not revoked).
+///
+/// ```
+/// use tower_mcp_auth::{ApiKeySpec, api_key::StoredKey};
+///
+/// let key: StoredKey = ApiKeySpec::new("ci").user_id("alice").into();
+/// assert_eq!(key.identity.user_id(), Some("alice"));
+/// assert!(!key.revoked);
+/// ```
+impl From<ApiKeySpec> for StoredKey {
+    fn from(spec: ApiKeySpec) -> Self {
+        spec.into_stored()
     }
 }
 
@@ -318,12 +325,14 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 /// ```
 pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 
-/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code, and
-/// changed at run time through its own methods ([`insert`](Self::insert),
-/// [`revoke`](Self::revoke), [`remove`](Self::remove), [`replace_all`](Self::replace_all)).
+/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
 ///
-/// Clones share one set of keys: a change through any clone is seen by every layer holding
-/// the registry.
+/// Lookups take no lock: they read an immutable snapshot of the key map (swapped with
+/// `arc-swap`). The mutation methods ([`insert`](Self::insert), [`remove`](Self::remove),
+/// [`revoke`](Self::revoke), [`apply`](Self::apply)) build a new snapshot and publish it at
+/// once; every clone of the registry shares it, so a layer built from a clone sees them on its
+/// next request. They are meant for a few changes at a time (an operator revoking a key, a
+/// periodic key sync): each one copies the map.
 ///
 /// ## The verified-key cache
 ///
@@ -334,11 +343,13 @@ pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 /// in the cache, only keys the registry holds are cached (guesses never fill it), and it is
 /// bounded ([`ApiKeyRegistryBuilder::verified_key_cache`]).
 ///
-/// **Every change made through the registry's methods invalidates the cache**: a revoked,
-/// removed or replaced key is looked up again on its next use, including by a request that
-/// raced the change. Code that keeps the registry in step with a database (a sync task)
-/// must change it only through these methods; there is no other way to reach the keys.
-/// Expiry and revocation are checked on every request, for cached entries as well.
+/// **Every change made through the registry's methods invalidates the cache** (they all go
+/// through [`apply`](Self::apply), which bumps a generation that every cached entry is
+/// checked against): a revoked, removed or replaced key is looked up again on its next use,
+/// including by a request that raced the change. Code that keeps the registry in step with a
+/// database (a sync task) changes it only through these methods; there is no other way to
+/// reach the keys. Expiry and revocation are checked on every request, for cached entries
+/// as well.
 ///
 /// ```
 /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
@@ -365,9 +376,9 @@ pub struct ApiKeyRegistry {
 }
 
 struct Shared {
-    keys: RwLock<KeyMap>,
-    /// Bumped by every change of `keys`, while its write lock is held; a cached entry
-    /// counts only in the generation it was read in.
+    keys: ArcSwap<KeyMap>,
+    /// Bumped by every change, after the new snapshot is published; a cached entry counts
+    /// only in the generation it was read in.
     generation: AtomicU64,
     verified: VerifiedKeys,
 }
@@ -419,72 +430,63 @@ impl ApiKeyRegistry {
         Ok(builder.build())
     }
 
-    fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyMap> {
-        self.shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Number of keys.
+    /// Number of keys (revoked ones included).
     pub fn len(&self) -> usize {
-        self.keys().len()
+        self.shared.keys.load().len()
     }
 
     /// Whether the registry holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys().is_empty()
+        self.shared.keys.load().is_empty()
     }
 
-    /// Looks up a hash synchronously (a copy of the entry: the registry may change).
+    /// Looks up a hash synchronously (a clone of the entry: an `Arc` increment).
     ///
     /// ```
     /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
     ///
-    /// let registry = ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build();
-    /// assert_eq!(registry.get(&KeyHash::of("k-123")).unwrap().identity.name(), "ci");
-    /// assert!(registry.get(&KeyHash::of("other")).is_none());
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert_eq!(registry.get(&KeyHash::of("k-1")).unwrap().identity.name(), "ci");
+    /// assert!(registry.get(&KeyHash::of("k-2")).is_none());
     /// ```
     pub fn get(&self, hash: &KeyHash) -> Option<StoredKey> {
-        self.keys().get(hash).cloned()
+        self.shared.keys.load().get(hash).cloned()
     }
 
-    /// Applies `change` to the keys and invalidates the verified-key cache: the one way
-    /// every mutation goes.
-    fn change<R>(&self, change: impl FnOnce(&mut KeyMap) -> R) -> R {
-        let mut keys = self
-            .shared
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let result = change(&mut keys);
-        // Under the write lock: a lookup that read the old keys holds the old generation
-        // (see `find_key`), so its cache entry can never hit after this point.
-        self.shared.generation.fetch_add(1, Ordering::AcqRel);
-        drop(keys);
-        self.shared.verified.clear();
-        result
-    }
-
-    /// Adds a key by its hash, or replaces the entry of that hash; returns the entry it
-    /// replaced. Takes an [`ApiKeySpec`] or a [`StoredKey`].
+    /// Adds a key, or replaces the entry with the same hash. Visible to every clone of the
+    /// registry from the next lookup on.
     ///
     /// ```
     /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
     ///
     /// let registry = ApiKeyRegistry::builder().build();
-    /// assert!(registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci")).is_none());
-    /// let old = registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci-2")).unwrap();
-    /// assert_eq!(old.identity.name(), "ci");
-    /// assert_eq!(registry.get(&KeyHash::of("k-1")).unwrap().identity.name(), "ci-2");
+    /// let serving = registry.clone(); // for example inside an ApiKeyLayer
+    /// registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci").into());
+    /// assert!(serving.get(&KeyHash::of("k-1")).is_some());
     /// ```
-    pub fn insert(&self, hash: KeyHash, key: impl Into<StoredKey>) -> Option<StoredKey> {
-        let key = key.into();
-        self.change(|keys| keys.insert(hash, key))
+    pub fn insert(&self, hash: KeyHash, key: StoredKey) {
+        self.apply([(hash, key)], []);
     }
 
-    /// Marks the key with this hash revoked (rejected as `invalid_credentials` from the next
-    /// request on); `false` when there is no such key.
+    /// Removes a key: it becomes unknown (`invalid_credentials`). Returns whether it was there.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.remove(&KeyHash::of("k-1")));
+    /// assert!(!registry.remove(&KeyHash::of("k-1")));
+    /// ```
+    pub fn remove(&self, hash: &KeyHash) -> bool {
+        let present = self.shared.keys.load().contains_key(hash);
+        if present {
+            self.apply([], [*hash]);
+        }
+        present
+    }
+
+    /// Marks a key revoked (it is rejected as `invalid_credentials`, and stays listed as
+    /// revoked). Returns whether the registry holds that key.
     ///
     /// ```
     /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
@@ -492,45 +494,54 @@ impl ApiKeyRegistry {
     /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
     /// assert!(registry.revoke(&KeyHash::of("k-1")));
     /// assert!(registry.get(&KeyHash::of("k-1")).unwrap().revoked);
-    /// assert!(!registry.revoke(&KeyHash::of("unknown")));
     /// ```
     pub fn revoke(&self, hash: &KeyHash) -> bool {
-        self.change(|keys| match keys.get_mut(hash) {
-            Some(key) => {
-                key.revoked = true;
-                true
-            }
-            None => false,
-        })
+        let Some(mut key) = self.get(hash) else {
+            return false;
+        };
+        key.revoked = true;
+        self.apply([(*hash, key)], []);
+        true
     }
 
-    /// Removes the key with this hash (unknown from the next request on); returns its entry.
+    /// Applies several changes as one: the upserts are added (or replace the entries with
+    /// the same hash), then the removals removed, and lookups see either none or all of them.
+    /// Concurrent calls are applied one after the other (none is lost). Every mutation goes
+    /// through here, and here the verified-key cache is invalidated.
     ///
     /// ```
     /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
     ///
-    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
-    /// assert!(registry.remove(&KeyHash::of("k-1")).is_some());
-    /// assert!(registry.is_empty());
-    /// ```
-    pub fn remove(&self, hash: &KeyHash) -> Option<StoredKey> {
-        self.change(|keys| keys.remove(hash))
-    }
-
-    /// Replaces every key at once (for a sync from a database: requests see either the old
-    /// set or the new one, never a mix).
-    ///
-    /// ```
-    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
-    ///
-    /// let registry = ApiKeyRegistry::builder().key("old", ApiKeySpec::new("a")).build();
-    /// registry.replace_all([(KeyHash::of("new"), ApiKeySpec::new("b").into_stored())]);
+    /// let registry = ApiKeyRegistry::builder().key("old", ApiKeySpec::new("ci")).build();
+    /// registry.apply([(KeyHash::of("new"), ApiKeySpec::new("ci").into())], [KeyHash::of("old")]);
+    /// assert!(registry.get(&KeyHash::of("new")).is_some());
     /// assert!(registry.get(&KeyHash::of("old")).is_none());
-    /// assert_eq!(registry.len(), 1);
     /// ```
-    pub fn replace_all(&self, keys: impl IntoIterator<Item = (KeyHash, StoredKey)>) {
-        let fresh: KeyMap = keys.into_iter().collect();
-        self.change(|keys| *keys = fresh);
+    pub fn apply<U, R>(&self, upserts: U, removals: R)
+    where
+        U: IntoIterator<Item = (KeyHash, StoredKey)>,
+        R: IntoIterator<Item = KeyHash>,
+    {
+        let upserts: Vec<(KeyHash, StoredKey)> = upserts.into_iter().collect();
+        let removals: Vec<KeyHash> = removals.into_iter().collect();
+        if upserts.is_empty() && removals.is_empty() {
+            return;
+        }
+        let shared = &*self.shared;
+        // `rcu` retries the closure if another writer published in between.
+        shared.keys.rcu(|current| {
+            let mut next = KeyMap::clone(current);
+            next.extend(upserts.iter().cloned());
+            for hash in &removals {
+                next.remove(hash);
+            }
+            next
+        });
+        // After the publication: a lookup that reads this generation or a later one reads
+        // the new keys (see `find_key`), so an entry read from the old keys is stamped with an
+        // older generation and never hits again.
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        shared.verified.clear();
     }
 }
 
@@ -555,7 +566,7 @@ impl KeyStore for ApiKeyRegistry {
     fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
         let shared = &*self.shared;
         let tag = KeyedTag::of(presented);
-        // Read before the keys: a change bumps it under the keys' write lock, so an entry
+        // Read before the keys: a change bumps it after publishing its keys, so an entry
         // read from old keys is always stamped with an old generation.
         let generation = shared.generation.load(Ordering::Acquire);
         if let Some(key) = shared.verified.get(&tag, generation) {
@@ -585,12 +596,6 @@ impl fmt::Debug for ApiKeyRegistry {
 pub struct ApiKeyRegistryBuilder {
     keys: KeyMap,
     verified_keys: usize,
-}
-
-impl From<ApiKeySpec> for StoredKey {
-    fn from(spec: ApiKeySpec) -> Self {
-        spec.into_stored()
-    }
 }
 
 impl fmt::Debug for ApiKeyRegistryBuilder {
@@ -637,7 +642,7 @@ impl ApiKeyRegistryBuilder {
     pub fn build(self) -> ApiKeyRegistry {
         ApiKeyRegistry {
             shared: Arc::new(Shared {
-                keys: RwLock::new(self.keys),
+                keys: ArcSwap::from_pointee(self.keys),
                 generation: AtomicU64::new(0),
                 verified: VerifiedKeys::new(self.verified_keys),
             }),
@@ -714,15 +719,15 @@ mod tests {
             found(&r, "k1").unwrap().revoked,
             "revoke reaches a cached key"
         );
-        r.insert(h, ApiKeySpec::new("two"));
+        r.insert(h, ApiKeySpec::new("two").into());
         assert_eq!(found(&r, "k1").unwrap().identity.name(), "two");
         // A clone shares keys and cache.
         let clone = r.clone();
-        assert!(clone.remove(&h).is_some());
+        assert!(clone.remove(&h));
         assert!(found(&r, "k1").is_none(), "remove reaches a cached key");
-        r.replace_all([(h, ApiKeySpec::new("three").into_stored())]);
+        r.apply([(h, ApiKeySpec::new("three").into())], []);
         assert_eq!(found(&r, "k1").unwrap().identity.name(), "three");
-        r.replace_all([]);
+        r.apply([], [h]);
         assert!(found(&r, "k1").is_none());
         assert!(!r.revoke(&h));
     }
