@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 use subtle::ConstantTimeEq;
@@ -31,18 +31,78 @@ pub(crate) fn shard_count() -> usize {
     (parallelism * 4).next_power_of_two().clamp(1, 64)
 }
 
-/// Shards of a bounded tag-keyed table of at most `max_entries`: [`shard_count`], but never
-/// more shards than entries (so every shard holds at least one), and one for an empty bound.
-pub(crate) fn shards_for(max_entries: usize) -> usize {
-    if max_entries == 0 {
-        return 1;
+/// A bounded table of at most `max_entries` entries keyed by [`KeyedTag`], split over shards
+/// that each have their own lock: an operation locks one shard, never the whole table.
+/// Never more shards than entries (each holds at least one); a bound of zero gives one
+/// shard of capacity zero (the table is off).
+pub(crate) struct TagShards<T> {
+    shards: Box<[RwLock<T>]>,
+    per_shard: usize,
+}
+
+impl<T: Default> TagShards<T> {
+    pub(crate) fn new(max_entries: usize) -> Self {
+        let count = if max_entries == 0 {
+            1
+        } else if max_entries.is_power_of_two() {
+            shard_count().min(max_entries)
+        } else {
+            shard_count().min(max_entries.next_power_of_two() / 2)
+        };
+        Self {
+            shards: (0..count).map(|_| RwLock::default()).collect(),
+            per_shard: max_entries / count,
+        }
     }
-    let at_most = if max_entries.is_power_of_two() {
-        max_entries
-    } else {
-        max_entries.next_power_of_two() / 2
-    };
-    shard_count().min(at_most)
+}
+
+impl<T> TagShards<T> {
+    /// How many entries one shard may hold (`0`: the table is off).
+    pub(crate) fn per_shard(&self) -> usize {
+        self.per_shard
+    }
+
+    /// Number of shards.
+    pub(crate) fn count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Upper bound on the number of entries.
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_shard * self.shards.len()
+    }
+
+    fn shard(&self, tag: &KeyedTag) -> &RwLock<T> {
+        &self.shards[tag.shard_index(self.shards.len())]
+    }
+
+    /// The shard of `tag`, for reading (a poisoned lock is taken over: the data is plain).
+    pub(crate) fn read(&self, tag: &KeyedTag) -> RwLockReadGuard<'_, T> {
+        self.shard(tag)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shard of `tag`, for writing.
+    pub(crate) fn write(&self, tag: &KeyedTag) -> RwLockWriteGuard<'_, T> {
+        self.shard(tag)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every shard in turn, for reading.
+    pub(crate) fn each_read(&self) -> impl Iterator<Item = RwLockReadGuard<'_, T>> {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Every shard in turn, for writing.
+    pub(crate) fn each_write(&self) -> impl Iterator<Item = RwLockWriteGuard<'_, T>> {
+        self.shards
+            .iter()
+            .map(|s| s.write().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// The process's tag key, from the operating system's random number generator.

@@ -19,9 +19,8 @@
 //!   entry read from the registry.
 
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
 
-use crate::keyed_tag::{shards_for, KeyedTag, TagMap};
+use crate::keyed_tag::{KeyedTag, TagMap, TagShards};
 
 use super::registry::StoredKey;
 
@@ -32,49 +31,37 @@ struct Cached {
 
 /// See the module docs.
 pub(crate) struct VerifiedKeys {
-    shards: Box<[RwLock<TagMap<Cached>>]>,
-    per_shard: usize,
+    shards: TagShards<TagMap<Cached>>,
 }
 
 impl VerifiedKeys {
     /// A cache of at most `max_entries` keys; `0` disables it.
     pub(crate) fn new(max_entries: usize) -> Self {
-        let shards = shards_for(max_entries);
         Self {
-            shards: (0..shards).map(|_| RwLock::default()).collect(),
-            per_shard: max_entries / shards,
+            shards: TagShards::new(max_entries),
         }
-    }
-
-    fn shard(&self, tag: &KeyedTag) -> &RwLock<TagMap<Cached>> {
-        &self.shards[tag.shard_index(self.shards.len())]
     }
 
     /// The entry cached for `tag` in `generation`.
     pub(crate) fn get(&self, tag: &KeyedTag, generation: u64) -> Option<StoredKey> {
-        if self.per_shard == 0 {
+        if self.shards.per_shard() == 0 {
             return None;
         }
-        let shard = self
-            .shard(tag)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let shard = self.shards.read(tag);
         let cached = shard.get(tag)?;
         (cached.generation == generation).then(|| cached.key.clone())
     }
 
     /// Remembers `key` for `tag`, read from the registry in `generation`.
     pub(crate) fn insert(&self, tag: KeyedTag, key: StoredKey, generation: u64) {
-        if self.per_shard == 0 {
+        let cap = self.shards.per_shard();
+        if cap == 0 {
             return;
         }
-        let mut shard = self
-            .shard(&tag)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard && !shard.contains_key(&tag) {
+        let mut shard = self.shards.write(&tag);
+        if shard.len() >= cap && !shard.contains_key(&tag) {
             shard.retain(|_, c| c.generation == generation);
-            if shard.len() >= self.per_shard {
+            if shard.len() >= cap {
                 if let Some(victim) = shard.keys().next().copied() {
                     shard.remove(&victim);
                 }
@@ -85,33 +72,25 @@ impl VerifiedKeys {
 
     /// Drops every entry.
     pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            shard
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
-        }
+        self.shards.each_write().for_each(|mut shard| shard.clear());
     }
 
     /// Number of cached entries, of any generation.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.shards.each_read().map(|shard| shard.len()).sum()
     }
 
     /// Upper bound on the number of entries.
     pub(crate) fn capacity(&self) -> usize {
-        self.per_shard * self.shards.len()
+        self.shards.capacity()
     }
 }
 
 impl fmt::Debug for VerifiedKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifiedKeys")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.shards.count())
             .field("capacity", &self.capacity())
             .finish_non_exhaustive()
     }

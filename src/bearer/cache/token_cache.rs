@@ -14,14 +14,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::identity::Identity;
 
 pub(crate) use crate::keyed_tag::KeyedTag as TokenHash;
 
-use crate::keyed_tag::shards_for;
+use crate::keyed_tag::TagShards;
 pub(crate) use crate::keyed_tag::{shard_count, TagMap as TokenMap};
 
 type Map = TokenMap<Entry>;
@@ -83,8 +82,7 @@ impl Shard {
 
 /// A bounded, sharded map from token hash to verified [`Identity`].
 pub(crate) struct TokenCache {
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
+    shards: TagShards<Shard>,
     max_ttl: Duration,
 }
 
@@ -92,27 +90,18 @@ impl TokenCache {
     /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
     /// `max_entries == 0` or a zero `max_ttl` disables caching.
     pub(crate) fn new(max_entries: usize, max_ttl: Duration) -> Self {
-        let shards = shards_for(max_entries);
         Self {
-            shards: (0..shards).map(|_| RwLock::default()).collect(),
-            per_shard: max_entries / shards,
+            shards: TagShards::new(max_entries),
             max_ttl,
         }
     }
 
-    fn shard(&self, key: &TokenHash) -> &RwLock<Shard> {
-        &self.shards[key.shard_index(self.shards.len())]
-    }
-
     /// The identity stored for `key`, unless absent or no longer valid at `now`.
     pub(crate) fn get(&self, key: &TokenHash, now: SystemTime) -> Option<Identity> {
-        if self.per_shard == 0 {
+        if self.shards.per_shard() == 0 {
             return None;
         }
-        let shard = self
-            .shard(key)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let shard = self.shards.read(key);
         let entry = shard.map.get(key)?;
         // Expired entries are left for eviction: removing them would need the write lock on
         // the hit path.
@@ -123,7 +112,8 @@ impl TokenCache {
     /// are already expired, or whose expiry is unknown, are not stored: the cache could
     /// otherwise serve a token past its end.
     pub(crate) fn insert(&self, key: TokenHash, identity: &Identity, now: SystemTime) {
-        if self.per_shard == 0 {
+        let cap = self.shards.per_shard();
+        if cap == 0 {
             return;
         }
         let Some(exp) = identity.expires_at() else {
@@ -134,37 +124,33 @@ impl TokenCache {
         if valid_until <= now {
             return;
         }
-        self.shard(&key)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, identity.clone(), valid_until, self.per_shard);
+        self.shards
+            .write(&key)
+            .insert(key, identity.clone(), valid_until, cap);
     }
 
     /// Number of stored entries, including expired ones not yet evicted.
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).map.len())
-            .sum()
+        self.shards.each_read().map(|shard| shard.map.len()).sum()
     }
 
     /// Drops every entry.
     pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
-        }
+        self.shards
+            .each_write()
+            .for_each(|mut shard| *shard = Shard::default());
     }
 
     /// Upper bound on the number of entries.
     pub(crate) fn capacity(&self) -> usize {
-        self.per_shard * self.shards.len()
+        self.shards.capacity()
     }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.shards.count())
             .field("capacity", &self.capacity())
             .field("max_ttl", &self.max_ttl)
             .finish_non_exhaustive()
@@ -250,8 +236,8 @@ mod tests {
             cache.insert(key, &id("x", None), now);
         }
         assert_eq!(cache.len(), 1);
-        for shard in cache.shards.iter() {
-            assert!(shard.read().unwrap().order.len() <= 2 * 4 + 16 + 1);
+        for shard in cache.shards.each_read() {
+            assert!(shard.order.len() <= 2 * 4 + 16 + 1);
         }
     }
 
