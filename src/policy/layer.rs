@@ -33,13 +33,15 @@ pub(crate) struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// Which policy applies to canonical `path`: first matching route, else the resolver
-    /// (which reads `parts`), else the default. Runs once per request (see
+    /// The first route matching canonical `path`. When none does, the resolver (if any),
+    /// else the default, applies ([`resolve`](Self::resolve)). Runs once per request (see
     /// [`Decision`](super::decision::Decision)).
-    pub(crate) fn select(&self, path: &str, parts: &Parts) -> Applied {
-        if let Some(i) = self.routes.iter().position(|(p, _)| p.matches(path)) {
-            return Applied::Route(i);
-        }
+    pub(crate) fn route(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|(p, _)| p.matches(path))
+    }
+
+    /// The policy for a request no route matched: the resolver's answer, else the default.
+    pub(crate) fn resolve(&self, parts: &Parts) -> Applied {
         match self.resolver.as_ref().and_then(|resolve| resolve(parts)) {
             Some(policy) => Applied::Resolved(policy),
             None => Applied::Default,
