@@ -339,8 +339,8 @@ pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 /// A key is hashed (SHA-256) the first time it is presented; the registry then remembers
 /// the entry it found under a keyed 128-bit SipHash-2-4 tag of the presented key (random
 /// per-process key, constant-time comparison), so the next requests with that key cost one
-/// SipHash and one shard lookup instead of a SHA-256. Neither the key nor its hash is kept
-/// in the cache, only keys the registry holds are cached (guesses never fill it), and it is
+/// SipHash and one shard lookup instead of a SHA-256. The key itself is never kept (only
+/// its tag and its hash, the form the registry stores), only keys the registry holds are cached (guesses never fill it), and it is
 /// bounded ([`ApiKeyRegistryBuilder::verified_key_cache`]).
 ///
 /// **Every change made through the registry's methods invalidates the cache** (they all go
@@ -451,6 +451,35 @@ impl ApiKeyRegistry {
     /// ```
     pub fn get(&self, hash: &KeyHash) -> Option<StoredKey> {
         self.shared.keys.load().get(hash).cloned()
+    }
+
+    /// The entry for a presented (plaintext) key, with the hash it is stored under: from the
+    /// verified-key cache when the key was seen since the last change, otherwise hashed,
+    /// looked up and remembered. This is what [`KeyStore::find_key`] answers with; a
+    /// [`KeyStore`] that wraps the registry and needs the hash (to record which keys are
+    /// used) calls this instead of hashing the key again.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// let (hash, key) = registry.find_presented("k-1").unwrap();
+    /// assert_eq!((hash, key.identity.name()), (KeyHash::of("k-1"), "ci"));
+    /// assert!(registry.find_presented("k-2").is_none());
+    /// ```
+    pub fn find_presented(&self, presented: &str) -> Option<(KeyHash, StoredKey)> {
+        let shared = &*self.shared;
+        let tag = KeyedTag::of(presented);
+        // Read before the keys: a change bumps it after publishing its keys, so an entry
+        // read from old keys is always stamped with an old generation.
+        let generation = shared.generation.load(Ordering::Acquire);
+        if let Some(found) = shared.verified.get(&tag, generation) {
+            return Some(found);
+        }
+        let hash = KeyHash::of(presented);
+        let key = self.get(&hash)?;
+        shared.verified.insert(tag, hash, key.clone(), generation);
+        Some((hash, key))
     }
 
     /// Adds a key, or replaces the entry with the same hash. Visible to every clone of the
@@ -564,19 +593,7 @@ impl KeyStore for ApiKeyRegistry {
     /// From the verified-key cache when this key was seen in the current generation,
     /// otherwise hashed, looked up and remembered (see the [type docs](ApiKeyRegistry)).
     fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
-        let shared = &*self.shared;
-        let tag = KeyedTag::of(presented);
-        // Read before the keys: a change bumps it after publishing its keys, so an entry
-        // read from old keys is always stamped with an old generation.
-        let generation = shared.generation.load(Ordering::Acquire);
-        if let Some(key) = shared.verified.get(&tag, generation) {
-            return Deferred::ready(Ok(Some(key)));
-        }
-        let found = self.get(&KeyHash::of(presented));
-        if let Some(key) = &found {
-            shared.verified.insert(tag, key.clone(), generation);
-        }
-        Deferred::ready(Ok(found))
+        Deferred::ready(Ok(self.find_presented(presented).map(|(_, key)| key)))
     }
 }
 
@@ -743,7 +760,7 @@ mod tests {
         assert!(r.revoke(&KeyHash::of("k1")));
         r.shared
             .verified
-            .insert(KeyedTag::of("k1"), stale, old_generation);
+            .insert(KeyedTag::of("k1"), KeyHash::of("k1"), stale, old_generation);
         assert!(found(&r, "k1").unwrap().revoked);
     }
 

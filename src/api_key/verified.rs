@@ -4,9 +4,9 @@
 //!
 //! - **Key**: the 128-bit keyed SipHash-2-4 tag of the presented key
 //!   ([`KeyedTag`](crate::keyed_tag::KeyedTag), per-process random key, compared in constant
-//!   time). Neither the key nor its SHA-256 is stored here, only the tag and the entry the
-//!   registry holds for the key's hash; without the process key nobody can choose a key
-//!   whose tag equals a cached one.
+//!   time). The key itself is not stored here, only the tag, the key's SHA-256 and the entry
+//!   the registry holds under it (the registry's own content); without the process key
+//!   nobody can choose a key whose tag equals a cached one.
 //! - **Only keys the registry holds are cached**, so unknown keys (guesses) never fill it.
 //! - **Generations**: every entry carries the registry generation it was read in, and a hit
 //!   counts only in that same generation. Every change of the registry bumps the generation
@@ -22,9 +22,10 @@ use std::fmt;
 
 use crate::keyed_tag::{KeyedTag, TagMap, TagShards};
 
-use super::registry::StoredKey;
+use super::registry::{KeyHash, StoredKey};
 
 struct Cached {
+    hash: KeyHash,
     key: StoredKey,
     generation: u64,
 }
@@ -42,18 +43,19 @@ impl VerifiedKeys {
         }
     }
 
-    /// The entry cached for `tag` in `generation`.
-    pub(crate) fn get(&self, tag: &KeyedTag, generation: u64) -> Option<StoredKey> {
+    /// The key's hash and entry cached for `tag` in `generation`.
+    pub(crate) fn get(&self, tag: &KeyedTag, generation: u64) -> Option<(KeyHash, StoredKey)> {
         if self.shards.per_shard() == 0 {
             return None;
         }
         let shard = self.shards.read(tag);
         let cached = shard.get(tag)?;
-        (cached.generation == generation).then(|| cached.key.clone())
+        (cached.generation == generation).then(|| (cached.hash, cached.key.clone()))
     }
 
-    /// Remembers `key` for `tag`, read from the registry in `generation`.
-    pub(crate) fn insert(&self, tag: KeyedTag, key: StoredKey, generation: u64) {
+    /// Remembers `key` (stored under `hash`) for `tag`, read from the registry in
+    /// `generation`.
+    pub(crate) fn insert(&self, tag: KeyedTag, hash: KeyHash, key: StoredKey, generation: u64) {
         let cap = self.shards.per_shard();
         if cap == 0 {
             return;
@@ -67,7 +69,14 @@ impl VerifiedKeys {
                 }
             }
         }
-        shard.insert(tag, Cached { key, generation });
+        shard.insert(
+            tag,
+            Cached {
+                hash,
+                key,
+                generation,
+            },
+        );
     }
 
     /// Drops every entry.
@@ -114,8 +123,9 @@ mod tests {
         let cache = VerifiedKeys::new(100);
         let tag = KeyedTag::of("k1");
         assert!(cache.get(&tag, 0).is_none());
-        cache.insert(tag, key("a"), 0);
-        assert_eq!(cache.get(&tag, 0).unwrap().identity.name(), "a");
+        cache.insert(tag, KeyHash::of("k1"), key("a"), 0);
+        let (hash, found) = cache.get(&tag, 0).unwrap();
+        assert_eq!((hash, found.identity.name()), (KeyHash::of("k1"), "a"));
         assert!(cache.get(&tag, 1).is_none(), "a later generation misses");
         assert!(cache.get(&KeyedTag::of("k2"), 0).is_none());
         cache.clear();
@@ -128,14 +138,15 @@ mod tests {
         let cache = VerifiedKeys::new(8);
         assert!(cache.capacity() <= 8 && cache.capacity() > 0);
         for i in 0..100 {
-            cache.insert(KeyedTag::of(&format!("k{i}")), key("a"), i % 3);
+            let k = format!("k{i}");
+            cache.insert(KeyedTag::of(&k), KeyHash::of(&k), key("a"), i % 3);
         }
         assert!(cache.len() <= cache.capacity(), "{}", cache.len());
         let last = KeyedTag::of("k99");
         assert!(cache.get(&last, 0).is_some(), "the newest entry is kept");
 
         let off = VerifiedKeys::new(0);
-        off.insert(last, key("a"), 0);
+        off.insert(last, KeyHash::of("k99"), key("a"), 0);
         assert!(off.get(&last, 0).is_none());
         assert_eq!(off.len(), 0);
     }
