@@ -8,6 +8,7 @@
 #
 #   scripts/load.sh                       # ROUNDS=3 SECS=3 CONNS=32, every stack
 #   ROUNDS=5 scripts/load.sh key cached_token
+#   BIN=/tmp/load-before scripts/load.sh   # a saved build of benches/load.rs, for before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
@@ -20,7 +21,8 @@ pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null || { pin_server=""; pin_client=""; }
 
-bin=$(cargo build --profile bench --bench load --message-format=json 2>/dev/null |
+bin=${BIN:-}
+[ -n "$bin" ] || bin=$(cargo build --profile bench --bench load --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -137,6 +137,7 @@ mod extract;
 mod identity;
 #[cfg(any(feature = "oauth-client", feature = "token-exchange"))]
 mod keyed_locks;
+mod keyed_tag;
 pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]

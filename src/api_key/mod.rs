@@ -9,13 +9,14 @@ mod keygen;
 mod layer;
 mod registry;
 mod service;
+mod verified;
 
 pub use future::ApiKeyFuture;
 pub use keygen::{generate_api_key, GeneratedApiKey, API_KEY_PREFIX};
 pub use layer::ApiKeyLayer;
 pub use registry::{
     ApiKeyRegistry, ApiKeyRegistryBuilder, ApiKeySpec, KeyHash, KeyStore, KeyStoreError,
-    RegistryError, StoredKey, MCP_API_KEYS_ENV,
+    RegistryError, StoredKey, DEFAULT_VERIFIED_KEYS, MCP_API_KEYS_ENV,
 };
 pub use service::ApiKeyService;
 

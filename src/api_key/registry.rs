@@ -3,16 +3,21 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::deferred::Deferred;
 use crate::identity::{AuthMethod, Identity};
+use crate::keyed_tag::KeyedTag;
 use crate::prehashed::PassThrough;
+
+use super::verified::VerifiedKeys;
 
 /// Name of the environment variable [`ApiKeyRegistry::from_env`] reads.
 pub const MCP_API_KEYS_ENV: &str = "MCP_API_KEYS";
@@ -136,11 +141,32 @@ pub struct KeyStoreError(pub String);
 pub trait KeyStore: Send + Sync + 'static {
     /// Finds the key with this hash, `Ok(None)` if there is none.
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>>;
+
+    /// Finds the key a request presented, in plaintext. This is what
+    /// [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) calls; the default hashes the key and
+    /// calls [`find`](Self::find). [`ApiKeyRegistry`] answers a key it has seen before from
+    /// its verified-key cache instead, without hashing it again. An implementation must not
+    /// keep `presented` (nor log it): only its hash may be stored.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyStore};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build();
+    /// let found = registry.find_key("k-123").try_into_ready().ok().unwrap().unwrap();
+    /// assert_eq!(found.unwrap().identity.name(), "ci");
+    /// ```
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        self.find(&KeyHash::of(presented))
+    }
 }
 
 impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
         (**self).find(hash)
+    }
+
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        (**self).find_key(presented)
     }
 }
 
@@ -235,6 +261,21 @@ impl ApiKeySpec {
     }
 }
 
+/// The registry entry for a spec (not revoked).
+///
+/// ```
+/// use tower_mcp_auth::{ApiKeySpec, api_key::StoredKey};
+///
+/// let key: StoredKey = ApiKeySpec::new("ci").user_id("alice").into();
+/// assert_eq!(key.identity.user_id(), Some("alice"));
+/// assert!(!key.revoked);
+/// ```
+impl From<ApiKeySpec> for StoredKey {
+    fn from(spec: ApiKeySpec) -> Self {
+        spec.into_stored()
+    }
+}
+
 fn de_expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -276,10 +317,39 @@ pub enum RegistryError {
 
 type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 
+/// Default bound of the verified-key cache of an [`ApiKeyRegistry`]
+/// ([`ApiKeyRegistryBuilder::verified_key_cache`]).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::api_key::DEFAULT_VERIFIED_KEYS, 10_000);
+/// ```
+pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
+
 /// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
 ///
-/// The registry is immutable once built (lookups take no lock). To add or revoke keys at run
-/// time, implement [`KeyStore`] over a database.
+/// Lookups take no lock: they read an immutable snapshot of the key map (swapped with
+/// `arc-swap`). The mutation methods ([`insert`](Self::insert), [`remove`](Self::remove),
+/// [`revoke`](Self::revoke), [`apply`](Self::apply)) build a new snapshot and publish it at
+/// once; every clone of the registry shares it, so a layer built from a clone sees them on its
+/// next request. They are meant for a few changes at a time (an operator revoking a key, a
+/// periodic key sync): each one copies the map.
+///
+/// ## The verified-key cache
+///
+/// A key is hashed (SHA-256) the first time it is presented; the registry then remembers
+/// the entry it found under a keyed 128-bit SipHash-2-4 tag of the presented key (random
+/// per-process key, constant-time comparison), so the next requests with that key cost one
+/// SipHash and one shard lookup instead of a SHA-256. The key itself is never kept (only
+/// its tag and its hash, the form the registry stores), only keys the registry holds are cached (guesses never fill it), and it is
+/// bounded ([`ApiKeyRegistryBuilder::verified_key_cache`]).
+///
+/// **Every change made through the registry's methods invalidates the cache** (they all go
+/// through [`apply`](Self::apply), which bumps a generation that every cached entry is
+/// checked against): a revoked, removed or replaced key is looked up again on its next use,
+/// including by a request that raced the change. Code that keeps the registry in step with a
+/// database (a sync task) changes it only through these methods; there is no other way to
+/// reach the keys. Expiry and revocation are checked on every request, for cached entries
+/// as well.
 ///
 /// ```
 /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
@@ -294,10 +364,23 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 ///     .key("k-123", ApiKeySpec::new("ci").permissions(["tools/list"]))
 ///     .build();
 /// assert!(format!("{registry:?}").contains("keys: 1"));
+///
+/// // Revoked at run time: the next request with the key is refused.
+/// assert!(registry.revoke(&KeyHash::of("k-123")));
+/// let found = registry.find_key("k-123").try_into_ready().ok().unwrap().unwrap();
+/// assert!(found.unwrap().revoked);
 /// ```
 #[derive(Clone)]
 pub struct ApiKeyRegistry {
-    keys: Arc<KeyMap>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keys: ArcSwap<KeyMap>,
+    /// Bumped by every change, after the new snapshot is published; a cached entry counts
+    /// only in the generation it was read in.
+    generation: AtomicU64,
+    verified: VerifiedKeys,
 }
 
 impl ApiKeyRegistry {
@@ -305,6 +388,7 @@ impl ApiKeyRegistry {
     pub fn builder() -> ApiKeyRegistryBuilder {
         ApiKeyRegistryBuilder {
             keys: KeyMap::default(),
+            verified_keys: DEFAULT_VERIFIED_KEYS,
         }
     }
 
@@ -346,19 +430,147 @@ impl ApiKeyRegistry {
         Ok(builder.build())
     }
 
-    /// Number of keys.
+    /// Number of keys (revoked ones included).
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.shared.keys.load().len()
     }
 
     /// Whether the registry holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.shared.keys.load().is_empty()
     }
 
-    /// Looks up a hash synchronously.
-    pub fn get(&self, hash: &KeyHash) -> Option<&StoredKey> {
-        self.keys.get(hash)
+    /// Looks up a hash synchronously (a clone of the entry: an `Arc` increment).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert_eq!(registry.get(&KeyHash::of("k-1")).unwrap().identity.name(), "ci");
+    /// assert!(registry.get(&KeyHash::of("k-2")).is_none());
+    /// ```
+    pub fn get(&self, hash: &KeyHash) -> Option<StoredKey> {
+        self.shared.keys.load().get(hash).cloned()
+    }
+
+    /// The entry for a presented (plaintext) key, with the hash it is stored under: from the
+    /// verified-key cache when the key was seen since the last change, otherwise hashed,
+    /// looked up and remembered. This is what [`KeyStore::find_key`] answers with; a
+    /// [`KeyStore`] that wraps the registry and needs the hash (to record which keys are
+    /// used) calls this instead of hashing the key again.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// let (hash, key) = registry.find_presented("k-1").unwrap();
+    /// assert_eq!((hash, key.identity.name()), (KeyHash::of("k-1"), "ci"));
+    /// assert!(registry.find_presented("k-2").is_none());
+    /// ```
+    pub fn find_presented(&self, presented: &str) -> Option<(KeyHash, StoredKey)> {
+        let shared = &*self.shared;
+        let tag = KeyedTag::of(presented);
+        // Read before the keys: a change bumps it after publishing its keys, so an entry
+        // read from old keys is always stamped with an old generation.
+        let generation = shared.generation.load(Ordering::Acquire);
+        if let Some(found) = shared.verified.get(&tag, generation) {
+            return Some(found);
+        }
+        let hash = KeyHash::of(presented);
+        let key = self.get(&hash)?;
+        shared.verified.insert(tag, hash, key.clone(), generation);
+        Some((hash, key))
+    }
+
+    /// Adds a key, or replaces the entry with the same hash. Visible to every clone of the
+    /// registry from the next lookup on.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().build();
+    /// let serving = registry.clone(); // for example inside an ApiKeyLayer
+    /// registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci").into());
+    /// assert!(serving.get(&KeyHash::of("k-1")).is_some());
+    /// ```
+    pub fn insert(&self, hash: KeyHash, key: StoredKey) {
+        self.apply([(hash, key)], []);
+    }
+
+    /// Removes a key: it becomes unknown (`invalid_credentials`). Returns whether it was there.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.remove(&KeyHash::of("k-1")));
+    /// assert!(!registry.remove(&KeyHash::of("k-1")));
+    /// ```
+    pub fn remove(&self, hash: &KeyHash) -> bool {
+        let present = self.shared.keys.load().contains_key(hash);
+        if present {
+            self.apply([], [*hash]);
+        }
+        present
+    }
+
+    /// Marks a key revoked (it is rejected as `invalid_credentials`, and stays listed as
+    /// revoked). Returns whether the registry holds that key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.revoke(&KeyHash::of("k-1")));
+    /// assert!(registry.get(&KeyHash::of("k-1")).unwrap().revoked);
+    /// ```
+    pub fn revoke(&self, hash: &KeyHash) -> bool {
+        let Some(mut key) = self.get(hash) else {
+            return false;
+        };
+        key.revoked = true;
+        self.apply([(*hash, key)], []);
+        true
+    }
+
+    /// Applies several changes as one: the upserts are added (or replace the entries with
+    /// the same hash), then the removals removed, and lookups see either none or all of them.
+    /// Concurrent calls are applied one after the other (none is lost). Every mutation goes
+    /// through here, and here the verified-key cache is invalidated.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("old", ApiKeySpec::new("ci")).build();
+    /// registry.apply([(KeyHash::of("new"), ApiKeySpec::new("ci").into())], [KeyHash::of("old")]);
+    /// assert!(registry.get(&KeyHash::of("new")).is_some());
+    /// assert!(registry.get(&KeyHash::of("old")).is_none());
+    /// ```
+    pub fn apply<U, R>(&self, upserts: U, removals: R)
+    where
+        U: IntoIterator<Item = (KeyHash, StoredKey)>,
+        R: IntoIterator<Item = KeyHash>,
+    {
+        let upserts: Vec<(KeyHash, StoredKey)> = upserts.into_iter().collect();
+        let removals: Vec<KeyHash> = removals.into_iter().collect();
+        if upserts.is_empty() && removals.is_empty() {
+            return;
+        }
+        let shared = &*self.shared;
+        // `rcu` retries the closure if another writer published in between.
+        shared.keys.rcu(|current| {
+            let mut next = KeyMap::clone(current);
+            next.extend(upserts.iter().cloned());
+            for hash in &removals {
+                next.remove(hash);
+            }
+            next
+        });
+        // After the publication: a lookup that reads this generation or a later one reads
+        // the new keys (see `find_key`), so an entry read from the old keys is stamped with an
+        // older generation and never hits again.
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        shared.verified.clear();
     }
 }
 
@@ -375,13 +587,24 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 impl KeyStore for ApiKeyRegistry {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
-        Deferred::ready(Ok(self.keys.get(hash).cloned()))
+        Deferred::ready(Ok(self.get(hash)))
+    }
+
+    /// From the verified-key cache when this key was seen in the current generation,
+    /// otherwise hashed, looked up and remembered (see the [type docs](ApiKeyRegistry)).
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+        Deferred::ready(Ok(self.find_presented(presented).map(|(_, key)| key)))
     }
 }
 
 impl fmt::Debug for ApiKeyRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKeyRegistry {{ keys: {} }}", self.keys.len())
+        write!(
+            f,
+            "ApiKeyRegistry {{ keys: {}, verified_key_cache: {} }}",
+            self.len(),
+            self.shared.verified.capacity()
+        )
     }
 }
 
@@ -389,6 +612,7 @@ impl fmt::Debug for ApiKeyRegistry {
 #[must_use]
 pub struct ApiKeyRegistryBuilder {
     keys: KeyMap,
+    verified_keys: usize,
 }
 
 impl fmt::Debug for ApiKeyRegistryBuilder {
@@ -417,10 +641,28 @@ impl ApiKeyRegistryBuilder {
         self
     }
 
+    /// Bounds the verified-key cache to `max_entries` keys (default
+    /// [`DEFAULT_VERIFIED_KEYS`]); `0` turns it off, so every request hashes its key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::ApiKeyRegistry;
+    ///
+    /// let registry = ApiKeyRegistry::builder().verified_key_cache(0).build();
+    /// assert!(format!("{registry:?}").contains("verified_key_cache: 0"));
+    /// ```
+    pub fn verified_key_cache(mut self, max_entries: usize) -> Self {
+        self.verified_keys = max_entries;
+        self
+    }
+
     /// Finishes the registry.
     pub fn build(self) -> ApiKeyRegistry {
         ApiKeyRegistry {
-            keys: Arc::new(self.keys),
+            shared: Arc::new(Shared {
+                keys: ArcSwap::from_pointee(self.keys),
+                generation: AtomicU64::new(0),
+                verified: VerifiedKeys::new(self.verified_keys),
+            }),
         }
     }
 }
@@ -466,6 +708,72 @@ mod tests {
             ApiKeyRegistry::from_json(r#"{"k": {"name": "x", "expiresAt": "tomorrow"}}"#),
             Err(RegistryError::InvalidJson(_))
         ));
+    }
+
+    fn found(r: &ApiKeyRegistry, key: &str) -> Option<StoredKey> {
+        r.find_key(key)
+            .try_into_ready()
+            .expect("in-memory lookups are ready")
+            .expect("never unavailable")
+    }
+
+    #[test]
+    fn verified_key_cache_holds_known_keys_only_and_follows_every_change() {
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .build();
+        for _ in 0..3 {
+            assert!(found(&r, "guess").is_none());
+        }
+        assert_eq!(r.shared.verified.len(), 0, "unknown keys are not cached");
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "one");
+        assert_eq!(r.shared.verified.len(), 1);
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "one");
+
+        let h = KeyHash::of("k1");
+        assert!(r.revoke(&h));
+        assert!(
+            found(&r, "k1").unwrap().revoked,
+            "revoke reaches a cached key"
+        );
+        r.insert(h, ApiKeySpec::new("two").into());
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "two");
+        // A clone shares keys and cache.
+        let clone = r.clone();
+        assert!(clone.remove(&h));
+        assert!(found(&r, "k1").is_none(), "remove reaches a cached key");
+        r.apply([(h, ApiKeySpec::new("three").into())], []);
+        assert_eq!(found(&r, "k1").unwrap().identity.name(), "three");
+        r.apply([], [h]);
+        assert!(found(&r, "k1").is_none());
+        assert!(!r.revoke(&h));
+    }
+
+    #[test]
+    fn an_entry_read_before_a_change_never_hits_after_it() {
+        // A lookup that read the keys before a change caches with the old generation.
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .build();
+        let old_generation = r.shared.generation.load(Ordering::Acquire);
+        let stale = r.get(&KeyHash::of("k1")).unwrap();
+        assert!(r.revoke(&KeyHash::of("k1")));
+        r.shared
+            .verified
+            .insert(KeyedTag::of("k1"), KeyHash::of("k1"), stale, old_generation);
+        assert!(found(&r, "k1").unwrap().revoked);
+    }
+
+    #[test]
+    fn without_the_cache_every_lookup_reads_the_keys() {
+        let r = ApiKeyRegistry::builder()
+            .key("k1", ApiKeySpec::new("one"))
+            .verified_key_cache(0)
+            .build();
+        assert!(found(&r, "k1").is_some());
+        assert_eq!(r.shared.verified.len(), 0);
+        assert!(r.revoke(&KeyHash::of("k1")));
+        assert!(found(&r, "k1").unwrap().revoked);
     }
 
     #[test]

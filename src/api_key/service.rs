@@ -16,7 +16,7 @@ use crate::outcome::ApiKeyOutcome;
 use super::future::ApiKeyFuture;
 use super::keygen::generated_checksum_ok;
 use super::layer::ApiKeyConfig;
-use super::registry::{KeyHash, KeyStoreError, StoredKey};
+use super::registry::{KeyStoreError, StoredKey};
 
 /// Service produced by [`ApiKeyLayer`](super::ApiKeyLayer).
 #[derive(Clone)]
@@ -61,22 +61,21 @@ where
             mode => Parsed::get(&mut req, &self.config.sources, mode, Want::ApiKey)
                 .api_key(req.headers(), req.uri()),
         };
-        let hash = match presented {
+        let lookup = match presented {
             Presented::Absent => return ApiKeyFuture::calling(self.inner.call(req)),
             Presented::Malformed => None,
             // A generated key with a wrong checksum is a typo: reject it without a lookup.
             Presented::Value(key) => match generated_checksum_ok(&key) {
                 Some(false) => None,
-                _ => Some(KeyHash::of(&key)),
+                _ => Some(store.find_key(&key)),
             },
         };
-        let Some(hash) = hash else {
+        let Some(lookup) = lookup else {
             tracing::debug!(reason = "malformed", "API key rejected");
             req.extensions_mut()
                 .insert(ApiKeyOutcome::Rejected(CredentialRejection::Malformed));
             return ApiKeyFuture::calling(self.inner.call(req));
         };
-        let lookup = store.find(&hash);
         authenticate(&mut self.inner, req, lookup, key_outcome)
     }
 }

@@ -163,15 +163,22 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// No `.` / `..` segment, no empty segment except a trailing one (`/mcp/`, `/`).
+/// No `.` / `..` segment, no empty segment except a trailing one (`/mcp/`, `/`). `path`
+/// starts with `/`. One pass over the bytes (runs on every request).
 fn check_segments(path: &str) -> Result<(), PathRejection> {
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        match segment {
-            "." | ".." => return Err(PathRejection::DotSegment),
-            "" if segments.peek().is_some() => return Err(PathRejection::EmptySegment),
+    let bytes = path.as_bytes();
+    // Start of the current segment (just after its `/`).
+    let mut start = 1;
+    for at in 1..=bytes.len() {
+        if at < bytes.len() && bytes[at] != b'/' {
+            continue;
+        }
+        match &bytes[start..at] {
+            b"." | b".." => return Err(PathRejection::DotSegment),
+            b"" if at < bytes.len() => return Err(PathRejection::EmptySegment),
             _ => {}
         }
+        start = at + 1;
     }
     Ok(())
 }
@@ -283,24 +290,29 @@ impl fmt::Debug for CanonicalPath {
 
 /// Canonicalizes the request's path and records the result: inserts the decoded path when
 /// it differs from the URI's, removes a stale one otherwise, so that [`recorded`] holds.
-pub(crate) fn record(parts: &mut Parts) -> Result<(), PathRejection> {
-    match canonicalize(parts.uri.path())? {
-        Cow::Borrowed(_) => {
-            parts.extensions.remove::<CanonicalPath>();
+/// Returns whether a decoded path was inserted (when not, the URI's path is canonical).
+pub(crate) fn record<B>(req: &mut Request<B>) -> Result<bool, PathRejection> {
+    let decoded = match canonicalize(req.uri().path())? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(decoded) => Some(CanonicalPath::new(req.uri().path(), &decoded)),
+    };
+    let inserted = decoded.is_some();
+    match decoded {
+        Some(path) => {
+            req.extensions_mut().insert(path);
         }
-        Cow::Owned(decoded) => {
-            let path = CanonicalPath::new(parts.uri.path(), &decoded);
-            parts.extensions.insert(path);
+        None => {
+            req.extensions_mut().remove::<CanonicalPath>();
         }
     }
-    Ok(())
+    Ok(inserted)
 }
 
-/// After [`record`] succeeded on `parts`: the canonical path, without decoding again.
-pub(crate) fn recorded(parts: &Parts) -> &str {
-    match parts.extensions.get::<CanonicalPath>() {
+/// After [`record`] succeeded on a request: the canonical path, without decoding again.
+pub(crate) fn recorded<'a>(uri: &'a Uri, extensions: &'a Extensions) -> &'a str {
+    match extensions.get::<CanonicalPath>() {
         Some(path) => path.as_str(),
-        None => parts.uri.path(),
+        None => uri.path(),
     }
 }
 
@@ -394,39 +406,41 @@ mod tests {
 
     #[test]
     fn record_inserts_only_decoded_paths_and_drops_stale_ones() {
-        let (mut parts, ()) = http::Request::get("/users/alic%65/mcp")
-            .body(())
-            .unwrap()
-            .into_parts();
-        record(&mut parts).unwrap();
-        assert_eq!(recorded(&parts), "/users/alice/mcp");
+        let get = |path: &str| http::Request::get(path).body(()).unwrap();
+        let mut req = get("/users/alic%65/mcp");
+        assert!(record(&mut req).unwrap());
+        assert_eq!(recorded(req.uri(), req.extensions()), "/users/alice/mcp");
         assert!(matches!(
-            CanonicalPath::of(&parts),
+            CanonicalPath::of_request(&req),
             Cow::Borrowed("/users/alice/mcp")
         ));
 
-        let (mut plain, ()) = http::Request::get("/mcp").body(()).unwrap().into_parts();
-        record(&mut plain).unwrap();
-        assert!(plain.extensions.get::<CanonicalPath>().is_none());
-        assert_eq!(recorded(&plain), "/mcp");
-        assert!(matches!(CanonicalPath::of(&plain), Cow::Borrowed("/mcp")));
+        let mut plain = get("/mcp");
+        assert!(!record(&mut plain).unwrap());
+        assert!(plain.extensions().get::<CanonicalPath>().is_none());
+        assert_eq!(recorded(plain.uri(), plain.extensions()), "/mcp");
+        assert!(matches!(
+            CanonicalPath::of_request(&plain),
+            Cow::Borrowed("/mcp")
+        ));
         // A decoded path left by an outer layer for another URI does not survive.
-        plain.extensions = parts.extensions.clone();
-        record(&mut plain).unwrap();
-        assert_eq!(recorded(&plain), "/mcp");
+        *plain.extensions_mut() = req.extensions().clone();
+        assert!(!record(&mut plain).unwrap());
+        assert_eq!(recorded(plain.uri(), plain.extensions()), "/mcp");
+        assert!(plain.extensions().get::<CanonicalPath>().is_none());
 
-        let (mut bad, ()) = http::Request::get("/a%2Fb").body(()).unwrap().into_parts();
+        let mut bad = get("/a%2Fb");
         assert_eq!(record(&mut bad), Err(PathRejection::EncodedSeparator));
     }
 
     #[test]
     fn of_follows_a_rewritten_uri() {
         // As behind `nest("/api", ..)`: the URI loses its prefix after the policy layer.
-        let (mut parts, ()) = http::Request::get("/api/users/alic%65/mcp")
+        let mut req = http::Request::get("/api/users/alic%65/mcp")
             .body(())
-            .unwrap()
-            .into_parts();
-        record(&mut parts).unwrap();
+            .unwrap();
+        record(&mut req).unwrap();
+        let (mut parts, ()) = req.into_parts();
         assert_eq!(CanonicalPath::of(&parts), "/api/users/alice/mcp");
         parts.uri = "/users/alic%65/mcp".parse().unwrap();
         assert_eq!(CanonicalPath::of(&parts), "/users/alice/mcp");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use http::request::Parts;
+use http::{HeaderMap, Uri};
 
 use crate::error::ErrorContext;
 
@@ -45,7 +46,11 @@ impl Decision {
 
     /// How a refusal for this request is rendered: the same challenge as the policy layer's.
     pub(crate) fn error_context(&self, parts: &Parts) -> ErrorContext<'_> {
-        self.config
-            .error_context(self.policy(), &parts.uri, &parts.headers)
+        self.error_context_for(&parts.uri, &parts.headers)
+    }
+
+    /// [`error_context`](Self::error_context) from the request's URI and headers.
+    pub(crate) fn error_context_for(&self, uri: &Uri, headers: &HeaderMap) -> ErrorContext<'_> {
+        self.config.error_context(self.policy(), uri, headers)
     }
 }

@@ -26,16 +26,22 @@ pub(crate) struct PolicyConfig {
     pub(crate) realm: String,
     pub(crate) public_base_url: Option<String>,
     pub(crate) api_key_query: bool,
+    /// Whether the [`Decision`](super::decision::Decision) goes into the request extensions
+    /// for the layers inside. Always, except in an [`McpAuth`](crate::McpAuth) stack whose
+    /// inner layers never read it (no MCP rules): an extension costs an allocation.
+    pub(crate) record_decision: bool,
 }
 
 impl PolicyConfig {
-    /// Which policy applies to canonical `path`: first matching route, else the resolver
-    /// (which reads `parts`), else the default. Runs once per request (see
+    /// The first route matching canonical `path`. When none does, the resolver (if any),
+    /// else the default, applies ([`resolve`](Self::resolve)). Runs once per request (see
     /// [`Decision`](super::decision::Decision)).
-    pub(crate) fn select(&self, path: &str, parts: &Parts) -> Applied {
-        if let Some(i) = self.routes.iter().position(|(p, _)| p.matches(path)) {
-            return Applied::Route(i);
-        }
+    pub(crate) fn route(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|(p, _)| p.matches(path))
+    }
+
+    /// The policy for a request no route matched: the resolver's answer, else the default.
+    pub(crate) fn resolve(&self, parts: &Parts) -> Applied {
         match self.resolver.as_ref().and_then(|resolve| resolve(parts)) {
             Some(policy) => Applied::Resolved(policy),
             None => Applied::Default,
@@ -157,6 +163,7 @@ impl EndpointPolicyLayer {
                 realm: "mcp".to_owned(),
                 public_base_url: None,
                 api_key_query: true,
+                record_decision: true,
             }),
         }
     }
@@ -170,6 +177,7 @@ impl EndpointPolicyLayer {
             realm: "mcp".to_owned(),
             public_base_url: None,
             api_key_query: true,
+            record_decision: true,
         }
     }
 
@@ -223,6 +231,7 @@ pub struct EndpointPolicyLayerBuilder {
     pub(crate) realm: String,
     pub(crate) public_base_url: Option<String>,
     pub(crate) api_key_query: bool,
+    pub(crate) record_decision: bool,
 }
 
 impl EndpointPolicyLayerBuilder {
@@ -312,6 +321,7 @@ impl EndpointPolicyLayerBuilder {
             realm: self.realm,
             public_base_url,
             api_key_query: self.api_key_query,
+            record_decision: self.record_decision,
         }))
     }
 }

@@ -21,6 +21,8 @@ pub struct PathPattern {
     source: String,
     segments: Vec<Segment>,
     rest: bool,
+    /// Only literal segments: the pattern matches exactly its own text.
+    literal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,16 +57,26 @@ impl PathPattern {
                 segments.push(Segment::Literal((*part).to_owned()));
             }
         }
+        let literal = !rest && segments.iter().all(|s| matches!(s, Segment::Literal(_)));
         Some(Self {
             source: pattern.to_owned(),
             segments,
             rest,
+            literal,
         })
     }
 
     /// Whether `path` matches: the decoded, canonical path without query (see
     /// [`CanonicalPath`](crate::policy::CanonicalPath)), as the policy layer passes it.
     pub fn matches(&self, path: &str) -> bool {
+        if self.literal {
+            // Segment by segment, with nothing left over, is the same text.
+            return path == self.source;
+        }
+        self.matches_by_segments(path)
+    }
+
+    fn matches_by_segments(&self, path: &str) -> bool {
         let Some(tail) = path.strip_prefix('/') else {
             return false;
         };
@@ -106,6 +118,26 @@ mod tests {
         let root = PathPattern::parse("/").unwrap();
         assert!(root.matches("/"));
         assert!(!root.matches("/a"));
+    }
+
+    #[test]
+    fn literal_patterns_match_as_by_segments() {
+        let paths = [
+            "/", "", "/mcp", "/mcp/", "/a/b", "/a//b", "/a/", "/a", "a", "/a/b/c",
+        ];
+        for pattern in ["/", "/mcp", "/a/b", "/a//b", "/a/", "/mcp/"] {
+            let p = PathPattern::parse(pattern).unwrap();
+            assert!(p.literal, "{pattern}");
+            for path in paths {
+                assert_eq!(
+                    p.matches(path),
+                    p.matches_by_segments(path),
+                    "{pattern} {path}"
+                );
+            }
+        }
+        assert!(!PathPattern::parse("/users/{id}").unwrap().literal);
+        assert!(!PathPattern::parse("/api/{*rest}").unwrap().literal);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{AuthError, ErrorContext};
 
 use super::canonical;
 use super::decide::decide;
-use super::decision::Decision;
+use super::decision::{Applied, Decision};
 use super::future::PolicyFuture;
 use super::layer::PolicyConfig;
 
@@ -46,35 +46,54 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let (mut parts, body) = req.into_parts();
         // Refused before any policy: which endpoint the path names depends on the decoder.
-        if let Err(reason) = canonical::record(&mut parts) {
-            tracing::debug!(path = parts.uri.path(), %reason, "malformed request path");
-            let error = AuthError::MalformedPath(reason);
-            return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
-        }
-        let applied = config.select(canonical::recorded(&parts), &parts);
+        let decoded = match canonical::record(&mut req) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                tracing::debug!(path = req.uri().path(), %reason, "malformed request path");
+                let error = AuthError::MalformedPath(reason);
+                return PolicyFuture::denied(error.to_response(&ErrorContext::new(false, false)));
+            }
+        };
+        let route = config.route(match decoded {
+            true => canonical::recorded(req.uri(), req.extensions()),
+            false => req.uri().path(),
+        });
+        let applied = match route {
+            Some(i) => Applied::Route(i),
+            None if config.resolver.is_some() => {
+                // Only a resolver needs the request as `Parts`: taking it apart and putting
+                // it back together costs two copies of the request head.
+                let (parts, body) = req.into_parts();
+                let applied = config.resolve(&parts);
+                req = Request::from_parts(parts, body);
+                applied
+            }
+            None => Applied::Default,
+        };
         let decision = Decision::new(self.config.clone(), applied);
 
-        match decide(decision.policy(), &mut parts.extensions) {
+        match decide(decision.policy(), req.extensions_mut()) {
             Ok(identity) => {
                 if let Some(identity) = identity {
-                    parts.extensions.insert(identity);
+                    req.extensions_mut().insert(identity);
                 }
                 // Later layers read the decision instead of resolving the policy again.
-                parts.extensions.insert(decision);
-                PolicyFuture::allowed(self.inner.call(Request::from_parts(parts, body)))
+                if config.record_decision {
+                    req.extensions_mut().insert(decision);
+                }
+                PolicyFuture::allowed(self.inner.call(req))
             }
             Err((error, method)) => {
                 tracing::debug!(
-                    path = parts.uri.path(),
+                    path = req.uri().path(),
                     error = error.code(),
                     method = method.map(|m| m.as_str()),
                     "request denied"
                 );
-                let ctx = decision.error_context(&parts);
+                let ctx = decision.error_context_for(req.uri(), req.headers());
                 PolicyFuture::denied(error.to_response_for(&ctx, method))
             }
         }

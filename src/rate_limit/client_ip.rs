@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use http::{Extensions, HeaderMap, HeaderName};
 use ipnet::IpNet;
 
+use super::store_key::StoreKey;
+
 /// The peer address of the connection, for servers that are not axum.
 ///
 /// axum's `ConnectInfo<SocketAddr>` (from `into_make_service_with_connect_info`) is read
@@ -219,21 +221,25 @@ impl ClientIpResolver {
     /// The bucket name for an IP: the address itself for IPv4, the masked prefix for IPv6
     /// (`2001:db8:1:2::/64`). IPv4-mapped IPv6 addresses count as IPv4.
     pub fn bucket(&self, ip: IpAddr) -> String {
-        self.store_key("", ip)
+        self.store_key("", ip).as_str().to_owned()
     }
 
-    /// `prefix` followed by the [`bucket`](Self::bucket) of `ip`, built in one allocation
-    /// (this runs on every limited request).
-    pub(crate) fn store_key(&self, prefix: &str, ip: IpAddr) -> String {
+    /// `prefix` followed by the [`bucket`](Self::bucket) of `ip`, built on the stack (this
+    /// runs on every limited request).
+    pub(crate) fn store_key(&self, prefix: &str, ip: IpAddr) -> StoreKey {
         use fmt::Write as _;
-        // Longest bucket: a full IPv6 address (39) plus "/128".
-        let mut key = String::with_capacity(prefix.len() + 43);
-        key.push_str(prefix);
-        // Writing into a String cannot fail.
+        let mut key = StoreKey::concat(&[prefix]);
+        // Writing into a StoreKey cannot fail.
         let _ = match ip {
-            IpAddr::V4(v4) => write!(key, "{v4}"),
+            IpAddr::V4(v4) => {
+                push_ipv4(&mut key, v4);
+                Ok(())
+            }
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => write!(key, "{v4}"),
+                Some(v4) => {
+                    push_ipv4(&mut key, v4);
+                    Ok(())
+                }
                 None if self.ipv6_prefix >= 128 => write!(key, "{v6}"),
                 None => {
                     let bits = u128::from(v6);
@@ -247,6 +253,16 @@ impl ClientIpResolver {
             },
         };
         key
+    }
+}
+
+/// Dotted-quad IPv4, as `Display` writes it, without the formatting machinery.
+fn push_ipv4(key: &mut StoreKey, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            key.push_str(".");
+        }
+        key.push_decimal(u64::from(octet));
     }
 }
 

@@ -8,6 +8,7 @@ use http::request::Parts;
 use crate::identity::Identity;
 
 use super::client_ip::ClientIpResolver;
+use super::store_key::StoreKey;
 
 type CustomKey = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
@@ -52,84 +53,57 @@ impl RateLimitKey {
         RateLimitKey::Custom(Arc::new(f))
     }
 
-    /// The store key for this request, namespaced by kind (`rl:user:alice`). Built with one
-    /// allocation and no formatting machinery: this runs on every limited request.
+    /// The store key for this request, namespaced by kind (`rl:user:alice`). Built on the
+    /// stack ([`StoreKey`]) with no formatting machinery: this runs on every limited request.
     ///
     /// Users and token subjects are namespaced by issuer: a local user (API keys, tokens
     /// without `iss`) is `rl:user:<id>`, a token subject `rl:sub:<issuer length>:<issuer>:<id>`
     /// (the length makes the split unambiguous whatever the issuer contains).
-    pub(crate) fn key_for(&self, parts: &Parts) -> Option<String> {
+    pub(crate) fn key_for(&self, parts: &Parts) -> Option<StoreKey> {
         let identity = || parts.extensions.get::<Identity>();
-        let credential = |id: &Identity| match id.issuer() {
-            None => concat(&["rl:cred:", id.method().as_str(), ":", id.name()]),
-            Some(iss) => {
-                let mut len = Digits::default();
-                let len = len.format(iss.len());
-                concat(&[
-                    "rl:cred:",
-                    id.method().as_str(),
-                    ":",
-                    len,
-                    ":",
-                    iss,
-                    ":",
-                    id.name(),
-                ])
+        let credential = |id: &Identity| {
+            let mut key = StoreKey::concat(&["rl:cred:", id.method().as_str(), ":"]);
+            if let Some(iss) = id.issuer() {
+                push_issuer(&mut key, iss);
             }
+            key.push_str(id.name());
+            key
         };
         match self {
             RateLimitKey::Identity => identity().map(credential),
             RateLimitKey::User => {
                 let id = identity()?;
                 Some(match (id.issuer(), id.user_id()) {
-                    (None, Some(user)) => concat(&["rl:user:", user]),
+                    (None, Some(user)) => StoreKey::concat(&["rl:user:", user]),
                     (Some(iss), Some(user)) => {
-                        let mut len = Digits::default();
-                        let len = len.format(iss.len());
-                        concat(&["rl:sub:", len, ":", iss, ":", user])
+                        let mut key = StoreKey::concat(&["rl:sub:"]);
+                        push_issuer(&mut key, iss);
+                        key.push_str(user);
+                        key
                     }
                     (_, None) => credential(id),
                 })
             }
             RateLimitKey::Role => {
                 let id = identity()?;
-                Some(concat(&["rl:role:", id.role().unwrap_or("")]))
+                Some(StoreKey::concat(&["rl:role:", id.role().unwrap_or("")]))
             }
-            RateLimitKey::Endpoint => Some(concat(&["rl:path:", parts.uri.path()])),
+            RateLimitKey::Endpoint => Some(StoreKey::concat(&["rl:path:", parts.uri.path()])),
             RateLimitKey::ClientIp(resolver) => {
                 let ip = resolver.resolve(&parts.headers, &parts.extensions)?;
                 Some(resolver.store_key("rl:ip:", ip))
             }
-            RateLimitKey::Custom(f) => f(parts).map(|k| concat(&["rl:custom:", &k])),
+            RateLimitKey::Custom(f) => f(parts).map(|k| StoreKey::concat(&["rl:custom:", &k])),
         }
     }
 }
 
-/// A `usize` in decimal, formatted on the stack.
-#[derive(Default)]
-struct Digits([u8; 20]);
-
-impl Digits {
-    fn format(&mut self, mut n: usize) -> &str {
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        // Only ASCII digits were written.
-        std::str::from_utf8(&self.0[at..]).unwrap_or("0")
-    }
-}
-
-/// The pieces joined into one exactly-sized `String`.
-fn concat(pieces: &[&str]) -> String {
-    let mut key = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
-    pieces.iter().for_each(|p| key.push_str(p));
-    key
+/// `<issuer length>:<issuer>:`, the unambiguous issuer namespace of a key.
+fn push_issuer(key: &mut StoreKey, issuer: &str) {
+    key.push_decimal(issuer.len() as u64);
+    key.push_str(":");
+    key.push_str(issuer);
+    key.push_str(":");
 }
 
 impl fmt::Debug for RateLimitKey {
@@ -218,7 +192,9 @@ mod tests {
                 .user_id("42")
                 .build()
         };
-        let key = |k: RateLimitKey, id: Identity| k.key_for(&parts(Some(id))).unwrap();
+        let key = |k: RateLimitKey, id: Identity| {
+            k.key_for(&parts(Some(id))).unwrap().as_str().to_owned()
+        };
         assert_eq!(
             key(RateLimitKey::User, sub("https://a")),
             "rl:sub:9:https://a:42"
@@ -240,9 +216,6 @@ mod tests {
             key(RateLimitKey::Identity, sub("https://a")),
             "rl:cred:bearer:9:https://a:42"
         );
-        let mut d = Digits::default();
-        assert_eq!(d.format(0), "0");
-        assert_eq!(Digits::default().format(usize::MAX), usize::MAX.to_string());
     }
 
     #[test]
@@ -252,7 +225,7 @@ mod tests {
             RateLimitKey::User,
             RateLimitKey::Role,
         ] {
-            assert_eq!(key.key_for(&parts(None)), None);
+            assert!(key.key_for(&parts(None)).is_none());
         }
     }
 }

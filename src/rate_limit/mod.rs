@@ -10,6 +10,7 @@ mod key;
 mod layer;
 mod lockout;
 mod service;
+mod store_key;
 
 pub use client_ip::{
     ClientAddr, ClientIpResolver, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,

@@ -7,7 +7,6 @@
 mod cached_verifier;
 pub(in crate::bearer) mod single_flight;
 pub(in crate::bearer) mod token_cache;
-mod token_tag;
 
 pub use cached_verifier::{
     CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL,

@@ -1,7 +1,7 @@
 //! The sharded, bounded map of verified tokens behind [`CachedVerifier`](super::CachedVerifier)
 //! and the introspection cache.
 //!
-//! - Keys are a keyed 128-bit tag of the token ([`TokenTag`](super::token_tag::TokenTag)),
+//! - Keys are a keyed 128-bit tag of the token ([`KeyedTag`](crate::keyed_tag::KeyedTag)),
 //!   never the token: a memory dump or a `Debug` print of the cache holds no usable
 //!   credential, every key has the same small size, and a hit costs no SHA-256 of the token.
 //! - The map is split into shards, each behind its own `RwLock`, so there is no global lock;
@@ -12,26 +12,18 @@
 //!   ago goes. FIFO needs no bookkeeping on hits (so hits stay read-only) and, since tokens
 //!   expire, the oldest entry is also the one closest to being useless.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::identity::Identity;
-use crate::prehashed::PassThrough;
 
-pub(crate) use super::token_tag::TokenTag as TokenHash;
+pub(crate) use crate::keyed_tag::KeyedTag as TokenHash;
 
-/// A map keyed by [`TokenHash`] that does not hash the key again.
-pub(crate) type TokenMap<V> = HashMap<TokenHash, V, PassThrough>;
+use crate::keyed_tag::TagShards;
+pub(crate) use crate::keyed_tag::{shard_count, TagMap as TokenMap};
 
 type Map = TokenMap<Entry>;
-
-/// Shards of a token-keyed table: four per core, as a power of two, at most 64.
-pub(crate) fn shard_count() -> usize {
-    let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (parallelism * 4).next_power_of_two().clamp(1, 64)
-}
 
 struct Entry {
     identity: Identity,
@@ -90,8 +82,7 @@ impl Shard {
 
 /// A bounded, sharded map from token hash to verified [`Identity`].
 pub(crate) struct TokenCache {
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
+    shards: TagShards<Shard>,
     max_ttl: Duration,
 }
 
@@ -99,33 +90,18 @@ impl TokenCache {
     /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
     /// `max_entries == 0` or a zero `max_ttl` disables caching.
     pub(crate) fn new(max_entries: usize, max_ttl: Duration) -> Self {
-        let wanted = shard_count();
-        // Never more shards than entries, so every shard holds at least one.
-        let shards = if max_entries == 0 {
-            1
-        } else {
-            wanted.min(prev_power_of_two(max_entries))
-        };
         Self {
-            shards: (0..shards).map(|_| RwLock::default()).collect(),
-            per_shard: max_entries / shards,
+            shards: TagShards::new(max_entries),
             max_ttl,
         }
     }
 
-    fn shard(&self, key: &TokenHash) -> &RwLock<Shard> {
-        &self.shards[key.shard_index(self.shards.len())]
-    }
-
     /// The identity stored for `key`, unless absent or no longer valid at `now`.
     pub(crate) fn get(&self, key: &TokenHash, now: SystemTime) -> Option<Identity> {
-        if self.per_shard == 0 {
+        if self.shards.per_shard() == 0 {
             return None;
         }
-        let shard = self
-            .shard(key)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let shard = self.shards.read(key);
         let entry = shard.map.get(key)?;
         // Expired entries are left for eviction: removing them would need the write lock on
         // the hit path.
@@ -136,7 +112,8 @@ impl TokenCache {
     /// are already expired, or whose expiry is unknown, are not stored: the cache could
     /// otherwise serve a token past its end.
     pub(crate) fn insert(&self, key: TokenHash, identity: &Identity, now: SystemTime) {
-        if self.per_shard == 0 {
+        let cap = self.shards.per_shard();
+        if cap == 0 {
             return;
         }
         let Some(exp) = identity.expires_at() else {
@@ -147,45 +124,33 @@ impl TokenCache {
         if valid_until <= now {
             return;
         }
-        self.shard(&key)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, identity.clone(), valid_until, self.per_shard);
+        self.shards
+            .write(&key)
+            .insert(key, identity.clone(), valid_until, cap);
     }
 
     /// Number of stored entries, including expired ones not yet evicted.
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).map.len())
-            .sum()
+        self.shards.each_read().map(|shard| shard.map.len()).sum()
     }
 
     /// Drops every entry.
     pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
-        }
+        self.shards
+            .each_write()
+            .for_each(|mut shard| *shard = Shard::default());
     }
 
     /// Upper bound on the number of entries.
     pub(crate) fn capacity(&self) -> usize {
-        self.per_shard * self.shards.len()
-    }
-}
-
-fn prev_power_of_two(n: usize) -> usize {
-    if n.is_power_of_two() {
-        n
-    } else {
-        n.next_power_of_two() / 2
+        self.shards.capacity()
     }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.shards.count())
             .field("capacity", &self.capacity())
             .field("max_ttl", &self.max_ttl)
             .finish_non_exhaustive()
@@ -271,8 +236,8 @@ mod tests {
             cache.insert(key, &id("x", None), now);
         }
         assert_eq!(cache.len(), 1);
-        for shard in cache.shards.iter() {
-            assert!(shard.read().unwrap().order.len() <= 2 * 4 + 16 + 1);
+        for shard in cache.shards.each_read() {
+            assert!(shard.order.len() <= 2 * 4 + 16 + 1);
         }
     }
 

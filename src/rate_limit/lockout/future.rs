@@ -15,12 +15,13 @@ use crate::error::AuthFailure;
 use crate::store::{Quota, StateStore, StoreError};
 
 use super::super::gate::{Gate, Gated, PendingCheck, Verdict};
+use super::super::store_key::StoreKey;
 
 /// The bucket a request reserved a cell in, to refund once the response shows it did not
 /// count.
 pub(super) struct Tally {
     pub(super) store: Arc<dyn StateStore>,
-    pub(super) key: String,
+    pub(super) key: StoreKey,
     pub(super) quota: Quota,
 }
 
