@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -235,6 +236,13 @@ impl ApiKeySpec {
     }
 }
 
+/// A key described by a spec, not revoked.
+impl From<ApiKeySpec> for StoredKey {
+    fn from(spec: ApiKeySpec) -> Self {
+        spec.into_stored()
+    }
+}
+
 fn de_expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -278,8 +286,13 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 
 /// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
 ///
-/// The registry is immutable once built (lookups take no lock). To add or revoke keys at run
-/// time, implement [`KeyStore`] over a database.
+/// Lookups take no lock: they read an immutable snapshot of the key map (swapped with
+/// `arc-swap`). The mutation methods ([`insert`](Self::insert), [`remove`](Self::remove),
+/// [`revoke`](Self::revoke), [`apply`](Self::apply)) build a new snapshot and publish it at
+/// once; every clone of the registry shares it, so a layer built from a clone sees them on its
+/// next request. They are meant for a few changes at a time (an operator revoking a key, the
+/// periodic key sync of the `keys` feature): each one copies the map. Every change to a key
+/// goes through these methods, so anything cached by the registry is invalidated with it.
 ///
 /// ```
 /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
@@ -297,7 +310,7 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 /// ```
 #[derive(Clone)]
 pub struct ApiKeyRegistry {
-    keys: Arc<KeyMap>,
+    keys: Arc<ArcSwap<KeyMap>>,
 }
 
 impl ApiKeyRegistry {
@@ -346,19 +359,111 @@ impl ApiKeyRegistry {
         Ok(builder.build())
     }
 
-    /// Number of keys.
+    /// Number of keys (revoked ones included).
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.load().len()
     }
 
     /// Whether the registry holds no key.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.load().is_empty()
     }
 
-    /// Looks up a hash synchronously.
-    pub fn get(&self, hash: &KeyHash) -> Option<&StoredKey> {
-        self.keys.get(hash)
+    /// Looks up a hash synchronously (a clone of the entry: an `Arc` increment).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert_eq!(registry.get(&KeyHash::of("k-1")).unwrap().identity.name(), "ci");
+    /// assert!(registry.get(&KeyHash::of("k-2")).is_none());
+    /// ```
+    pub fn get(&self, hash: &KeyHash) -> Option<StoredKey> {
+        self.keys.load().get(hash).cloned()
+    }
+
+    /// Adds a key, or replaces the entry with the same hash. Visible to every clone of the
+    /// registry from the next lookup on.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().build();
+    /// let serving = registry.clone(); // for example inside an ApiKeyLayer
+    /// registry.insert(KeyHash::of("k-1"), ApiKeySpec::new("ci").into());
+    /// assert!(serving.get(&KeyHash::of("k-1")).is_some());
+    /// ```
+    pub fn insert(&self, hash: KeyHash, key: StoredKey) {
+        self.apply([(hash, key)], []);
+    }
+
+    /// Removes a key: it becomes unknown (`invalid_credentials`). Returns whether it was there.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.remove(&KeyHash::of("k-1")));
+    /// assert!(!registry.remove(&KeyHash::of("k-1")));
+    /// ```
+    pub fn remove(&self, hash: &KeyHash) -> bool {
+        let present = self.keys.load().contains_key(hash);
+        if present {
+            self.apply([], [*hash]);
+        }
+        present
+    }
+
+    /// Marks a key revoked (it is rejected as `invalid_credentials`, and stays listed as
+    /// revoked). Returns whether the registry holds that key.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build();
+    /// assert!(registry.revoke(&KeyHash::of("k-1")));
+    /// assert!(registry.get(&KeyHash::of("k-1")).unwrap().revoked);
+    /// ```
+    pub fn revoke(&self, hash: &KeyHash) -> bool {
+        let Some(mut key) = self.get(hash) else {
+            return false;
+        };
+        key.revoked = true;
+        self.apply([(*hash, key)], []);
+        true
+    }
+
+    /// Applies several changes as one: the upserts are added (or replace the entries with
+    /// the same hash), then the removals removed, and lookups see either none or all of them.
+    /// Concurrent calls are applied one after the other (none is lost).
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyHash};
+    ///
+    /// let registry = ApiKeyRegistry::builder().key("old", ApiKeySpec::new("ci")).build();
+    /// registry.apply([(KeyHash::of("new"), ApiKeySpec::new("ci").into())], [KeyHash::of("old")]);
+    /// assert!(registry.get(&KeyHash::of("new")).is_some());
+    /// assert!(registry.get(&KeyHash::of("old")).is_none());
+    /// ```
+    pub fn apply<U, R>(&self, upserts: U, removals: R)
+    where
+        U: IntoIterator<Item = (KeyHash, StoredKey)>,
+        R: IntoIterator<Item = KeyHash>,
+    {
+        let upserts: Vec<(KeyHash, StoredKey)> = upserts.into_iter().collect();
+        let removals: Vec<KeyHash> = removals.into_iter().collect();
+        if upserts.is_empty() && removals.is_empty() {
+            return;
+        }
+        // `rcu` retries the closure if another writer published in between.
+        self.keys.rcu(|current| {
+            let mut next = KeyMap::clone(current);
+            next.extend(upserts.iter().cloned());
+            for hash in &removals {
+                next.remove(hash);
+            }
+            next
+        });
     }
 }
 
@@ -375,13 +480,13 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 impl KeyStore for ApiKeyRegistry {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
-        Deferred::ready(Ok(self.keys.get(hash).cloned()))
+        Deferred::ready(Ok(self.get(hash)))
     }
 }
 
 impl fmt::Debug for ApiKeyRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKeyRegistry {{ keys: {} }}", self.keys.len())
+        write!(f, "ApiKeyRegistry {{ keys: {} }}", self.len())
     }
 }
 
@@ -420,7 +525,7 @@ impl ApiKeyRegistryBuilder {
     /// Finishes the registry.
     pub fn build(self) -> ApiKeyRegistry {
         ApiKeyRegistry {
-            keys: Arc::new(self.keys),
+            keys: Arc::new(ArcSwap::from_pointee(self.keys)),
         }
     }
 }

@@ -11,6 +11,8 @@ use super::error::check_ttl;
 use super::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::deferred::Deferred;
 
+mod keys;
+
 const BACKEND: &str = "redis";
 const DEFAULT_PREFIX: &str = "mcp-auth:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -41,7 +41,7 @@ impl TokenVerifier for DownVerifier {
 struct SlowStore(tower_mcp_auth::ApiKeyRegistry);
 impl KeyStore for SlowStore {
     fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
-        let found = self.0.get(hash).cloned();
+        let found = self.0.get(hash);
         Deferred::boxed(async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
             Ok(found)

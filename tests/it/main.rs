@@ -22,6 +22,7 @@ mod identity;
 mod introspection;
 mod jwks;
 mod jwt;
+mod key_store;
 mod malformed;
 mod mcp_discovery_flow;
 mod mcp_permissions;

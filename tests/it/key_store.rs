@@ -1,0 +1,300 @@
+//! API-key lifecycle through real routers: keys created, rotated and revoked in a
+//! `KeyStore` reach two independent instances (each with its own registry and `KeySync`)
+//! within the sync bound, on every backend: memory and SQLite (feature `sqlite`) always,
+//! Redis and PostgreSQL when reachable (a failure in CI).
+
+#![cfg(feature = "keys")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tower_mcp_auth::keys::{KeyStore, KeySync, KeysError, MemoryKeyStore};
+use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, EndpointPolicy, McpAuth};
+
+use crate::common::*;
+
+/// Sync interval of the instances under test.
+const INTERVAL: Duration = Duration::from_millis(100);
+/// How long a change may take to reach an instance before the test fails: far above the
+/// documented bound (one interval plus one load), so a slow CI machine does not flake.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// One server instance: its own registry, kept in step with `store`.
+struct Instance {
+    base: String,
+    sync: KeySync,
+}
+
+async fn instance(store: Arc<dyn KeyStore>) -> Instance {
+    let sync = KeySync::builder_shared(store, ApiKeyRegistry::builder().build())
+        .interval(INTERVAL)
+        .usage_flush_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("first load");
+    let lookup = sync.key_lookup();
+    let base = serve(|base| {
+        routes().layer(
+            McpAuth::builder()
+                .api_keys(lookup)
+                .public_base_url(base)
+                .endpoint("/key", EndpointPolicy::api_key_only())
+                .build()
+                .unwrap(),
+        )
+    })
+    .await;
+    Instance { base, sync }
+}
+
+async fn status(base: &str, key: &str) -> u16 {
+    client()
+        .post(format!("{base}/key"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until `key` gets `expected` on `instance`, or fails after [`PATIENCE`].
+async fn eventually(instance: &Instance, key: &str, expected: u16, what: &str) {
+    let start = Instant::now();
+    loop {
+        let got = status(&instance.base, key).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: still {got} on {} after {PATIENCE:?}",
+            instance.base
+        );
+        tokio::time::sleep(INTERVAL / 2).await;
+    }
+}
+
+/// The lifecycle, driven through `admin_a` / `admin_b` (two clients of one backend), served
+/// by two instances.
+async fn lifecycle(admin_a: Arc<dyn KeyStore>, admin_b: Arc<dyn KeyStore>) {
+    let a = instance(Arc::clone(&admin_a)).await;
+    let b = instance(Arc::clone(&admin_b)).await;
+    let both = [&a, &b];
+
+    // create: the plaintext once, only metadata listed.
+    let spec = ApiKeySpec::new("alice ci")
+        .user_id("alice")
+        .permissions(["tools/call:*"]);
+    let first = admin_a.create(spec).await.unwrap();
+    for i in both {
+        eventually(i, first.plaintext(), 200, "a created key is accepted").await;
+    }
+    let res = client()
+        .post(format!("{}/key", b.base))
+        .header("x-api-key", first.plaintext())
+        .send()
+        .await
+        .unwrap();
+    let who: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(who["name"], "alice ci");
+    assert_eq!(who["user_id"], "alice");
+    assert_eq!(who["permissions"], serde_json::json!(["tools/call:*"]));
+    let listed = admin_b.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, first.info().id);
+    assert!(!format!("{listed:?}").contains(first.plaintext()));
+
+    // rotate with a grace period: old and new both work.
+    let second = admin_b
+        .rotate(&first.info().id, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(second.info().name, "alice ci");
+    for i in both {
+        eventually(i, second.plaintext(), 200, "a rotated-in key is accepted").await;
+        assert_eq!(
+            status(&i.base, first.plaintext()).await,
+            200,
+            "in its grace period"
+        );
+    }
+
+    // rotate with no grace: the replaced key stops at once.
+    let third = admin_a
+        .rotate(&second.info().id, Duration::ZERO)
+        .await
+        .unwrap();
+    for i in both {
+        eventually(i, third.plaintext(), 200, "the third key is accepted").await;
+        let res = client()
+            .post(format!("{}/key", i.base))
+            .header("x-api-key", second.plaintext())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            challenge(&res).is_none(),
+            "api-key-only: no Bearer challenge"
+        );
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+
+    // revoke on one instance's store: refused by both within the bound.
+    admin_b.revoke(&third.info().id).await.unwrap();
+    for i in both {
+        eventually(i, third.plaintext(), 401, "a revoked key is refused").await;
+    }
+    let res = client()
+        .post(format!("{}/key", a.base))
+        .header("x-api-key", third.plaintext())
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "invalid_credentials").await;
+    // The first key is still in its grace period, revocation of its successor aside.
+    assert_eq!(status(&a.base, first.plaintext()).await, 200);
+
+    // expiry: a key created already expired is never accepted; a live one beside it is.
+    let expired = admin_a
+        .create(ApiKeySpec::new("temp").expires_at(SystemTime::now() - Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let live = admin_a.create(ApiKeySpec::new("live")).await.unwrap();
+    for i in both {
+        eventually(i, live.plaintext(), 200, "a new key is accepted").await;
+        let res = client()
+            .post(format!("{}/key", i.base))
+            .header("x-api-key", expired.plaintext())
+            .send()
+            .await
+            .unwrap();
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+
+    // last used: written in one batch at the flush, not per request.
+    let before = admin_a.list().await.unwrap();
+    assert!(
+        before.iter().all(|k| k.last_used_at.is_none()),
+        "{before:?}"
+    );
+    assert!(a.sync.flush_usage().await.unwrap() >= 1);
+    assert_eq!(a.sync.flush_usage().await.unwrap(), 0, "nothing used since");
+    let after = admin_b.list().await.unwrap();
+    let used = |id: &str| after.iter().find(|k| k.id == id).unwrap().last_used_at;
+    assert!(used(&first.info().id).is_some());
+    assert!(used(&live.info().id).is_some());
+    assert!(
+        used(&expired.info().id).is_none(),
+        "refused keys are not 'used'"
+    );
+
+    // errors: unknown ids, rotating a revoked key.
+    assert!(matches!(
+        admin_a.revoke("key_0000000000000000").await,
+        Err(KeysError::NotFound)
+    ));
+    assert!(matches!(
+        admin_a.rotate("key_0000000000000000", Duration::ZERO).await,
+        Err(KeysError::NotFound)
+    ));
+    assert!(matches!(
+        admin_b.rotate(&third.info().id, Duration::ZERO).await,
+        Err(KeysError::Revoked)
+    ));
+    admin_b
+        .revoke(&third.info().id)
+        .await
+        .expect("revoking twice is fine");
+    let listed = admin_a.list().await.unwrap();
+    assert_eq!(listed.len(), 5);
+    let third_info = listed.iter().find(|k| k.id == third.info().id).unwrap();
+    assert!(third_info.revoked_at.is_some());
+    let first_info = listed.iter().find(|k| k.id == first.info().id).unwrap();
+    assert_eq!(
+        first_info.rotated_to.as_deref(),
+        Some(second.info().id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn memory_key_store_lifecycle_across_two_instances() {
+    let store = MemoryKeyStore::new();
+    lifecycle(Arc::new(store.clone()), Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_id_or_hash_is_a_conflict() {
+    use tower_mcp_auth::api_key::KeyHash;
+    use tower_mcp_auth::keys::{KeyInfo, KeyRecord};
+    let store = MemoryKeyStore::new();
+    let record = KeyRecord::new(
+        KeyInfo::new("key_1", "imported", SystemTime::now()),
+        KeyHash::of("k1"),
+    );
+    store.insert(record.clone()).await.unwrap();
+    let same_hash = KeyRecord::new(
+        KeyInfo::new("key_2", "other", SystemTime::now()),
+        KeyHash::of("k1"),
+    );
+    assert!(matches!(
+        store.insert(same_hash).await,
+        Err(KeysError::Conflict)
+    ));
+    assert!(matches!(
+        store.insert(record).await,
+        Err(KeysError::Conflict)
+    ));
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_key_store_lifecycle_across_two_instances() {
+    use tower_mcp_auth::store::SqliteStore;
+    let path = crate::store_common::sqlite_path();
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    lifecycle(Arc::new(a.clone()), Arc::new(b.clone())).await;
+    a.pool().close().await;
+    b.pool().close().await;
+    crate::store_common::remove_sqlite_files(&path);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_key_store_lifecycle_across_two_instances() {
+    use tower_mcp_auth::store::PostgresStore;
+    let Some((a, schema)) = crate::store_common::postgres_store().await else {
+        return;
+    };
+    let b = PostgresStore::builder(crate::store_common::database_url())
+        .schema(&schema)
+        .max_connections(4)
+        .build()
+        .await
+        .unwrap();
+    lifecycle(Arc::new(a.clone()), Arc::new(b)).await;
+    crate::store_common::drop_schema(a.pool(), &schema).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_key_store_lifecycle_across_two_instances() {
+    use tower_mcp_auth::store::RedisStore;
+    let prefix = format!("tma-keys:{}:", crate::store_common::random_id());
+    let connect = || {
+        RedisStore::builder(crate::store_common::redis_url())
+            .prefix(&prefix)
+            .build()
+    };
+    let a = match connect().await {
+        Ok(a) => a,
+        Err(err) => {
+            crate::store_common::unreachable("Redis", "REDIS_URL", &err);
+            return;
+        }
+    };
+    let b = connect().await.unwrap();
+    lifecycle(Arc::new(a), Arc::new(b)).await;
+    crate::store_common::redis_cleanup(prefix).await;
+}
