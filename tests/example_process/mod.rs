@@ -66,3 +66,23 @@ pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
     }
     Some(example)
 }
+
+/// Runs example `name` to completion with `args` and `vars` (a clean environment besides
+/// them) and returns its output. `None` (and a message) when the binary was not built,
+/// which fails under `CI`.
+pub fn run(name: &str, args: &[&str], vars: &[(&str, &str)]) -> Option<std::process::Output> {
+    let Some(bin) = binary(name) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{name} example binary not found next to the test binary"
+        );
+        eprintln!("skipping: build the examples first (cargo test builds them)");
+        return None;
+    };
+    let mut cmd = Command::new(bin);
+    cmd.env_clear().env("RUST_LOG", "warn").args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Some(cmd.output().unwrap())
+}

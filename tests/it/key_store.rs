@@ -298,3 +298,107 @@ async fn redis_key_store_lifecycle_across_two_instances() {
     lifecycle(Arc::new(a), Arc::new(b)).await;
     crate::store_common::redis_cleanup(prefix).await;
 }
+
+/// `examples/keys.rs` run as a process against a SQLite file that a server instance syncs
+/// from: create, list, rotate and revoke reach the server; errors exit non-zero and never
+/// print a key.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_keys_cli_manages_the_keys_a_server_accepts() {
+    use tower_mcp_auth::store::SqliteStore;
+    let path = crate::store_common::sqlite_path();
+    let url = format!("sqlite:{}", path.display());
+    let server_store = SqliteStore::open(&path).await.unwrap();
+    let server = instance(Arc::new(server_store.clone())).await;
+
+    let cli = |args: &[&str]| crate::example_process::run("keys", args, &[("KEY_STORE_URL", &url)]);
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let Some(out) = cli(&[
+        "--json",
+        "create",
+        "--user",
+        "alice",
+        "--permissions",
+        "tools/call:*,tools/list",
+    ]) else {
+        return;
+    };
+    let created = json(&out);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["user_id"], "alice");
+    assert_eq!(
+        created["permissions"],
+        serde_json::json!(["tools/call:*", "tools/list"])
+    );
+    eventually(&server, &key, 200, "a key created by the CLI is accepted").await;
+
+    // --store wins over the environment; human output names the key once.
+    let out = crate::example_process::run("keys", &["--store", &url, "list"], &[]).unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(table.contains(&id) && table.contains("active"), "{table}");
+    assert!(!table.contains(&key), "list never shows a key");
+
+    let rotated = json(&cli(&["--json", "rotate", &id, "--grace", "0"]).unwrap());
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    let new_id = rotated["id"].as_str().unwrap().to_owned();
+    eventually(&server, &new_key, 200, "the rotated-in key is accepted").await;
+    eventually(
+        &server,
+        &key,
+        401,
+        "the rotated-out key (no grace) is refused",
+    )
+    .await;
+
+    let revoked = json(&cli(&["--json", "revoke", &new_id]).unwrap());
+    assert_eq!(revoked["revoked"], new_id.as_str());
+    eventually(
+        &server,
+        &new_key,
+        401,
+        "a key revoked by the CLI is refused",
+    )
+    .await;
+
+    let listed = json(&cli(&["--json", "list"]).unwrap());
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|k| k["usable"] == false && k.get("key").is_none()));
+    assert_eq!(listed[0]["rotated_to"], new_id.as_str());
+
+    // Errors: unknown id (1), bad arguments (2), no store (2); never a key in the output.
+    let out = cli(&["revoke", "key_0000000000000000"]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API key with this id"));
+    assert_eq!(cli(&["create"]).unwrap().status.code(), Some(2));
+    assert_eq!(
+        cli(&["rotate", &id, "--grace", "soon"])
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = crate::example_process::run("keys", &["list"], &[]).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    for out in [cli(&["list"]).unwrap(), cli(&["rotate", &new_id]).unwrap()] {
+        let all = [out.stdout, out.stderr].concat();
+        let all = String::from_utf8_lossy(&all);
+        assert!(!all.contains(&key) && !all.contains(&new_key), "{all}");
+    }
+
+    drop(server);
+    server_store.pool().close().await;
+    crate::store_common::remove_sqlite_files(&path);
+}
