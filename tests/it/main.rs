@@ -38,6 +38,7 @@ mod oauth_upstream;
 mod origin;
 mod paths;
 mod rate_limit;
+mod revocation;
 mod rmcp_example;
 mod server_examples;
 mod session_cookie;

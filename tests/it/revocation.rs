@@ -1,0 +1,230 @@
+//! Token revocation through real routers: a `jti` denylist and per-subject kill-switches in
+//! the shared `StateStore`, enforced by two independent instances (each with its own
+//! `Revocations` snapshot and token cache) within the refresh bound, on the memory store
+//! and, with their features, SQLite, Redis and PostgreSQL.
+
+#![cfg(feature = "revocation")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use tower_mcp_auth::bearer::{CachedVerifier, Revocations};
+use tower_mcp_auth::store::{MemoryStore, StateStore};
+use tower_mcp_auth::{EndpointPolicy, JwtVerifier, McpAuth};
+
+use crate::common::*;
+
+const REFRESH: Duration = Duration::from_millis(100);
+/// Far above the documented bound (one refresh), so a slow CI machine does not flake.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Instance {
+    base: String,
+    revocations: Revocations,
+}
+
+async fn instance(store: Arc<dyn StateStore>, prefix: &str) -> Instance {
+    let revocations = Revocations::builder(store)
+        .key_prefix(prefix)
+        .refresh(REFRESH)
+        .max_token_lifetime(Duration::from_secs(7200))
+        .start()
+        .await
+        .expect("first load");
+    let jwt = JwtVerifier::hs256(SECRET).build().unwrap();
+    let verifier = revocations.verifier(CachedVerifier::new(jwt));
+    let base = serve(|base| {
+        routes().layer(
+            McpAuth::builder()
+                .bearer(verifier)
+                .public_base_url(base)
+                .endpoint("/oauth", EndpointPolicy::oauth_only())
+                .build()
+                .unwrap(),
+        )
+    })
+    .await;
+    Instance { base, revocations }
+}
+
+async fn send(i: &Instance, token: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/oauth", i.base))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn eventually(i: &Instance, token: &str, expected: u16, what: &str) {
+    let start = Instant::now();
+    loop {
+        let got = send(i, token).await.status().as_u16();
+        if got == expected {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: still {got} after {PATIENCE:?}"
+        );
+        tokio::time::sleep(REFRESH / 2).await;
+    }
+}
+
+/// The documented 401 for a revoked token: `invalid_token`, the RFC 6750 challenge, the
+/// revocation reason, and never the token in the body.
+async fn assert_revoked(i: &Instance, token: &str) {
+    let res = send(i, token).await;
+    let challenge = challenge(&res).expect("a Bearer challenge");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains("revoked"), "{challenge}");
+    let body = assert_error(res, 401, "invalid_token").await;
+    assert_eq!(
+        body["error_description"],
+        "The access token has been revoked"
+    );
+    assert!(!body.to_string().contains(token));
+}
+
+fn jwt(sub: &str, jti: &str, iat: Option<u64>) -> String {
+    let mut claims = json!({"sub": sub, "exp": now() + 3600, "jti": jti});
+    if let Some(iat) = iat {
+        claims["iat"] = json!(iat);
+    }
+    hs256(&claims)
+}
+
+async fn across_two_instances(store_a: Arc<dyn StateStore>, store_b: Arc<dyn StateStore>) {
+    let prefix = format!("rev-test:{}:", crate::store_common::random_id());
+    let a = instance(store_a, &prefix).await;
+    let b = instance(store_b, &prefix).await;
+    let both = [&a, &b];
+    assert!(a.revocations.is_empty());
+
+    // Accepted (and cached) everywhere first.
+    let t1 = jwt("alice", "jti-1", Some(now() - 60));
+    let t2 = jwt("alice", "jti-2", Some(now() - 60));
+    let bob = jwt("bob", "jti-3", Some(now() - 60));
+    for i in both {
+        for t in [&t1, &t2, &bob] {
+            assert_eq!(send(i, t).await.status(), 200);
+        }
+    }
+
+    // By jti: at once on the revoking instance (a cache hit), within the bound on the other.
+    a.revocations.revoke_jti("jti-1").await.unwrap();
+    assert_revoked(&a, &t1).await;
+    eventually(&b, &t1, 401, "a revoked jti").await;
+    assert_revoked(&b, &t1).await;
+    for i in both {
+        assert_eq!(send(i, &t2).await.status(), 200, "other jtis still pass");
+    }
+
+    // Kill-switch: every token of alice issued up to now, from the other instance.
+    b.revocations
+        .revoke_subject_before(None, "alice", SystemTime::now())
+        .await
+        .unwrap();
+    eventually(&a, &t2, 401, "a token issued before the cut-off").await;
+    let no_iat = jwt("alice", "jti-4", None);
+    let later = jwt("alice", "jti-5", Some(now() + 2));
+    for i in both {
+        assert_revoked(i, &t2).await;
+        assert_revoked(i, &no_iat).await;
+        assert_eq!(
+            send(i, &later).await.status(),
+            200,
+            "issued after the cut-off"
+        );
+        assert_eq!(send(i, &bob).await.status(), 200, "another subject");
+    }
+
+    // Concurrent revocations on both instances are both kept (the writers' lock).
+    let (x, y) = (
+        jwt("carol", "jti-x", Some(now())),
+        jwt("dave", "jti-y", Some(now())),
+    );
+    let (rx, ry) = tokio::join!(
+        a.revocations.revoke_jti("jti-x"),
+        b.revocations.revoke_jti("jti-y")
+    );
+    rx.unwrap();
+    ry.unwrap();
+    for i in both {
+        eventually(i, &x, 401, "a concurrently revoked jti").await;
+        eventually(i, &y, 401, "the other concurrently revoked jti").await;
+    }
+}
+
+#[tokio::test]
+async fn revocations_reach_two_instances_on_the_memory_store() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    across_two_instances(Arc::clone(&store), store).await;
+}
+
+#[tokio::test]
+async fn a_new_instance_loads_the_current_list() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let a = instance(Arc::clone(&store), "r:").await;
+    a.revocations.revoke_jti("jti-1").await.unwrap();
+    let b = instance(store, "r:").await;
+    assert!(!b.revocations.is_empty());
+    assert_revoked(&b, &jwt("alice", "jti-1", Some(now()))).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn revocations_reach_two_instances_on_sqlite() {
+    use tower_mcp_auth::store::SqliteStore;
+    let path = crate::store_common::sqlite_path();
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    across_two_instances(Arc::new(a.clone()), Arc::new(b.clone())).await;
+    a.pool().close().await;
+    b.pool().close().await;
+    crate::store_common::remove_sqlite_files(&path);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn revocations_reach_two_instances_on_postgres() {
+    use tower_mcp_auth::store::PostgresStore;
+    let Some((a, schema)) = crate::store_common::postgres_store().await else {
+        return;
+    };
+    let b = PostgresStore::builder(crate::store_common::database_url())
+        .schema(&schema)
+        .max_connections(4)
+        .build()
+        .await
+        .unwrap();
+    across_two_instances(Arc::new(a.clone()), Arc::new(b)).await;
+    crate::store_common::drop_schema(a.pool(), &schema).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn revocations_reach_two_instances_on_redis() {
+    use tower_mcp_auth::store::RedisStore;
+    let prefix = format!("tma-rev:{}:", crate::store_common::random_id());
+    let connect = || {
+        RedisStore::builder(crate::store_common::redis_url())
+            .prefix(&prefix)
+            .build()
+    };
+    let a = match connect().await {
+        Ok(a) => a,
+        Err(err) => {
+            crate::store_common::unreachable("Redis", "REDIS_URL", &err);
+            return;
+        }
+    };
+    let b = connect().await.unwrap();
+    across_two_instances(Arc::new(a), Arc::new(b)).await;
+    crate::store_common::redis_cleanup(prefix).await;
+}
