@@ -247,6 +247,101 @@ async fn a_duplicate_id_or_hash_is_a_conflict() {
     ));
 }
 
+/// A store that can be switched off, to see what instances do during an outage.
+struct Flaky {
+    inner: MemoryKeyStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), KeysError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(KeysError::Store(
+                tower_mcp_auth::store::StoreError::Timeout { backend: "flaky" },
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl KeyStore for Flaky {
+    fn insert(
+        &self,
+        record: tower_mcp_auth::keys::KeyRecord,
+    ) -> tower_mcp_auth::keys::KeysResult<()> {
+        self.inner.insert(record)
+    }
+    fn load(&self) -> tower_mcp_auth::keys::KeysResult<Vec<tower_mcp_auth::keys::KeyRecord>> {
+        match self.check() {
+            Ok(()) => self.inner.load(),
+            Err(e) => tower_mcp_auth::Deferred::ready(Err(e)),
+        }
+    }
+    fn revision(&self) -> tower_mcp_auth::keys::KeysResult<u64> {
+        match self.check() {
+            Ok(()) => self.inner.revision(),
+            Err(e) => tower_mcp_auth::Deferred::ready(Err(e)),
+        }
+    }
+    fn revoke_at(&self, id: &str, at: SystemTime) -> tower_mcp_auth::keys::KeysResult<()> {
+        self.inner.revoke_at(id, at)
+    }
+    fn replace(
+        &self,
+        old_id: &str,
+        successor: tower_mcp_auth::keys::KeyRecord,
+        deadline: SystemTime,
+    ) -> tower_mcp_auth::keys::KeysResult<tower_mcp_auth::keys::KeyInfo> {
+        self.inner.replace(old_id, successor, deadline)
+    }
+    fn record_use(&self, used: Vec<(String, SystemTime)>) -> tower_mcp_auth::keys::KeysResult<()> {
+        match self.check() {
+            Ok(()) => self.inner.record_use(used),
+            Err(e) => tower_mcp_auth::Deferred::ready(Err(e)),
+        }
+    }
+}
+
+/// While the store is unreachable, instances keep the keys they loaded; usage is kept for
+/// the next flush; changes arrive once it is back.
+#[tokio::test]
+async fn instances_keep_their_keys_while_the_store_is_down() {
+    use std::sync::atomic::Ordering;
+    let store = Arc::new(Flaky {
+        inner: MemoryKeyStore::new(),
+        down: Default::default(),
+    });
+    let key = store.create(ApiKeySpec::new("ci")).await.unwrap();
+    let server = instance(store.clone()).await;
+    assert_eq!(status(&server.base, key.plaintext()).await, 200);
+
+    store.down.store(true, Ordering::SeqCst);
+    assert!(server.sync.sync_now().await.is_err());
+    store.revoke(&key.info().id).await.unwrap(); // written, but not readable yet
+    assert_eq!(
+        status(&server.base, key.plaintext()).await,
+        200,
+        "last loaded keys serve"
+    );
+    assert!(server.sync.flush_usage().await.is_err());
+
+    store.down.store(false, Ordering::SeqCst);
+    eventually(
+        &server,
+        key.plaintext(),
+        401,
+        "the revoke arrives once the store is back",
+    )
+    .await;
+    assert_eq!(
+        server.sync.flush_usage().await.unwrap(),
+        1,
+        "usage kept across the outage"
+    );
+    assert!(store.list().await.unwrap()[0].last_used_at.is_some());
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_key_store_lifecycle_across_two_instances() {
@@ -255,6 +350,21 @@ async fn sqlite_key_store_lifecycle_across_two_instances() {
     let a = SqliteStore::open(&path).await.unwrap();
     let b = SqliteStore::open(&path).await.unwrap();
     lifecycle(Arc::new(a.clone()), Arc::new(b.clone())).await;
+
+    // A row deleted behind the store's back (by a DBA) is unknown everywhere after the next
+    // change: the sync removes the keys it no longer finds.
+    let server = instance(Arc::new(b.clone())).await;
+    let doomed = a.create(ApiKeySpec::new("doomed")).await.unwrap();
+    eventually(&server, doomed.plaintext(), 200, "a new key is accepted").await;
+    sqlx::query("DELETE FROM mcp_auth_api_keys WHERE id = ?1")
+        .bind(&doomed.info().id)
+        .execute(a.pool())
+        .await
+        .unwrap();
+    a.create(ApiKeySpec::new("bump the revision"))
+        .await
+        .unwrap();
+    eventually(&server, doomed.plaintext(), 401, "a deleted key is refused").await;
     a.pool().close().await;
     b.pool().close().await;
     crate::store_common::remove_sqlite_files(&path);
