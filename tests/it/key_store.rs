@@ -345,10 +345,8 @@ async fn instances_keep_their_keys_while_the_store_is_down() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn sqlite_key_store_lifecycle_across_two_instances() {
-    use tower_mcp_auth::store::SqliteStore;
-    let path = crate::store_common::sqlite_path();
-    let a = SqliteStore::open(&path).await.unwrap();
-    let b = SqliteStore::open(&path).await.unwrap();
+    let pair = crate::two_clients::sqlite().await;
+    let (a, b) = (&pair.a, &pair.b);
     lifecycle(Arc::new(a.clone()), Arc::new(b.clone())).await;
 
     // A row deleted behind the store's back (by a DBA) is unknown everywhere after the next
@@ -365,48 +363,28 @@ async fn sqlite_key_store_lifecycle_across_two_instances() {
         .await
         .unwrap();
     eventually(&server, doomed.plaintext(), 401, "a deleted key is refused").await;
-    a.pool().close().await;
-    b.pool().close().await;
-    crate::store_common::remove_sqlite_files(&path);
+    drop(server);
+    pair.cleanup().await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_key_store_lifecycle_across_two_instances() {
-    use tower_mcp_auth::store::PostgresStore;
-    let Some((a, schema)) = crate::store_common::postgres_store().await else {
+    let Some(pair) = crate::two_clients::postgres().await else {
         return;
     };
-    let b = PostgresStore::builder(crate::store_common::database_url())
-        .schema(&schema)
-        .max_connections(4)
-        .build()
-        .await
-        .unwrap();
-    lifecycle(Arc::new(a.clone()), Arc::new(b)).await;
-    crate::store_common::drop_schema(a.pool(), &schema).await;
+    lifecycle(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
+    pair.cleanup().await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_key_store_lifecycle_across_two_instances() {
-    use tower_mcp_auth::store::RedisStore;
-    let prefix = format!("tma-keys:{}:", crate::store_common::random_id());
-    let connect = || {
-        RedisStore::builder(crate::store_common::redis_url())
-            .prefix(&prefix)
-            .build()
+    let Some(pair) = crate::two_clients::redis().await else {
+        return;
     };
-    let a = match connect().await {
-        Ok(a) => a,
-        Err(err) => {
-            crate::store_common::unreachable("Redis", "REDIS_URL", &err);
-            return;
-        }
-    };
-    let b = connect().await.unwrap();
-    lifecycle(Arc::new(a), Arc::new(b)).await;
-    crate::store_common::redis_cleanup(prefix).await;
+    lifecycle(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
+    pair.cleanup().await;
 }
 
 /// `examples/keys.rs` run as a process against a SQLite file that a server instance syncs

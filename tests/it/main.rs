@@ -43,3 +43,4 @@ mod rmcp_example;
 mod server_examples;
 mod session_cookie;
 mod store_conformance;
+mod two_clients;

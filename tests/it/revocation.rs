@@ -180,51 +180,27 @@ async fn a_new_instance_loads_the_current_list() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn revocations_reach_two_instances_on_sqlite() {
-    use tower_mcp_auth::store::SqliteStore;
-    let path = crate::store_common::sqlite_path();
-    let a = SqliteStore::open(&path).await.unwrap();
-    let b = SqliteStore::open(&path).await.unwrap();
-    across_two_instances(Arc::new(a.clone()), Arc::new(b.clone())).await;
-    a.pool().close().await;
-    b.pool().close().await;
-    crate::store_common::remove_sqlite_files(&path);
+    let pair = crate::two_clients::sqlite().await;
+    across_two_instances(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
+    pair.cleanup().await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn revocations_reach_two_instances_on_postgres() {
-    use tower_mcp_auth::store::PostgresStore;
-    let Some((a, schema)) = crate::store_common::postgres_store().await else {
+    let Some(pair) = crate::two_clients::postgres().await else {
         return;
     };
-    let b = PostgresStore::builder(crate::store_common::database_url())
-        .schema(&schema)
-        .max_connections(4)
-        .build()
-        .await
-        .unwrap();
-    across_two_instances(Arc::new(a.clone()), Arc::new(b)).await;
-    crate::store_common::drop_schema(a.pool(), &schema).await;
+    across_two_instances(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
+    pair.cleanup().await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn revocations_reach_two_instances_on_redis() {
-    use tower_mcp_auth::store::RedisStore;
-    let prefix = format!("tma-rev:{}:", crate::store_common::random_id());
-    let connect = || {
-        RedisStore::builder(crate::store_common::redis_url())
-            .prefix(&prefix)
-            .build()
+    let Some(pair) = crate::two_clients::redis().await else {
+        return;
     };
-    let a = match connect().await {
-        Ok(a) => a,
-        Err(err) => {
-            crate::store_common::unreachable("Redis", "REDIS_URL", &err);
-            return;
-        }
-    };
-    let b = connect().await.unwrap();
-    across_two_instances(Arc::new(a), Arc::new(b)).await;
-    crate::store_common::redis_cleanup(prefix).await;
+    across_two_instances(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
+    pair.cleanup().await;
 }

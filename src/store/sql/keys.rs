@@ -120,3 +120,181 @@ where
     let running = db.run(operation);
     Deferred::boxed(async move { running.await? })
 }
+
+/// The statements in which the two SQL key stores differ (placeholders, row locks, how a
+/// transaction begins).
+pub(super) struct KeySql {
+    /// Starts a read-then-write transaction.
+    pub(super) begin: &'static str,
+    /// `revoked_at` of one id, locking its row.
+    pub(super) revoked_at: &'static str,
+    /// Sets `revoked_at` (`$2`) of id `$1`.
+    pub(super) revoke: &'static str,
+    /// One row ([`key_columns!`]) by id, locking it.
+    pub(super) select_one: &'static str,
+    /// Sets `expires_at` (`$2`) and `rotated_to` (`$3`) of id `$1`.
+    pub(super) retire: &'static str,
+    /// Inserts a row ([`key_columns!`] order).
+    pub(super) insert: &'static str,
+}
+
+/// Statement of every key store: bumps the revision (in the transaction of each change).
+pub(super) const BUMP: &str =
+    "UPDATE mcp_auth_api_key_revision SET revision = revision + 1 WHERE id = 1";
+/// Statement of every key store: the revision.
+pub(super) const REVISION: &str = "SELECT revision FROM mcp_auth_api_key_revision WHERE id = 1";
+/// Statement of every key store: all rows.
+pub(super) const LOAD: &str = concat!("SELECT ", key_columns!(), " FROM mcp_auth_api_keys");
+
+/// `impl KeyStore` for a SQL store: `$store` (with a `db: Pooled<$pool>` field), its sqlx
+/// database `$db`, its statements `$sql` ([`KeySql`]) and its batched usage write
+/// `$record_use(pool, used) -> Result<(), StoreError>`. Every change is one transaction that
+/// bumps the revision row, so [`KeySync`](crate::keys::KeySync) sees it. Expects the
+/// backend's `map_err` and `BACKEND` in scope.
+macro_rules! sql_key_store {
+    ($store:ident, $pool:ty, $db:ty, $sql:expr, $record_use:path) => {
+        impl crate::keys::KeyStore for $store {
+            fn insert(&self, record: KeyRecord) -> KeysResult<()> {
+                run_keys(&self.db, |pool| async move {
+                    let mut tx = pool.begin_with($sql.begin).await.map_err(map_err)?;
+                    if let Err(e) = insert_row(&mut tx, &KeyRow::of(&record)).await {
+                        return match conflict_or(e, map_err) {
+                            KeysError::Store(e) => Err(e),
+                            other => Ok(Err(other)),
+                        };
+                    }
+                    bump_and_commit(tx).await.map(Ok)
+                })
+            }
+
+            fn load(&self) -> KeysResult<Vec<KeyRecord>> {
+                run_keys(&self.db, |pool: $pool| async move {
+                    let rows = sqlx::query($crate::store::sql::keys::LOAD)
+                        .fetch_all(&pool)
+                        .await
+                        .map_err(map_err)?;
+                    let records: Result<Vec<KeyRecord>, StoreError> =
+                        rows.iter().map(|row| decode(BACKEND, row)).collect();
+                    Ok(Ok(records?))
+                })
+            }
+
+            fn revision(&self) -> KeysResult<u64> {
+                run_keys(&self.db, |pool: $pool| async move {
+                    let revision: i64 = sqlx::query_scalar($crate::store::sql::keys::REVISION)
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(map_err)?;
+                    Ok(Ok(revision.unsigned_abs()))
+                })
+            }
+
+            fn revoke_at(&self, id: &str, at: SystemTime) -> KeysResult<()> {
+                let id = id.to_owned();
+                run_keys(&self.db, |pool: $pool| async move {
+                    let mut tx = pool.begin_with($sql.begin).await.map_err(map_err)?;
+                    let found: Option<Option<i64>> = sqlx::query_scalar($sql.revoked_at)
+                        .bind(&id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    match found {
+                        None => return Ok(Err(KeysError::NotFound)),
+                        Some(Some(_)) => return Ok(Ok(())),
+                        Some(None) => {}
+                    }
+                    sqlx::query($sql.revoke)
+                        .bind(&id)
+                        .bind(to_micros(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    bump_and_commit(tx).await.map(Ok)
+                })
+            }
+
+            fn replace(
+                &self,
+                old_id: &str,
+                successor: KeyRecord,
+                deadline: SystemTime,
+            ) -> KeysResult<KeyInfo> {
+                let old_id = old_id.to_owned();
+                run_keys(&self.db, |pool: $pool| async move {
+                    let mut tx = pool.begin_with($sql.begin).await.map_err(map_err)?;
+                    let row = sqlx::query($sql.select_one)
+                        .bind(&old_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let Some(row) = row else {
+                        return Ok(Err(KeysError::NotFound));
+                    };
+                    let mut old = decode(BACKEND, &row)?;
+                    let next = old
+                        .info
+                        .successor(successor.info.id.clone(), successor.info.created_at);
+                    if let Err(e) = old.info.retire(&next.id, deadline) {
+                        return Ok(Err(e));
+                    }
+                    sqlx::query($sql.retire)
+                        .bind(&old_id)
+                        .bind(old.info.expires_at.map(to_micros))
+                        .bind(&old.info.rotated_to)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    let record = KeyRecord::new(next, successor.hash);
+                    if let Err(e) = insert_row(&mut tx, &KeyRow::of(&record)).await {
+                        return match conflict_or(e, map_err) {
+                            KeysError::Store(e) => Err(e),
+                            other => Ok(Err(other)),
+                        };
+                    }
+                    bump_and_commit(tx).await?;
+                    Ok(Ok(record.info))
+                })
+            }
+
+            fn record_use(
+                &self,
+                used: Vec<(String, std::time::SystemTime)>,
+            ) -> crate::keys::KeysResult<()> {
+                run_keys(&self.db, |pool: $pool| async move {
+                    $record_use(pool, used).await?;
+                    Ok(Ok(()))
+                })
+            }
+        }
+
+        async fn insert_row(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            row: &KeyRow,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query($sql.insert)
+                .bind(&row.id)
+                .bind(&row.hash)
+                .bind(&row.name)
+                .bind(&row.user_id)
+                .bind(&row.role)
+                .bind(&row.permissions)
+                .bind(row.created_at)
+                .bind(row.expires_at)
+                .bind(row.revoked_at)
+                .bind(&row.rotated_to)
+                .bind(row.last_used_at)
+                .execute(&mut **tx)
+                .await
+                .map(drop)
+        }
+
+        async fn bump_and_commit(mut tx: sqlx::Transaction<'_, $db>) -> Result<(), StoreError> {
+            sqlx::query($crate::store::sql::keys::BUMP)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)
+        }
+    };
+}
+pub(super) use sql_key_store;
