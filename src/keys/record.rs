@@ -16,9 +16,12 @@ use super::error::KeysError;
 /// use tower_mcp_auth::keys::KeyInfo;
 ///
 /// let now = SystemTime::now();
-/// let info = KeyInfo::new("key_0123456789abcdef", "ci", now);
+/// let mut info = KeyInfo::new("key_0123456789abcdef", "ci", now);
 /// assert!(info.is_usable(now));
-/// assert!(!info.is_usable(now + Duration::from_secs(1)) || info.expires_at.is_none());
+/// info.expires_at = Some(now + Duration::from_secs(60));
+/// assert!(!info.is_usable(now + Duration::from_secs(60)));
+/// info.revoked_at = Some(now);
+/// assert!(!info.is_usable(now));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
