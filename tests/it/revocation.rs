@@ -204,3 +204,106 @@ async fn revocations_reach_two_instances_on_redis() {
     across_two_instances(Arc::new(pair.a.clone()), Arc::new(pair.b.clone())).await;
     pair.cleanup().await;
 }
+
+/// A `StateStore` that can be switched off.
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn guard<T: Send + 'static>(
+        &self,
+        op: impl FnOnce() -> tower_mcp_auth::store::StoreResult<T>,
+    ) -> tower_mcp_auth::store::StoreResult<T> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            tower_mcp_auth::Deferred::ready(Err(tower_mcp_auth::store::StoreError::Timeout {
+                backend: "flaky",
+            }))
+        } else {
+            op()
+        }
+    }
+}
+
+impl StateStore for Flaky {
+    fn decide(
+        &self,
+        key: &str,
+        quota: tower_mcp_auth::store::Quota,
+        cost: u32,
+        peek: bool,
+    ) -> tower_mcp_auth::store::StoreResult<tower_mcp_auth::store::RateDecision> {
+        self.guard(|| self.inner.decide(key, quota, cost, peek))
+    }
+    fn gcra_release(
+        &self,
+        key: &str,
+        quota: tower_mcp_auth::store::Quota,
+        cost: u32,
+    ) -> tower_mcp_auth::store::StoreResult<()> {
+        self.guard(|| self.inner.gcra_release(key, quota, cost))
+    }
+    fn insert_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> tower_mcp_auth::store::StoreResult<bool> {
+        self.guard(|| self.inner.insert_if_absent(key, value, ttl))
+    }
+    fn take(&self, key: &str) -> tower_mcp_auth::store::StoreResult<Option<Vec<u8>>> {
+        self.guard(|| self.inner.take(key))
+    }
+    fn get(&self, key: &str) -> tower_mcp_auth::store::StoreResult<Option<Vec<u8>>> {
+        self.guard(|| self.inner.get(key))
+    }
+    fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> tower_mcp_auth::store::StoreResult<()> {
+        self.guard(|| self.inner.put(key, value, ttl))
+    }
+    fn delete(&self, key: &str) -> tower_mcp_auth::store::StoreResult<bool> {
+        self.guard(|| self.inner.delete(key))
+    }
+}
+
+/// While the store is unreachable the last snapshot stays in force and a new revocation
+/// fails loudly; a list lost by the store (a restart without persistence) is rebuilt from an
+/// instance's snapshot at its next revocation.
+#[tokio::test]
+async fn the_snapshot_outlives_a_store_outage_and_rebuilds_a_lost_list() {
+    use std::sync::atomic::Ordering;
+    let flaky = Arc::new(Flaky {
+        inner: MemoryStore::new(),
+        down: Default::default(),
+    });
+    let a = instance(flaky.clone(), "r:").await;
+    let old = jwt("alice", "jti-old", Some(now()));
+    a.revocations.revoke_jti("jti-old").await.unwrap();
+
+    flaky.down.store(true, Ordering::SeqCst);
+    assert!(a.revocations.refresh_now().await.is_err());
+    assert_revoked(&a, &old).await;
+    assert!(a.revocations.revoke_jti("jti-new").await.is_err());
+    flaky.down.store(false, Ordering::SeqCst);
+    let new = jwt("alice", "jti-new", Some(now()));
+    assert_eq!(
+        send(&a, &new).await.status(),
+        200,
+        "a failed revocation revokes nothing"
+    );
+
+    // The store loses everything; the next revocation writes back what `a` knew.
+    assert!(flaky.inner.delete("r:list").await.unwrap());
+    flaky.inner.delete("r:gen").await.unwrap();
+    a.revocations.refresh_now().await.unwrap();
+    assert_revoked(&a, &old).await;
+    a.revocations.revoke_jti("jti-new").await.unwrap();
+    let b = instance(flaky, "r:").await;
+    assert_revoked(&b, &old).await;
+    assert_revoked(&b, &new).await;
+}

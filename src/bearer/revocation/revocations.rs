@@ -61,7 +61,9 @@ const TTL_MARGIN: Duration = Duration::from_secs(60);
 /// (`<prefix>gen`); writers take a lock (`<prefix>lock`, insert-if-absent, 10 s TTL) for the
 /// read-modify-write, so concurrent revocations on several instances are all kept. Entries
 /// are dropped after [`max_token_lifetime`](RevocationsBuilder::max_token_lifetime) (default
-/// 24 h): set it to the longest `exp - iat` your issuers use.
+/// 24 h): set it to the longest `exp - iat` your issuers use. A revocation cannot be undone;
+/// an instance keeps what it has seen even if the store loses the list, and writes it back
+/// with its next revocation.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -148,10 +150,13 @@ impl Shared {
         let mut list = match self.store.get(&self.list_key).await? {
             Some(bytes) => RevocationList::decode(&bytes).unwrap_or_else(|| {
                 tracing::warn!("the stored revocation list is not valid; keeping the snapshot");
-                RevocationList::clone(&self.snapshot.load())
+                RevocationList::default()
             }),
             None => RevocationList::default(),
         };
+        // Revocations are never undone, only expire: what this instance knows stays even if
+        // the store lost it (a restart without persistence); the next write stores it again.
+        list.merge(RevocationList::clone(&self.snapshot.load()));
         list.prune(unix_secs(SystemTime::now()));
         self.publish(list, generation);
         Ok(())
