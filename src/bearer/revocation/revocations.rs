@@ -136,8 +136,18 @@ impl Shared {
             .clone()
     }
 
+    /// Makes `list` the snapshot, merged with the current one: revocations are never undone,
+    /// only expire, so what this instance knows stays even if the store lost it (a restart
+    /// without persistence; the next write stores it again) or a slower refresh finishes after
+    /// a newer write.
     fn publish(&self, list: RevocationList, generation: Option<Vec<u8>>) {
-        self.snapshot.store(Arc::new(list));
+        let now = unix_secs(SystemTime::now());
+        self.snapshot.rcu(|current| {
+            let mut next = list.clone();
+            next.merge(RevocationList::clone(current));
+            next.prune(now);
+            next
+        });
         *self.generation.lock().unwrap_or_else(|p| p.into_inner()) = generation;
     }
 
@@ -147,17 +157,13 @@ impl Shared {
         if generation.is_some() && generation == self.current_generation() {
             return Ok(());
         }
-        let mut list = match self.store.get(&self.list_key).await? {
+        let list = match self.store.get(&self.list_key).await? {
             Some(bytes) => RevocationList::decode(&bytes).unwrap_or_else(|| {
                 tracing::warn!("the stored revocation list is not valid; keeping the snapshot");
                 RevocationList::default()
             }),
             None => RevocationList::default(),
         };
-        // Revocations are never undone, only expire: what this instance knows stays even if
-        // the store lost it (a restart without persistence); the next write stores it again.
-        list.merge(RevocationList::clone(&self.snapshot.load()));
-        list.prune(unix_secs(SystemTime::now()));
         self.publish(list, generation);
         Ok(())
     }
