@@ -460,11 +460,43 @@ async fn the_keys_cli_manages_the_keys_a_server_accepts() {
 
     let listed = json(&cli(&["--json", "list"]).unwrap());
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed
         .iter()
         .all(|k| k["usable"] == false && k.get("key").is_none()));
     assert_eq!(listed[0]["rotated_to"], new_id.as_str());
+
+    // Options: name, role, expiry (whole seconds in the JSON output).
+    let out = cli(&[
+        "--json",
+        "create",
+        "--user",
+        "bob",
+        "--name",
+        "bob laptop",
+        "--role",
+        "admin",
+        "--expires-in",
+        "30d",
+    ]);
+    let bob = json(&out.unwrap());
+    assert_eq!(
+        (bob["name"].as_str(), bob["role"].as_str()),
+        (Some("bob laptop"), Some("admin"))
+    );
+    let expires = bob["expires_at"].as_u64().unwrap();
+    let in_30_days = now() + 30 * 86_400;
+    assert!(
+        expires <= in_30_days && expires + 3600 > in_30_days,
+        "{bob}"
+    );
+    eventually(
+        &server,
+        bob["key"].as_str().unwrap(),
+        200,
+        "a key with an expiry",
+    )
+    .await;
 
     // Errors: unknown id (1), bad arguments (2), no store (2); never a key in the output.
     let out = cli(&["revoke", "key_0000000000000000"]).unwrap();
