@@ -168,6 +168,18 @@ impl KeyRecord {
 /// Show [`plaintext`](Self::plaintext) to its owner once; the store keeps only the hash.
 ///
 /// `Debug` redacts the plaintext.
+///
+/// ```
+/// use tower_mcp_auth::{api_key::KeyHash, ApiKeySpec, keys::{KeyStore, MemoryKeyStore}};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let created = MemoryKeyStore::new().create(ApiKeySpec::new("ci")).await?;
+/// assert_eq!(created.hash(), KeyHash::of(created.plaintext()));
+/// assert_eq!(created.info().name, "ci");
+/// assert!(!format!("{created:?}").contains(created.plaintext()));
+/// # Ok::<(), tower_mcp_auth::keys::KeysError>(())
+/// # }).unwrap();
+/// ```
 pub struct CreatedKey {
     info: KeyInfo,
     key: GeneratedApiKey,

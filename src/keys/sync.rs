@@ -365,6 +365,21 @@ impl fmt::Debug for KeySyncBuilder {
 
 /// The request-path lookup of a [`KeySync`]: answers from its registry (ready, no
 /// allocation) and flags the key used. See [`KeySync::key_lookup`].
+///
+/// ```
+/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyStore as _};
+/// use tower_mcp_auth::keys::{KeyStore, KeySync, MemoryKeyStore};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = MemoryKeyStore::new();
+/// let key = store.create(ApiKeySpec::new("ci")).await?;
+/// let sync = KeySync::builder(store, ApiKeyRegistry::builder().build()).start().await?;
+/// let lookup = sync.key_lookup();
+/// assert!(lookup.find(&key.hash()).await.unwrap().is_some());
+/// assert_eq!(sync.flush_usage().await?, 1, "the lookup flagged the key used");
+/// # Ok::<(), tower_mcp_auth::keys::KeysError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct SyncedKeys {
     shared: Arc<Running>,
