@@ -76,6 +76,10 @@ pub enum TokenRejection {
     /// The authorization server says the token is not active (introspection).
     #[error("The access token is not active")]
     Inactive,
+    /// The token's `jti`, or its subject as of its `iat`, is on the revocation list
+    /// (`Revocations`, feature `revocation`).
+    #[error("The access token has been revoked")]
+    Revoked,
 }
 
 /// Which request header an [`OriginLayer`](crate::origin::OriginLayer) refused.

@@ -102,6 +102,8 @@
 //! | `redis-cluster` | no | `store::RedisStore` on a Redis Cluster (`redis+cluster://…`, `RedisStore::cluster_builder`) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx; Rust 1.94+) |
 //! | `sqlite` | no | `store::SqliteStore` (sqlx, bundled SQLite; Rust 1.94+) |
+//! | `keys` | no | `keys`: API keys created, rotated and revoked at run time in a `KeyStore`, synced into the registry (tokio); implied by `redis`, `postgres`, `sqlite` |
+//! | `revocation` | no | `bearer::Revocations`: revoke tokens by `jti` or every token of a subject issued before a time (tokio) |
 //! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
 //! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
 //! | `oauth-client` | no | the `oauth` module: login with GitHub / Google / Microsoft / OIDC, session cookies, encrypted upstream tokens |
@@ -138,6 +140,8 @@ mod identity;
 #[cfg(any(feature = "oauth-client", feature = "token-exchange"))]
 mod keyed_locks;
 mod keyed_tag;
+#[cfg(feature = "keys")]
+pub mod keys;
 pub mod mcp;
 pub mod metadata;
 #[cfg(feature = "oauth-client")]

@@ -331,8 +331,8 @@ pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 /// `arc-swap`). The mutation methods ([`insert`](Self::insert), [`remove`](Self::remove),
 /// [`revoke`](Self::revoke), [`apply`](Self::apply)) build a new snapshot and publish it at
 /// once; every clone of the registry shares it, so a layer built from a clone sees them on its
-/// next request. They are meant for a few changes at a time (an operator revoking a key, a
-/// periodic key sync): each one copies the map.
+/// next request. They are meant for a few changes at a time (an operator revoking a key, the
+/// periodic key sync of the `keys` feature): each one copies the map.
 ///
 /// ## The verified-key cache
 ///

@@ -5,6 +5,8 @@
 mod cache;
 mod future;
 mod layer;
+#[cfg(feature = "revocation")]
+mod revocation;
 mod service;
 mod verifier;
 mod verify;
@@ -12,6 +14,11 @@ mod verify;
 pub use cache::{CachedVerifier, CachedVerifierBuilder, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL};
 pub use future::BearerFuture;
 pub use layer::BearerLayer;
+#[cfg(feature = "revocation")]
+pub use revocation::{
+    RevocationVerifier, Revocations, RevocationsBuilder, DEFAULT_MAX_TOKEN_LIFETIME,
+    DEFAULT_REVOCATION_REFRESH,
+};
 pub use service::BearerService;
 pub use verifier::{TokenError, TokenVerifier};
 

@@ -59,6 +59,8 @@ use crate::deferred::Deferred;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::connect;
+#[cfg(feature = "keys")]
+pub(crate) use connect::{open, Opened};
 pub use error::{BoxError, StoreError};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 pub use quota::{Quota, QuotaError, RateDecision, MAX_PERIOD};

@@ -17,6 +17,8 @@ use super::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 use crate::deferred::Deferred;
 use connection::Connection;
 
+mod keys;
+
 const BACKEND: &str = "redis";
 const DEFAULT_PREFIX: &str = "mcp-auth:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -62,6 +62,7 @@ macro_rules! shared_builder_options {
     };
 }
 
+mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

@@ -40,17 +40,24 @@ fn binary(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Starts example `name` with `vars` and waits until its port accepts connections. `None`
-/// (and a message) when the binary was not built, which fails under `CI`.
-pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
-    let Some(bin) = binary(name) else {
+/// The binary of example `name`, or `None` and a message when it was not built (a failure
+/// under `CI`).
+fn built(name: &str) -> Option<PathBuf> {
+    let bin = binary(name);
+    if bin.is_none() {
         assert!(
             std::env::var("CI").is_err(),
             "{name} example binary not found next to the test binary"
         );
         eprintln!("skipping: build the examples first (cargo test builds them)");
-        return None;
-    };
+    }
+    bin
+}
+
+/// Starts example `name` with `vars` and waits until its port accepts connections. `None`
+/// (and a message) when the binary was not built, which fails under `CI`.
+pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
+    let bin = built(name)?;
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -83,4 +90,17 @@ pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Some(example)
+}
+
+/// Runs example `name` to completion with `args` and `vars` (a clean environment besides
+/// them) and returns its output. `None` (and a message) when the binary was not built,
+/// which fails under `CI`.
+pub fn run(name: &str, args: &[&str], vars: &[(&str, &str)]) -> Option<std::process::Output> {
+    let bin = built(name)?;
+    let mut cmd = Command::new(bin);
+    cmd.env_clear().env("RUST_LOG", "warn").args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Some(cmd.output().unwrap())
 }

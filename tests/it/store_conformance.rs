@@ -1017,7 +1017,7 @@ mod postgres_only {
         drop_schema(&store.pool().clone(), &schema).await;
         first.unwrap();
         second.unwrap();
-        assert_eq!(versions.unwrap(), vec![1]);
+        assert_eq!(versions.unwrap(), vec![1, 2]);
     }
 
     #[tokio::test]

@@ -11,13 +11,23 @@ use crate::deferred::Deferred;
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 
+#[cfg(feature = "keys")]
+mod keys;
+
 const BACKEND: &str = "postgres";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "state store tables and GCRA function",
-    sql: include_str!("../../../migrations/postgres/0001_state_store.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "state store tables and GCRA function",
+        sql: include_str!("../../../migrations/postgres/0001_state_store.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "API keys",
+        sql: include_str!("../../../migrations/postgres/0002_api_keys.sql"),
+    },
+];
 
 /// `put`: stores a value and TTL, replacing any previous one.
 const UPSERT: &str =

@@ -14,13 +14,23 @@ use crate::deferred::Deferred;
 use crate::store::error::check_ttl;
 use crate::store::{Quota, RateDecision, StateStore, StoreError, StoreResult};
 
+#[cfg(feature = "keys")]
+mod keys;
+
 const BACKEND: &str = "sqlite";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "state store tables",
-    sql: include_str!("../../../migrations/sqlite/0001_state_store.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "state store tables",
+        sql: include_str!("../../../migrations/sqlite/0001_state_store.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "API keys",
+        sql: include_str!("../../../migrations/sqlite/0002_api_keys.sql"),
+    },
+];
 
 /// `put`: stores a value and its expiry, replacing any previous one.
 const UPSERT: &str = "INSERT INTO mcp_auth_kv (key, value, expires_at) VALUES (?1, ?2, ?3) \
