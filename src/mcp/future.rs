@@ -14,6 +14,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::audit::{record as audit, RpcMessage};
 use crate::identity::Identity;
 
 use super::body::{McpRequestBody, McpResponseBody};
@@ -154,12 +155,18 @@ where
                     };
                     let next = match outcome {
                         Ok(bytes) => decide(bytes, parts, inner, identity, config),
-                        Err(ReadError::TooLarge) => State::Refused {
-                            response: refusal::too_large(config.max_body_bytes),
-                        },
-                        Err(ReadError::Body) => State::Refused {
-                            response: refusal::unreadable(),
-                        },
+                        Err(ReadError::TooLarge) => {
+                            audit::mcp_refused(&parts.extensions, "payload_too_large", |_| true);
+                            State::Refused {
+                                response: refusal::too_large(config.max_body_bytes),
+                            }
+                        }
+                        Err(ReadError::Body) => {
+                            audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
+                            State::Refused {
+                                response: refusal::unreadable(),
+                            }
+                        }
                     };
                     state.set(next);
                 }
@@ -272,12 +279,17 @@ where
         }
         Err(bad) => {
             tracing::debug!(code = bad.code, "MCP request body is not JSON-RPC");
+            audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
             return State::Refused {
                 response: refusal::bad_message(&bad),
             };
         }
     };
+    if audit::is_audited(&parts.extensions) {
+        audit::messages(&parts.extensions, audit_messages(&parsed));
+    }
     if let Err(reason) = jsonrpc::check_headers(&parts.headers, &parsed) {
+        audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
         tracing::debug!(%reason, "Mcp-Method / Mcp-Name header mismatch");
         let id = match &parsed.calls[..] {
             [only] if !parsed.batch => only.id.clone().unwrap_or(serde_json::Value::Null),
@@ -314,6 +326,12 @@ where
                 missing: config.rules.check(&identity, method, target).err(),
             })
             .collect();
+        audit::mcp_refused(&parts.extensions, "insufficient_scope", |m| {
+            config
+                .rules
+                .check(&identity, &m.method, m.target.as_deref())
+                .is_err()
+        });
         let response = refusal::insufficient_scope(&parts, &identity, verdicts, parsed.batch);
         return State::Refused { response };
     }
@@ -326,6 +344,22 @@ where
         future: inner.call(req),
         filter,
     }
+}
+
+/// The body's messages for the audit trail (those with a method: responses have none).
+fn audit_messages(parsed: &Parsed<'_>) -> Vec<RpcMessage> {
+    parsed
+        .calls
+        .iter()
+        .filter_map(|call| {
+            Some(RpcMessage {
+                method: call.method.as_deref()?.to_owned(),
+                id: call.id.clone(),
+                target: call.target.as_deref().map(str::to_owned),
+                refusal: None,
+            })
+        })
+        .collect()
 }
 
 /// Whether the request declares a media type that is neither JSON (`application/json`,

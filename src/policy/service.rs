@@ -57,9 +57,11 @@ where
         }
         let applied = config.select(canonical::recorded(&parts), &parts);
         let decision = Decision::new(self.config.clone(), applied);
+        crate::audit::record::policy_applied(&parts.extensions, &decision);
 
         match decide(decision.policy(), &mut parts.extensions) {
             Ok(identity) => {
+                crate::audit::record::policy_allowed(&parts.extensions, identity.as_ref());
                 if let Some(identity) = identity {
                     parts.extensions.insert(identity);
                 }

@@ -1,0 +1,225 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`):
+//! install any recorder (Prometheus, OpenTelemetry, StatsD) and these appear.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `mcp_auth_decisions_total` | counter | `outcome` (`allowed`, `refused`), `reason` (`none` or the audit reason: `authentication_required`, `invalid_token`, `lockout`, `quota`, `tool_quota`, ...), `auth_method` (`api_key`, `bearer`, `none`), `endpoint` (the matched endpoint pattern, `default`, `resolver` or `none`), `rpc_method` (a known MCP method, `other` or `none`); opt-in `identity`, `target` | one per decision, per JSON-RPC message when the MCP permissions layer reads the body; counted by the [`AuditLayer`](crate::audit::AuditLayer) ([`McpAuthBuilder::metrics`](crate::McpAuthBuilder::metrics)) |
+//! | `mcp_auth_verify_duration_seconds` | histogram | `verifier` (`jwt`, `jwks`, `introspection`), `result` (`ok`, `rejected`, `unavailable`) | one token verification (not counting cache hits) |
+//! | `mcp_auth_token_cache_total` | counter | `result` (`hit`, `miss`) | verified-token cache lookups |
+//! | `mcp_auth_jwks_refresh_total` | counter | `result` (`ok`, `error`) | JWKS fetches (periodic and on an unknown `kid`) |
+//! | `mcp_auth_store_op_duration_seconds` | histogram | `op` (`gcra`) | a rate-limit decision by the `StateStore` (lockout, quota, per-tool quota) |
+//! | `mcp_auth_store_errors_total` | counter | `op` (`gcra`) | store operations that failed |
+//! | `mcp_auth_lockouts_total` | counter | | requests refused by the failed-auth lockout (429) |
+//! | `mcp_auth_quota_refusals_total` | counter | `quota` (`identity`, `tool`) | requests refused by a quota (429) |
+//! | `mcp_auth_audit_dropped_total` | counter | | audit events dropped by a full queue |
+//!
+//! Labels are bounded: endpoints are the configured patterns, never raw paths; user ids
+//! and tool names are labels only when asked for
+//! ([`AuditLayer::identity_label`](crate::audit::AuditLayer::identity_label),
+//! [`AuditLayer::target_label`](crate::audit::AuditLayer::target_label)).
+//!
+//! ```
+//! # #[cfg(feature = "metrics")] {
+//! use tower_mcp_auth::{metrics::DECISIONS, ApiKeyRegistry, ApiKeySpec, McpAuth};
+//!
+//! assert_eq!(DECISIONS, "mcp_auth_decisions_total");
+//! let auth = McpAuth::builder()
+//!     .api_keys(ApiKeyRegistry::builder().key("k-1", ApiKeySpec::new("ci")).build())
+//!     .metrics()
+//!     .build()
+//!     .unwrap();
+//! # let _ = auth;
+//! # }
+//! ```
+//!
+//! Without the feature every hook below compiles to nothing.
+
+#[cfg(feature = "metrics")]
+use std::time::Instant;
+
+/// Counter: decisions (see the table above).
+pub const DECISIONS: &str = "mcp_auth_decisions_total";
+/// Histogram (seconds): token verifications.
+pub const VERIFY_DURATION: &str = "mcp_auth_verify_duration_seconds";
+/// Counter: verified-token cache hits and misses.
+pub const TOKEN_CACHE: &str = "mcp_auth_token_cache_total";
+/// Counter: JWKS refreshes.
+pub const JWKS_REFRESH: &str = "mcp_auth_jwks_refresh_total";
+/// Histogram (seconds): store operations.
+pub const STORE_OP_DURATION: &str = "mcp_auth_store_op_duration_seconds";
+/// Counter: failed store operations.
+pub const STORE_ERRORS: &str = "mcp_auth_store_errors_total";
+/// Counter: failed-auth lockouts.
+pub const LOCKOUTS: &str = "mcp_auth_lockouts_total";
+/// Counter: quota refusals.
+pub const QUOTA_REFUSALS: &str = "mcp_auth_quota_refusals_total";
+/// Counter: dropped audit events.
+pub const AUDIT_DROPPED: &str = "mcp_auth_audit_dropped_total";
+
+/// MCP methods that are labels as themselves; any other is `other`.
+#[cfg(feature = "metrics")]
+const KNOWN_METHODS: [&str; 20] = [
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
+];
+
+/// Starts timing an operation; zero-sized without the feature.
+#[derive(Clone, Copy)]
+pub(crate) struct Timer {
+    #[cfg(feature = "metrics")]
+    start: Instant,
+}
+
+impl Timer {
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            start: Instant::now(),
+        }
+    }
+
+    /// One token verification by `verifier` ended with `result`.
+    #[inline]
+    pub(crate) fn verified<T>(
+        self,
+        verifier: &'static str,
+        result: &Result<T, crate::bearer::TokenError>,
+    ) {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::bearer::TokenError;
+            let result = match result {
+                Ok(_) => "ok",
+                Err(TokenError::Rejected(_)) => "rejected",
+                Err(TokenError::Unavailable(_)) => "unavailable",
+            };
+            metrics::histogram!(VERIFY_DURATION, "verifier" => verifier, "result" => result)
+                .record(self.start.elapsed());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (verifier, result);
+    }
+
+    /// One store operation `op` ended, `ok` or not.
+    #[inline]
+    pub(crate) fn store_op(self, op: &'static str, ok: bool) {
+        #[cfg(feature = "metrics")]
+        {
+            metrics::histogram!(STORE_OP_DURATION, "op" => op).record(self.start.elapsed());
+            if !ok {
+                metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (op, ok);
+    }
+}
+
+/// A verified-token cache lookup.
+#[inline]
+pub(crate) fn token_cache(hit: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(TOKEN_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
+}
+
+/// A JWKS fetch.
+#[inline]
+pub(crate) fn jwks_refresh(ok: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(JWKS_REFRESH, "result" => if ok { "ok" } else { "error" }).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = ok;
+}
+
+/// A request refused by the failed-auth lockout.
+#[inline]
+pub(crate) fn lockout() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(LOCKOUTS).increment(1);
+}
+
+/// A request refused by a quota: `identity` or `tool`.
+#[inline]
+pub(crate) fn quota_refused(quota: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(QUOTA_REFUSALS, "quota" => quota).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = quota;
+}
+
+/// An audit event dropped by a full queue.
+#[inline]
+pub(crate) fn audit_dropped() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(AUDIT_DROPPED).increment(1);
+}
+
+/// One decision, as the audit layer saw it.
+#[inline]
+pub(crate) fn decision(event: &crate::audit::AuditEvent, options: &crate::audit::MetricOptions) {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::Label;
+        let id = event.identity.as_ref();
+        let rpc_method = match event.rpc_method() {
+            None => "none",
+            Some(m) => KNOWN_METHODS
+                .iter()
+                .find(|k| **k == m)
+                .copied()
+                .unwrap_or("other"),
+        };
+        let mut labels = Vec::with_capacity(7);
+        labels.push(Label::from_static_parts("outcome", event.outcome.as_str()));
+        labels.push(Label::from_static_parts(
+            "reason",
+            event.reason.unwrap_or("none"),
+        ));
+        labels.push(Label::from_static_parts(
+            "auth_method",
+            id.map_or("none", |i| i.method().as_str()),
+        ));
+        labels.push(Label::new(
+            "endpoint",
+            event.endpoint.clone().unwrap_or_else(|| "none".to_owned()),
+        ));
+        labels.push(Label::from_static_parts("rpc_method", rpc_method));
+        if options.identity_label {
+            labels.push(Label::new(
+                "identity",
+                id.map_or_else(|| "none".to_owned(), |i| i.name().to_owned()),
+            ));
+        }
+        if options.target_label {
+            let target = event.rpc.as_ref().and_then(|m| m.target.clone());
+            labels.push(Label::new(
+                "target",
+                target.unwrap_or_else(|| "none".to_owned()),
+            ));
+        }
+        metrics::counter!(DECISIONS, labels).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (event, options);
+}
