@@ -145,6 +145,7 @@ pub(crate) fn token_cache(hit: bool) {
 
 /// A JWKS fetch.
 #[inline]
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 pub(crate) fn jwks_refresh(ok: bool) {
     #[cfg(feature = "metrics")]
     metrics::counter!(JWKS_REFRESH, "result" => if ok { "ok" } else { "error" }).increment(1);

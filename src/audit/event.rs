@@ -119,6 +119,7 @@ impl AuditEvent {
     }
 
     /// The JSON-RPC method, if any.
+    #[cfg(feature = "metrics")]
     pub(crate) fn rpc_method(&self) -> Option<&str> {
         self.rpc.as_ref().map(|m| m.method.as_str())
     }

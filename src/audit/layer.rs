@@ -21,6 +21,7 @@ pub(crate) struct AuditConfig {
 
 /// Which decision metrics the layer emits (feature `metrics`).
 #[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct MetricOptions {
     pub(crate) on: bool,
     pub(crate) identity_label: bool,

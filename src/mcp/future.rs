@@ -16,6 +16,7 @@ use tower_service::Service;
 
 use crate::audit::{record as audit, RpcMessage};
 use crate::identity::Identity;
+use crate::rate_limit::{ToolCheck, ToolVerdict};
 
 use super::body::{McpRequestBody, McpResponseBody};
 use super::filter::ToolsFilter;
@@ -69,6 +70,19 @@ pin_project! {
             inner: S,
             identity: Identity,
             config: Arc<McpConfig>,
+        },
+        /// Waiting for the per-tool quotas' store decisions.
+        Limiting {
+            check: ToolCheck,
+            parts: request::Parts,
+            bytes: Bytes,
+            inner: S,
+            identity: Identity,
+            config: Arc<McpConfig>,
+            filter: Option<ToolsFilter>,
+            // Each checked message's id and quota limit, for the refusal.
+            calls: Vec<(serde_json::Value, Option<usize>)>,
+            batch: bool,
         },
         /// Waiting for the inner service.
         Calling {
@@ -169,6 +183,31 @@ where
                         }
                     };
                     state.set(next);
+                }
+                StateProj::Limiting { check, .. } => {
+                    let verdict = ready!(check.poll(cx));
+                    let StateTake::Limiting {
+                        parts,
+                        bytes,
+                        inner,
+                        identity,
+                        config,
+                        filter,
+                        calls,
+                        batch,
+                        ..
+                    } = state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("state was Limiting")
+                    };
+                    let limited = Limited {
+                        parts,
+                        identity,
+                        config,
+                        calls,
+                        batch,
+                    };
+                    state.set(limited.after(verdict, bytes, inner, filter));
                 }
                 StateProj::Calling { future, filter } => {
                     let response = ready!(future.poll(cx))?;
@@ -335,14 +374,124 @@ where
         let response = refusal::insufficient_scope(&parts, &identity, verdicts, parsed.batch);
         return State::Refused { response };
     }
+
+    // Per-tool quotas, on the messages that passed their permissions.
+    let quota = config.tool_quotas.as_ref().and_then(|quotas| {
+        let mut hits: Vec<(usize, u32)> = Vec::new();
+        let mut calls = Vec::new();
+        for (method, id, target) in checked() {
+            let limit = quotas.limit_for(method, target);
+            if let Some(limit) = limit {
+                match hits.iter_mut().find(|(l, _)| *l == limit) {
+                    Some((_, cost)) => *cost = cost.saturating_add(1),
+                    None => hits.push((limit, 1)),
+                }
+            }
+            calls.push((id.cloned().unwrap_or(serde_json::Value::Null), limit));
+        }
+        quotas
+            .check(&parts, &hits)
+            .map(|check| (check, calls, parsed.batch))
+    });
     drop(parsed);
 
     let filter = (config.filter_tools_list && !tools_list_ids.is_empty())
-        .then(|| ToolsFilter::new(tools_list_ids, identity, config.clone()));
-    let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
-    State::Calling {
-        future: inner.call(req),
-        filter,
+        .then(|| ToolsFilter::new(tools_list_ids, identity.clone(), config.clone()));
+    match quota {
+        Some((check, calls, batch)) => State::Limiting {
+            check,
+            parts,
+            bytes,
+            inner,
+            identity,
+            config,
+            filter,
+            calls,
+            batch,
+        },
+        None => {
+            let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
+            State::Calling {
+                future: inner.call(req),
+                filter,
+            }
+        }
+    }
+}
+
+/// A request whose per-tool quotas were checked.
+struct Limited {
+    parts: request::Parts,
+    identity: Identity,
+    config: Arc<McpConfig>,
+    calls: Vec<(serde_json::Value, Option<usize>)>,
+    batch: bool,
+}
+
+impl Limited {
+    /// Calls the inner service, or refuses (429, or 503 when the quotas fail closed).
+    fn after<S, B, R>(
+        self,
+        verdict: ToolVerdict,
+        bytes: Bytes,
+        mut inner: S,
+        filter: Option<ToolsFilter>,
+    ) -> State<S, B, R>
+    where
+        S: Service<Request<McpRequestBody<B>>>,
+    {
+        let Limited {
+            parts,
+            identity,
+            config,
+            calls,
+            batch,
+        } = self;
+        let response = match verdict {
+            ToolVerdict::Allowed => {
+                let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
+                return State::Calling {
+                    future: inner.call(req),
+                    filter,
+                };
+            }
+            ToolVerdict::Refused {
+                limit,
+                retry_after,
+                decision,
+            } => {
+                let Some(quotas) = config.tool_quotas.as_ref() else {
+                    unreachable!("a quota verdict comes from configured quotas")
+                };
+                let pattern = quotas.pattern(limit);
+                tracing::debug!(quota = pattern, ?retry_after, "tool quota spent");
+                crate::metrics::quota_refused("tool");
+                audit::mcp_refused(&parts.extensions, "tool_quota", |m| {
+                    quotas.limit_for(&m.method, m.target.as_deref()) == Some(limit)
+                });
+                let verdicts = calls
+                    .into_iter()
+                    .map(|(id, hit)| refusal::QuotaVerdict {
+                        id,
+                        spent: hit == Some(limit),
+                    })
+                    .collect();
+                refusal::tool_quota(
+                    &parts,
+                    &identity,
+                    verdicts,
+                    batch,
+                    pattern,
+                    retry_after,
+                    decision.as_ref(),
+                )
+            }
+            ToolVerdict::Unavailable => {
+                audit::mcp_refused(&parts.extensions, "temporarily_unavailable", |_| false);
+                refusal::quota_unavailable(&parts, &identity)
+            }
+        };
+        State::Refused { response }
     }
 }
 
