@@ -41,3 +41,4 @@ mod rmcp_example;
 mod server_examples;
 mod session_cookie;
 mod store_conformance;
+mod tool_quotas;
