@@ -14,6 +14,7 @@ mod oauth_common;
 #[path = "../store_common/mod.rs"]
 mod store_common;
 
+mod audit;
 mod contract;
 mod extractor;
 mod four_modes_example;
