@@ -26,6 +26,8 @@ mod jwt;
 mod malformed;
 mod mcp_discovery_flow;
 mod mcp_permissions;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod modes;
 mod node_interop;
 mod oauth_authorize;
