@@ -7,6 +7,7 @@
 #
 #   scripts/callgrind.sh                 # every stack, N1=2000 N2=4000
 #   N1=1000 N2=3000 scripts/callgrind.sh key limited
+#   FEATURES=metrics scripts/callgrind.sh limited audited metered
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
@@ -15,7 +16,7 @@ n2=${N2:-4000}
 stacks=("$@")
 [ ${#stacks[@]} -gt 0 ] || stacks=(bare key limited cached_token uncached_token)
 
-bin=$(cargo build --profile bench --bench hotpath --message-format=json 2>/dev/null |
+bin=$(cargo build --profile bench --bench hotpath ${FEATURES:+--features "$FEATURES"} --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
