@@ -38,22 +38,58 @@
 use std::time::Instant;
 
 /// Counter: decisions (see the table above).
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::DECISIONS, "mcp_auth_decisions_total");
+/// ```
 pub const DECISIONS: &str = "mcp_auth_decisions_total";
 /// Histogram (seconds): token verifications.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::VERIFY_DURATION, "mcp_auth_verify_duration_seconds");
+/// ```
 pub const VERIFY_DURATION: &str = "mcp_auth_verify_duration_seconds";
 /// Counter: verified-token cache hits and misses.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::TOKEN_CACHE, "mcp_auth_token_cache_total");
+/// ```
 pub const TOKEN_CACHE: &str = "mcp_auth_token_cache_total";
 /// Counter: JWKS refreshes.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::JWKS_REFRESH, "mcp_auth_jwks_refresh_total");
+/// ```
 pub const JWKS_REFRESH: &str = "mcp_auth_jwks_refresh_total";
 /// Histogram (seconds): store operations.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::STORE_OP_DURATION, "mcp_auth_store_op_duration_seconds");
+/// ```
 pub const STORE_OP_DURATION: &str = "mcp_auth_store_op_duration_seconds";
 /// Counter: failed store operations.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::STORE_ERRORS, "mcp_auth_store_errors_total");
+/// ```
 pub const STORE_ERRORS: &str = "mcp_auth_store_errors_total";
 /// Counter: failed-auth lockouts.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::LOCKOUTS, "mcp_auth_lockouts_total");
+/// ```
 pub const LOCKOUTS: &str = "mcp_auth_lockouts_total";
 /// Counter: quota refusals.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::QUOTA_REFUSALS, "mcp_auth_quota_refusals_total");
+/// ```
 pub const QUOTA_REFUSALS: &str = "mcp_auth_quota_refusals_total";
 /// Counter: dropped audit events.
+///
+/// ```
+/// assert_eq!(tower_mcp_auth::metrics::AUDIT_DROPPED, "mcp_auth_audit_dropped_total");
+/// ```
 pub const AUDIT_DROPPED: &str = "mcp_auth_audit_dropped_total";
 
 /// MCP methods that are labels as themselves; any other is `other`.

@@ -29,6 +29,9 @@ pub const STACKS: &[&str] = &[
     "audited",
     "audited_events",
     "metered",
+    "key_audited",
+    "key_events",
+    "key_metered",
     "cached_token",
     "uncached_token",
 ];
@@ -134,6 +137,28 @@ pub fn build(stack: &str) -> Option<(Router, (&'static str, String))> {
                 .install_recorder()
                 .expect("the only recorder");
             let layer = limited().audit(AuditLayer::tracing()).metrics();
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        // `key` (the full stack without the store-backed limiters, whose incremental sweep
+        // depends on the clock and moves the count by a few thousand instructions between
+        // runs) with the audit layer: the same comparison, repeatable to the instruction.
+        "key_audited" => {
+            let layer = base().bearer(verifier()).audit(AuditLayer::tracing());
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        "key_events" => {
+            let layer = base().bearer(verifier()).audit(AuditLayer::new(Discard));
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        #[cfg(feature = "metrics")]
+        "key_metered" => {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the only recorder");
+            let layer = base()
+                .bearer(verifier())
+                .audit(AuditLayer::tracing())
+                .metrics();
             (handler_router().layer(layer.build().expect("stack")), key)
         }
         "cached_token" => (

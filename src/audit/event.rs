@@ -9,6 +9,15 @@ use serde_json::Value;
 use crate::identity::Identity;
 
 /// Whether a request (or one JSON-RPC message of it) was let through to the service.
+///
+/// ```
+/// use tower_mcp_auth::audit::{AuditEvent, Outcome};
+///
+/// fn refused(event: &AuditEvent) -> bool {
+///     event.outcome == Outcome::Refused
+/// }
+/// # let _ = refused;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The request reached the service.
@@ -33,6 +42,17 @@ impl Outcome {
 
 /// One JSON-RPC message of a request body, as far as the audit trail cares: its method, its
 /// `id` (absent for notifications) and the tool, prompt or resource it addresses.
+///
+/// ```
+/// use tower_mcp_auth::audit::AuditEvent;
+///
+/// /// The tool an event is about, if it is a tool call.
+/// fn tool(event: &AuditEvent) -> Option<&str> {
+///     let rpc = event.rpc.as_ref().filter(|m| m.method == "tools/call")?;
+///     rpc.target.as_deref()
+/// }
+/// # let _ = tool;
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RpcMessage {

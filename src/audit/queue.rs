@@ -104,6 +104,19 @@ impl fmt::Debug for ChannelSink {
 
 /// The receiving end of a [`ChannelSink`]. Blocking reads: drain it on a thread of its own
 /// (or `tokio::task::spawn_blocking`), never on an async executor's worker.
+///
+/// ```
+/// let (sink, events) = tower_mcp_auth::audit::ChannelSink::bounded(1024);
+/// let consumer = std::thread::spawn(move || {
+///     let mut n = 0;
+///     while let Some(_event) = events.recv() {
+///         n += 1;
+///     }
+///     n
+/// });
+/// drop(sink); // the consumer ends once every sink is gone
+/// assert_eq!(consumer.join().unwrap(), 0);
+/// ```
 pub struct AuditReceiver {
     rx: Receiver<AuditEvent>,
 }

@@ -49,6 +49,12 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 }
 
 /// The `tracing` target of [`TracingSink`]'s events.
+///
+/// ```
+/// // For example in an `EnvFilter`: audit events at INFO, the rest of the crate at WARN.
+/// let filter = format!("tower_mcp_auth=warn,{}=info", tower_mcp_auth::audit::AUDIT_TARGET);
+/// assert_eq!(filter, "tower_mcp_auth=warn,tower_mcp_auth::audit=info");
+/// ```
 pub const AUDIT_TARGET: &str = "tower_mcp_auth::audit";
 
 /// The default sink: one `tracing` event per decision at `INFO` (target
