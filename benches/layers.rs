@@ -99,15 +99,19 @@ fn served_request(key: &str) -> Request<()> {
     req
 }
 
+/// A served request that also carries the client address the lockout counts.
+fn addressed_request(key: &str) -> Request<()> {
+    let mut req = served_request(key);
+    req.extensions_mut()
+        .insert(ClientAddr(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    req
+}
+
 fn bench_api_key(c: &mut Criterion) {
-    let key = generate_api_key().unwrap();
-    let registry = ApiKeyRegistry::builder()
-        .hashed_key(
-            key.hash(),
-            ApiKeySpec::new("bench").user_id("u").permissions(["*"]),
-        )
-        .build();
-    let plaintext = key.plaintext().to_owned();
+    let (registry, plaintext) = generated_key();
 
     let mut g = c.benchmark_group("api_key");
     g.bench_function("sha256_of_key", |b| {
@@ -213,7 +217,8 @@ fn stack(registry: ApiKeyRegistry) -> tower_mcp_auth::McpAuthLayer {
         .unwrap()
 }
 
-fn bench_stack(c: &mut Criterion) {
+/// A registry holding one generated key, and that key.
+fn generated_key() -> (ApiKeyRegistry, String) {
     let key = generate_api_key().unwrap();
     let registry = ApiKeyRegistry::builder()
         .hashed_key(
@@ -221,7 +226,11 @@ fn bench_stack(c: &mut Criterion) {
             ApiKeySpec::new("bench").user_id("u").permissions(["*"]),
         )
         .build();
-    let plaintext = key.plaintext().to_owned();
+    (registry, key.plaintext().to_owned())
+}
+
+fn bench_stack(c: &mut Criterion) {
+    let (registry, plaintext) = generated_key();
 
     let mut g = c.benchmark_group("stack");
     let mut bare = Bare;
@@ -274,15 +283,6 @@ fn bench_stack(c: &mut Criterion) {
         .build()
         .unwrap()
         .layer(Bare);
-    let addressed_request = |key: &str| {
-        let mut req = served_request(key);
-        req.extensions_mut()
-            .insert(ClientAddr(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                40000,
-            ))));
-        req
-    };
     g.bench_function("bare_service_addressed_request", |b| {
         b.iter(|| call(&mut bare, addressed_request(&plaintext)))
     });
@@ -371,14 +371,7 @@ fn bench_audit(c: &mut Criterion) {
         }
     }
 
-    let key = generate_api_key().unwrap();
-    let registry = ApiKeyRegistry::builder()
-        .hashed_key(
-            key.hash(),
-            ApiKeySpec::new("bench").user_id("u").permissions(["*"]),
-        )
-        .build();
-    let plaintext = key.plaintext().to_owned();
+    let (registry, plaintext) = generated_key();
     let full = || {
         let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(MemoryStore::new());
         McpAuth::builder()
@@ -395,15 +388,7 @@ fn bench_audit(c: &mut Criterion) {
                 Quota::per_minute(20).unwrap(),
             ))
     };
-    let request = || {
-        let mut req = served_request(&plaintext);
-        req.extensions_mut()
-            .insert(ClientAddr(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                40000,
-            ))));
-        req
-    };
+    let request = || addressed_request(&plaintext);
 
     let mut g = c.benchmark_group("audit");
     let mut plain = full().build().unwrap().layer(Bare);

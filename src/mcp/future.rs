@@ -74,15 +74,10 @@ pin_project! {
         /// Waiting for the per-tool quotas' store decisions.
         Limiting {
             check: ToolCheck,
-            parts: request::Parts,
+            limited: Limited,
             bytes: Bytes,
             inner: S,
-            identity: Identity,
-            config: Arc<McpConfig>,
             filter: Option<ToolsFilter>,
-            // Each checked message's id and quota limit, for the refusal.
-            calls: Vec<(serde_json::Value, Option<usize>)>,
-            batch: bool,
         },
         /// Waiting for the inner service.
         Calling {
@@ -187,25 +182,14 @@ where
                 StateProj::Limiting { check, .. } => {
                     let verdict = ready!(check.poll(cx));
                     let StateTake::Limiting {
-                        parts,
+                        limited,
                         bytes,
                         inner,
-                        identity,
-                        config,
                         filter,
-                        calls,
-                        batch,
                         ..
                     } = state.as_mut().project_replace(State::Done)
                     else {
                         unreachable!("state was Limiting")
-                    };
-                    let limited = Limited {
-                        parts,
-                        identity,
-                        config,
-                        calls,
-                        batch,
                     };
                     state.set(limited.after(verdict, bytes, inner, filter));
                 }
@@ -400,14 +384,16 @@ where
     match quota {
         Some((check, calls, batch)) => State::Limiting {
             check,
-            parts,
+            limited: Limited {
+                parts,
+                identity,
+                config,
+                calls,
+                batch,
+            },
             bytes,
             inner,
-            identity,
-            config,
             filter,
-            calls,
-            batch,
         },
         None => {
             let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
@@ -419,8 +405,9 @@ where
     }
 }
 
-/// A request whose per-tool quotas were checked.
-struct Limited {
+/// A request whose per-tool quotas are being checked, and what its refusal needs: each
+/// checked message's id and quota limit.
+pub(crate) struct Limited {
     parts: request::Parts,
     identity: Identity,
     config: Arc<McpConfig>,

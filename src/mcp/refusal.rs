@@ -17,7 +17,7 @@ use crate::rate_limit::insert_rate_limit_headers;
 use crate::store::RateDecision;
 
 use super::jsonrpc::{
-    error_envelope, to_json, BadMessage, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
+    error_envelope, to_json, BadMessage, Envelope, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
     INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE, TOO_MANY_REQUESTS_CODE,
 };
 
@@ -49,7 +49,7 @@ pub(crate) fn insufficient_scope(
     let ctx = endpoint_context(parts, identity);
 
     let batch_scope = all_missing.join(" ");
-    let mut envelopes: Vec<_> = verdicts
+    let envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
             let (description, message, scope) = match &verdict.missing {
@@ -76,13 +76,7 @@ pub(crate) fn insufficient_scope(
         })
         .collect();
 
-    let json = match envelopes.pop() {
-        Some(only) if !batch => to_json(&only),
-        last => {
-            envelopes.extend(last);
-            to_json(&envelopes)
-        }
-    };
+    let json = envelopes_json(envelopes, batch);
     error.response_with_body(&ctx, Some(identity.method()), json)
 }
 
@@ -118,7 +112,7 @@ pub(crate) fn tool_quota(
 ) -> Response<Full<Bytes>> {
     let error = AuthError::TooManyRequests { retry_after };
     let ctx = endpoint_context(parts, identity);
-    let mut envelopes: Vec<_> = verdicts
+    let envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
             let (message, description) = if verdict.spent {
@@ -142,13 +136,7 @@ pub(crate) fn tool_quota(
             error_envelope(verdict.id, TOO_MANY_REQUESTS_CODE, &message, data)
         })
         .collect();
-    let json = match envelopes.pop() {
-        Some(only) if !batch => to_json(&only),
-        last => {
-            envelopes.extend(last);
-            to_json(&envelopes)
-        }
-    };
+    let json = envelopes_json(envelopes, batch);
     let mut response = error.response_with_body(&ctx, Some(identity.method()), json);
     if let Some(decision) = decision {
         insert_rate_limit_headers(response.headers_mut(), decision);
@@ -160,6 +148,17 @@ pub(crate) fn tool_quota(
 pub(crate) fn quota_unavailable(parts: &Parts, identity: &Identity) -> Response<Full<Bytes>> {
     let ctx = endpoint_context(parts, identity);
     AuthError::TemporarilyUnavailable.to_response_for(&ctx, Some(identity.method()))
+}
+
+/// One envelope for a single message, an array of them for a batch.
+fn envelopes_json(mut envelopes: Vec<Envelope>, batch: bool) -> Vec<u8> {
+    match envelopes.pop() {
+        Some(only) if !batch => to_json(&only),
+        last => {
+            envelopes.extend(last);
+            to_json(&envelopes)
+        }
+    }
 }
 
 fn describe(permission: &str, missing: &[String]) -> String {

@@ -75,6 +75,10 @@ fn post(base: &str, path: &str) -> reqwest::RequestBuilder {
     client().post(format!("{base}{path}"))
 }
 
+async fn sent(req: reqwest::RequestBuilder, body: &Value) -> reqwest::Response {
+    req.json(body).send().await.unwrap()
+}
+
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 #[tokio::test]
@@ -84,7 +88,7 @@ async fn every_decision_is_one_event_with_its_reason() {
     let echo = call(1, "tools/call", Some("echo"));
 
     // 401: nothing presented.
-    let res = post(&base, "/mcp").json(&echo).send().await.unwrap();
+    let res = sent(post(&base, "/mcp"), &echo).await;
     assert_eq!(res.status(), 401);
     let e = next(&events);
     assert_eq!(e.outcome, Outcome::Refused);
@@ -97,31 +101,21 @@ async fn every_decision_is_one_event_with_its_reason() {
     assert!(e.rpc.is_none(), "refused before the body was read");
 
     // 401: a wrong key, a wrong token.
-    let res = post(&base, "/mcp")
-        .header("x-api-key", "nope-0001")
-        .json(&echo)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(post(&base, "/mcp").header("x-api-key", "nope-0001"), &echo).await;
     assert_eq!(res.status(), 401);
     assert_eq!(next(&events).reason, Some("invalid_credentials"));
-    let res = post(&base, "/mcp")
-        .bearer_auth("not.a.jwt")
-        .json(&echo)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(post(&base, "/mcp").bearer_auth("not.a.jwt"), &echo).await;
     assert_eq!(res.status(), 401);
     assert_eq!(next(&events).reason, Some("invalid_token"));
 
     // Allowed, with the request id.
-    let res = post(&base, "/mcp")
-        .header("x-api-key", ALICE_KEY)
-        .header("x-request-id", "req-42")
-        .json(&echo)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(
+        post(&base, "/mcp")
+            .header("x-api-key", ALICE_KEY)
+            .header("x-request-id", "req-42"),
+        &echo,
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let e = next(&events);
     assert_eq!(
@@ -152,12 +146,7 @@ async fn every_decision_is_one_event_with_its_reason() {
     assert_eq!((id.name(), id.method().as_str()), ("carol", "bearer"));
 
     // 403 at the MCP layer: bob may list tools, not call them.
-    let res = post(&base, "/mcp")
-        .header("x-api-key", BOB_KEY)
-        .json(&echo)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(post(&base, "/mcp").header("x-api-key", BOB_KEY), &echo).await;
     assert_eq!(res.status(), 403);
     let e = next(&events);
     assert_eq!(
@@ -172,12 +161,7 @@ async fn every_decision_is_one_event_with_its_reason() {
         call(3, "tools/list", None),
         call(4, "tools/call", Some("echo"))
     ]);
-    let res = post(&base, "/mcp")
-        .header("x-api-key", BOB_KEY)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(post(&base, "/mcp").header("x-api-key", BOB_KEY), &batch).await;
     assert_eq!(res.status(), 403);
     let (a, b) = (next(&events), next(&events));
     for e in [&a, &b] {
@@ -202,12 +186,7 @@ async fn every_decision_is_one_event_with_its_reason() {
         call(6, "tools/call", Some("search")),
         {"jsonrpc": "2.0", "method": "notifications/initialized"}
     ]);
-    let res = post(&base, "/mcp")
-        .header("x-api-key", ALICE_KEY)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(post(&base, "/mcp").header("x-api-key", ALICE_KEY), &batch).await;
     assert_eq!(res.status(), 200);
     let batch_events: Vec<_> = (0..3).map(|_| next(&events)).collect();
     assert!(batch_events.iter().all(|e| e.outcome == Outcome::Allowed));
@@ -222,12 +201,11 @@ async fn every_decision_is_one_event_with_its_reason() {
     assert_eq!(batch_events[2].rpc.as_ref().unwrap().id, None);
 
     // 403 at the policy: bob on alice's endpoint, attributed to bob, with the route pattern.
-    let res = post(&base, "/users/alice/mcp")
-        .header("x-api-key", BOB_KEY)
-        .json(&echo)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(
+        post(&base, "/users/alice/mcp").header("x-api-key", BOB_KEY),
+        &echo,
+    )
+    .await;
     assert_eq!(res.status(), 403);
     let e = next(&events);
     assert_eq!(e.reason, Some("access_denied"));
@@ -320,33 +298,30 @@ async fn lockouts_quotas_tool_quotas_and_origins_are_told_apart() {
 
     // Two wrong keys, then the lockout (before the policy: no endpoint, no identity).
     for _ in 0..2 {
-        let res = post(&base, "/mcp")
-            .header("x-api-key", "wrong-0001")
-            .json(&search)
-            .send()
-            .await
-            .unwrap();
+        let res = sent(
+            post(&base, "/mcp").header("x-api-key", "wrong-0001"),
+            &search,
+        )
+        .await;
         assert_eq!(res.status(), 401);
         assert_eq!(next(&events).reason, Some("invalid_credentials"));
     }
-    let res = post(&base, "/mcp")
-        .header("x-api-key", "wrong-0001")
-        .json(&search)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(
+        post(&base, "/mcp").header("x-api-key", "wrong-0001"),
+        &search,
+    )
+    .await;
     assert_eq!(res.status(), 429);
     let e = next(&events);
     assert_eq!((e.reason, e.endpoint.as_deref()), (Some("lockout"), None));
     assert!(e.identity.is_none());
 
     // A page on another origin.
-    let res = post(&base, "/mcp")
-        .header("origin", "https://evil.example")
-        .json(&search)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(
+        post(&base, "/mcp").header("origin", "https://evil.example"),
+        &search,
+    )
+    .await;
     assert_eq!(res.status(), 403);
     assert_eq!(next(&events).reason, Some("invalid_origin"));
 }

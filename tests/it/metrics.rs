@@ -46,6 +46,20 @@ fn token(sub: &str) -> String {
     .unwrap()
 }
 
+/// Asserts that the samples of `name` with `labels` add up to `n`.
+fn expect(text: &str, name: &str, labels: &[(&str, &str)], n: f64) {
+    assert_eq!(
+        sample(text, name, labels),
+        n,
+        "{name} {labels:?} in:\n{text}"
+    );
+}
+
+async fn scrape(base: &str) -> String {
+    let res = common::client().get(format!("{base}/metrics")).send();
+    res.await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_example_exports_decisions_and_component_metrics() {
     let vars = [
@@ -58,61 +72,38 @@ async fn the_example_exports_decisions_and_component_metrics() {
     };
     let base = &example.base;
     let http = common::client();
-    let mcp = |body: serde_json::Value| http.post(format!("{base}/mcp")).json(&body);
+    let mcp = |body: &serde_json::Value| http.post(format!("{base}/mcp")).json(body);
     let whoami =
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-
-    assert_eq!(mcp(whoami.clone()).send().await.unwrap().status(), 401);
-    let res = mcp(whoami.clone())
-        .header("x-api-key", "wrong-0001")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-    for expected in [200, 200, 429] {
-        let res = mcp(whoami.clone())
-            .header("x-api-key", "mk-alice-0001")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), expected);
-    }
     let bearer = token("carol");
-    for _ in 0..2 {
-        let res = mcp(list.clone()).bearer_auth(&bearer).send().await.unwrap();
-        assert_eq!(res.status(), 200);
+    let requests = [
+        (mcp(&whoami), 401),
+        (mcp(&whoami).header("x-api-key", "wrong-0001"), 401),
+        (mcp(&whoami).header("x-api-key", "mk-alice-0001"), 200),
+        (mcp(&whoami).header("x-api-key", "mk-alice-0001"), 200),
+        (mcp(&whoami).header("x-api-key", "mk-alice-0001"), 429),
+        (mcp(&list).bearer_auth(&bearer), 200),
+        (mcp(&list).bearer_auth(&bearer), 200),
+    ];
+    for (request, status) in requests {
+        assert_eq!(request.send().await.unwrap().status(), status);
     }
 
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(base).await;
     let decisions = "mcp_auth_decisions_total";
-    assert_eq!(
-        sample(
-            &text,
-            decisions,
-            &[
-                ("outcome", "refused"),
-                ("reason", "authentication_required")
-            ]
-        ),
+    let refused = ("outcome", "refused");
+    expect(
+        &text,
+        decisions,
+        &[refused, ("reason", "authentication_required")],
         1.0,
-        "{text}"
     );
-    assert_eq!(
-        sample(
-            &text,
-            decisions,
-            &[("reason", "invalid_credentials"), ("auth_method", "none")]
-        ),
+    expect(
+        &text,
+        decisions,
+        &[("reason", "invalid_credentials"), ("auth_method", "none")],
         1.0,
-        "{text}"
     );
     let allowed_calls = [
         ("outcome", "allowed"),
@@ -120,61 +111,53 @@ async fn the_example_exports_decisions_and_component_metrics() {
         ("endpoint", "default"),
         ("rpc_method", "tools/call"),
     ];
-    assert_eq!(sample(&text, decisions, &allowed_calls), 2.0, "{text}");
-    assert_eq!(
-        sample(
-            &text,
-            decisions,
-            &[("reason", "tool_quota"), ("rpc_method", "tools/call")]
-        ),
+    expect(&text, decisions, &allowed_calls, 2.0);
+    expect(
+        &text,
+        decisions,
+        &[("reason", "tool_quota"), ("rpc_method", "tools/call")],
         1.0,
-        "{text}"
     );
-    assert_eq!(
-        sample(
-            &text,
-            decisions,
-            &[("auth_method", "bearer"), ("rpc_method", "tools/list")]
-        ),
+    expect(
+        &text,
+        decisions,
+        &[("auth_method", "bearer"), ("rpc_method", "tools/list")],
         2.0,
-        "{text}"
     );
-    assert_eq!(
-        sample(&text, "mcp_auth_quota_refusals_total", &[("quota", "tool")]),
+    expect(
+        &text,
+        "mcp_auth_quota_refusals_total",
+        &[("quota", "tool")],
         1.0,
-        "{text}"
     );
     // One verification, then the cache.
-    assert_eq!(
-        sample(&text, "mcp_auth_token_cache_total", &[("result", "miss")]),
+    expect(
+        &text,
+        "mcp_auth_token_cache_total",
+        &[("result", "miss")],
         1.0,
-        "{text}"
     );
-    assert_eq!(
-        sample(&text, "mcp_auth_token_cache_total", &[("result", "hit")]),
+    expect(
+        &text,
+        "mcp_auth_token_cache_total",
+        &[("result", "hit")],
         1.0,
-        "{text}"
     );
     let verified = [("verifier", "jwt"), ("result", "ok")];
-    assert_eq!(
-        sample(&text, "mcp_auth_verify_duration_seconds_count", &verified),
+    expect(
+        &text,
+        "mcp_auth_verify_duration_seconds_count",
+        &verified,
         1.0,
-        "{text}"
     );
     // The lockout's reservation, the quota and the tool quota all ask the store.
-    assert!(
-        sample(
-            &text,
-            "mcp_auth_store_op_duration_seconds_count",
-            &[("op", "gcra")]
-        ) >= 7.0,
-        "{text}"
+    let store_ops = sample(
+        &text,
+        "mcp_auth_store_op_duration_seconds_count",
+        &[("op", "gcra")],
     );
-    assert_eq!(
-        sample(&text, "mcp_auth_store_errors_total", &[]),
-        0.0,
-        "{text}"
-    );
+    assert!(store_ops >= 7.0, "{text}");
+    expect(&text, "mcp_auth_store_errors_total", &[], 0.0);
     // Bounded labels: no user ids, key names or raw paths.
     for unbounded in ["alice", "carol", "/mcp", "whoami"] {
         assert!(
@@ -193,40 +176,24 @@ async fn lockouts_are_counted() {
     let base = &example.base;
     let http = common::client();
     // The example locks a client out after 20 wrong credentials a minute.
-    for _ in 0..20 {
+    for attempt in 1..=21 {
         let res = http
             .post(format!("{base}/mcp"))
             .header("x-api-key", "wrong-0001")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401);
+            .json(&json!({}));
+        let status = res.send().await.unwrap().status();
+        assert_eq!(
+            status,
+            if attempt <= 20 { 401 } else { 429 },
+            "attempt {attempt}"
+        );
     }
-    let res = http
-        .post(format!("{base}/mcp"))
-        .header("x-api-key", "wrong-0001")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(sample(&text, "mcp_auth_lockouts_total", &[]), 1.0, "{text}");
-    assert_eq!(
-        sample(
-            &text,
-            "mcp_auth_decisions_total",
-            &[("reason", "lockout"), ("endpoint", "none")]
-        ),
+    let text = scrape(base).await;
+    expect(&text, "mcp_auth_lockouts_total", &[], 1.0);
+    expect(
+        &text,
+        "mcp_auth_decisions_total",
+        &[("reason", "lockout"), ("endpoint", "none")],
         1.0,
-        "{text}"
     );
 }
