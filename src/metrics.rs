@@ -212,51 +212,58 @@ pub(crate) fn audit_dropped() {
     metrics::counter!(AUDIT_DROPPED).increment(1);
 }
 
+/// What `mcp_auth_decisions_total` is labelled with, borrowed from the audit record.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) struct DecisionLabels<'a> {
+    pub(crate) outcome: crate::audit::Outcome,
+    pub(crate) reason: Option<&'static str>,
+    pub(crate) identity: Option<&'a crate::Identity>,
+    pub(crate) endpoint: Option<&'a str>,
+    pub(crate) rpc: Option<&'a crate::audit::RpcMessage>,
+}
+
 /// One decision, as the audit layer saw it.
 #[inline]
-pub(crate) fn decision(event: &crate::audit::AuditEvent, options: &crate::audit::MetricOptions) {
+pub(crate) fn decision(labels: &DecisionLabels<'_>, options: &crate::audit::MetricOptions) {
     #[cfg(feature = "metrics")]
     {
         use metrics::Label;
-        let id = event.identity.as_ref();
-        let rpc_method = match event.rpc_method() {
+        let id = labels.identity;
+        let rpc_method = match labels.rpc {
             None => "none",
             Some(m) => KNOWN_METHODS
                 .iter()
-                .find(|k| **k == m)
+                .find(|k| **k == m.method)
                 .copied()
                 .unwrap_or("other"),
         };
-        let mut labels = Vec::with_capacity(7);
-        labels.push(Label::from_static_parts("outcome", event.outcome.as_str()));
-        labels.push(Label::from_static_parts(
+        let mut list = Vec::with_capacity(7);
+        list.push(Label::from_static_parts("outcome", labels.outcome.as_str()));
+        list.push(Label::from_static_parts(
             "reason",
-            event.reason.unwrap_or("none"),
+            labels.reason.unwrap_or("none"),
         ));
-        labels.push(Label::from_static_parts(
+        list.push(Label::from_static_parts(
             "auth_method",
             id.map_or("none", |i| i.method().as_str()),
         ));
-        labels.push(Label::new(
+        list.push(Label::new(
             "endpoint",
-            event.endpoint.clone().unwrap_or_else(|| "none".to_owned()),
+            labels.endpoint.unwrap_or("none").to_owned(),
         ));
-        labels.push(Label::from_static_parts("rpc_method", rpc_method));
+        list.push(Label::from_static_parts("rpc_method", rpc_method));
         if options.identity_label {
-            labels.push(Label::new(
+            list.push(Label::new(
                 "identity",
-                id.map_or_else(|| "none".to_owned(), |i| i.name().to_owned()),
+                id.map_or("none", |i| i.name()).to_owned(),
             ));
         }
         if options.target_label {
-            let target = event.rpc.as_ref().and_then(|m| m.target.clone());
-            labels.push(Label::new(
-                "target",
-                target.unwrap_or_else(|| "none".to_owned()),
-            ));
+            let target = labels.rpc.and_then(|m| m.target.as_deref());
+            list.push(Label::new("target", target.unwrap_or("none").to_owned()));
         }
-        metrics::counter!(DECISIONS, labels).increment(1);
+        metrics::counter!(DECISIONS, list).increment(1);
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (event, options);
+    let _ = (labels, options);
 }

@@ -280,9 +280,9 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     }
 
     /// Counts decisions (`mcp_auth_decisions_total`): adds an
-    /// [`AuditLayer::metrics_only`] unless [`audit`](Self::audit) already set one (which
-    /// counts them too). The other metrics of the [`metrics`](crate::metrics) table are
-    /// emitted whenever the feature is on.
+    /// [`AuditLayer::metrics_only`], or turns the decision counter on in the layer
+    /// [`audit`](Self::audit) set (call this after it). The other metrics of the
+    /// [`metrics`](crate::metrics) table are emitted whenever the feature is on.
     ///
     /// ```
     /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth};
@@ -296,9 +296,10 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// ```
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self) -> Self {
-        if self.audit.is_none() {
-            self.audit = Some(AuditLayer::metrics_only());
-        }
+        self.audit = Some(match self.audit.take() {
+            Some(audit) => audit.decision_metrics(true),
+            None => AuditLayer::metrics_only(),
+        });
         self
     }
 

@@ -137,12 +137,6 @@ impl AuditEvent {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
-
-    /// The JSON-RPC method, if any.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn rpc_method(&self) -> Option<&str> {
-        self.rpc.as_ref().map(|m| m.method.as_str())
-    }
 }
 
 impl Serialize for AuditEvent {

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 
 use crate::error::{AuthFailure, AuthFailureKind};
 
-use super::event::{AuditEvent, Outcome};
+use super::event::{AuditEvent, Outcome, RpcMessage};
 use super::layer::AuditConfig;
 use super::record::{AuditRecord, Recorded};
 
@@ -21,8 +21,12 @@ use super::record::{AuditRecord, Recorded};
 pub(crate) struct Pending {
     pub(crate) record: AuditRecord,
     pub(crate) config: Arc<AuditConfig>,
-    /// Whether the sink wants events (else only metrics).
-    pub(crate) events: bool,
+    /// `Some` when the sink wants events; `None` when only decisions are counted.
+    pub(crate) detail: Option<Detail>,
+}
+
+/// What an event says beyond the decision itself.
+pub(crate) struct Detail {
     pub(crate) start: Instant,
     pub(crate) timestamp: SystemTime,
     pub(crate) method: Method,
@@ -97,41 +101,50 @@ fn finish<B>(p: Pending, response: &Response<B>) {
     } else {
         Outcome::Allowed
     };
+    let config = &p.config;
+    if config.metrics.on {
+        let count = |message: Option<&RpcMessage>| {
+            let labels = crate::metrics::DecisionLabels {
+                outcome,
+                reason: message.and_then(|m| m.refusal).or(reason),
+                identity: recorded.identity.as_ref(),
+                endpoint: recorded.decision.as_ref().map(|d| d.endpoint_label()),
+                rpc: message,
+            };
+            crate::metrics::decision(&labels, &config.metrics);
+        };
+        if recorded.messages.is_empty() {
+            count(None);
+        }
+        recorded.messages.iter().for_each(|m| count(Some(m)));
+    }
+    let (Some(detail), Some(sink)) = (p.detail, &config.sink) else {
+        return;
+    };
     let Recorded {
         decision,
         identity,
-        messages,
+        mut messages,
         ..
     } = recorded;
     let base = AuditEvent {
-        timestamp: p.timestamp,
+        timestamp: detail.timestamp,
         outcome,
         status: response.status().as_u16(),
         reason,
         identity,
         endpoint: decision.as_ref().map(|d| d.endpoint_label().to_owned()),
-        http_method: p.method,
-        path: p.path,
+        http_method: detail.method,
+        path: detail.path,
         rpc: None,
-        client_ip: p.client_ip,
-        request_id: p.request_id,
-        latency: p.start.elapsed(),
+        client_ip: detail.client_ip,
+        request_id: detail.request_id,
+        latency: detail.start.elapsed(),
     };
-    let emit = |event: AuditEvent| {
-        if p.config.metrics.on {
-            crate::metrics::decision(&event, &p.config.metrics);
-        }
-        if p.events {
-            if let Some(sink) = &p.config.sink {
-                sink.record(event);
-            }
-        }
-    };
-    let mut messages = messages;
     let Some(last) = messages.pop() else {
-        return emit(base);
+        return sink.record(base);
     };
-    let with = |mut event: AuditEvent, message: super::event::RpcMessage| {
+    let with = |mut event: AuditEvent, message: RpcMessage| {
         if let Some(own) = message.refusal {
             event.reason = Some(own);
         }
@@ -139,9 +152,9 @@ fn finish<B>(p: Pending, response: &Response<B>) {
         event
     };
     for message in messages {
-        emit(with(base.clone(), message));
+        sink.record(with(base.clone(), message));
     }
-    emit(with(base, last));
+    sink.record(with(base, last));
 }
 
 /// Why a request was refused, from the response's marker and where it stopped.

@@ -29,8 +29,9 @@ pub(crate) struct MetricOptions {
 }
 
 /// Records one [`AuditEvent`](super::AuditEvent) per decision of the stack, allowed or refused,
-/// into an [`AuditSink`]; with the `metrics` feature it also counts the decisions
-/// (`mcp_auth_decisions_total`, see the [`metrics`](crate::metrics) table).
+/// into an [`AuditSink`]; with the `metrics` feature it can also count the decisions
+/// (`mcp_auth_decisions_total`, see the [`metrics`](crate::metrics) table):
+/// [`McpAuthBuilder::metrics`](crate::McpAuthBuilder::metrics) or `decision_metrics(true)`.
 ///
 /// Place it outermost, so it sees every refusal (origin, lockout, 401, 403, quotas, MCP
 /// refusals): [`McpAuthBuilder::audit`](crate::McpAuthBuilder::audit) does. The layers inside it
@@ -92,7 +93,7 @@ impl AuditLayer {
     /// ```
     #[cfg(feature = "metrics")]
     pub fn metrics_only() -> Self {
-        Self::with_sink(None)
+        Self::with_sink(None).decision_metrics(true)
     }
 
     fn with_sink(sink: Option<Arc<dyn AuditSink>>) -> Self {
@@ -102,7 +103,7 @@ impl AuditLayer {
                 client_ip: ClientIpResolver::new(),
                 request_id: HeaderName::from_static("x-request-id"),
                 metrics: MetricOptions {
-                    on: cfg!(feature = "metrics"),
+                    on: false,
                     identity_label: false,
                     target_label: false,
                 },
@@ -157,10 +158,11 @@ impl AuditLayer {
         self.map(|c| c.request_id = name)
     }
 
-    /// Whether `mcp_auth_decisions_total` is counted (default: yes).
+    /// Whether `mcp_auth_decisions_total` is counted (default: no;
+    /// [`McpAuthBuilder::metrics`](crate::McpAuthBuilder::metrics) turns it on).
     ///
     /// ```
-    /// let layer = tower_mcp_auth::audit::AuditLayer::tracing().decision_metrics(false);
+    /// let layer = tower_mcp_auth::audit::AuditLayer::tracing().decision_metrics(true);
     /// # let _ = layer;
     /// ```
     #[cfg(feature = "metrics")]

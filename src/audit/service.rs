@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::{AuditFuture, Pending};
+use super::future::{AuditFuture, Detail, Pending};
 use super::layer::AuditConfig;
 use super::record::AuditRecord;
 
@@ -63,23 +63,24 @@ where
         }
         let record = AuditRecord::default();
         req.extensions_mut().insert(record.clone());
-        let request_id = req
-            .headers()
-            .get(&config.request_id)
-            .filter(|v| v.len() <= MAX_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let pending = Pending {
-            record,
-            config: config.clone(),
-            events,
+        let detail = events.then(|| Detail {
             start: Instant::now(),
             timestamp: SystemTime::now(),
             method: req.method().clone(),
             // Only the path: the query string may carry an API key.
             path: req.uri().path().to_owned(),
             client_ip: config.client_ip.resolve(req.headers(), req.extensions()),
-            request_id,
+            request_id: req
+                .headers()
+                .get(&config.request_id)
+                .filter(|v| v.len() <= MAX_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        });
+        let pending = Pending {
+            record,
+            config: config.clone(),
+            detail,
         };
         AuditFuture::audited(self.inner.call(req), pending)
     }
