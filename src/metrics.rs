@@ -222,9 +222,97 @@ pub(crate) struct DecisionLabels<'a> {
     pub(crate) rpc: Option<&'a crate::audit::RpcMessage>,
 }
 
+/// Slots of a layer's [`DecisionCounters`].
+#[cfg(feature = "metrics")]
+const COUNTER_SLOTS: usize = 128;
+
+/// The `mcp_auth_decisions_total` handles a layer has used, one per label set, so a decision
+/// is one atomic increment instead of a registry lookup by name and labels (a few thousand
+/// instructions with the Prometheus recorder). Direct-mapped, filled once per slot, no lock;
+/// a label set whose slot holds another one takes the registry path.
+#[derive(Default)]
+pub(crate) struct DecisionCounters {
+    #[cfg(feature = "metrics")]
+    slots: std::sync::OnceLock<Box<[Slot]>>,
+}
+
+/// One cached label set and its counter.
+#[cfg(feature = "metrics")]
+type Slot = std::sync::OnceLock<(CounterKey, metrics::Counter)>;
+
+#[cfg(feature = "metrics")]
+#[derive(PartialEq, Eq)]
+struct CounterKey {
+    outcome: &'static str,
+    reason: &'static str,
+    auth_method: &'static str,
+    endpoint: Box<str>,
+    rpc_method: &'static str,
+}
+
+#[cfg(feature = "metrics")]
+impl DecisionCounters {
+    /// Counts one decision with the static labels `statics` (outcome, reason, auth method,
+    /// JSON-RPC method) and `endpoint`; `register` looks the counter up in the recorder.
+    fn increment(
+        &self,
+        statics: [&'static str; 4],
+        endpoint: &str,
+        register: impl FnOnce() -> metrics::Counter,
+    ) {
+        let [outcome, reason, auth_method, rpc_method] = statics;
+        let matches = |k: &CounterKey| {
+            k.outcome == outcome
+                && k.reason == reason
+                && k.auth_method == auth_method
+                && k.rpc_method == rpc_method
+                && &*k.endpoint == endpoint
+        };
+        // The static labels' addresses and the endpoint pattern (a few bytes) pick the slot.
+        let mut hash: u64 = 0;
+        let mut mix = |x: u64| hash = (hash.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+        for s in statics {
+            mix(s.as_ptr() as u64);
+        }
+        endpoint.bytes().for_each(|b| mix(u64::from(b)));
+        let slots = self.slots.get_or_init(|| {
+            (0..COUNTER_SLOTS)
+                .map(|_| std::sync::OnceLock::new())
+                .collect()
+        });
+        let slot = &slots[(hash >> 32) as usize % COUNTER_SLOTS];
+        let mut register = Some(register);
+        let (key, counter) = slot.get_or_init(|| {
+            let key = CounterKey {
+                outcome,
+                reason,
+                auth_method,
+                endpoint: endpoint.into(),
+                rpc_method,
+            };
+            (key, (register.take().expect("called once"))())
+        });
+        if matches(key) {
+            counter.increment(1);
+        } else if let Some(register) = register {
+            register().increment(1);
+        }
+    }
+}
+
+impl std::fmt::Debug for DecisionCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecisionCounters")
+    }
+}
+
 /// One decision, as the audit layer saw it.
 #[inline]
-pub(crate) fn decision(labels: &DecisionLabels<'_>, options: &crate::audit::MetricOptions) {
+pub(crate) fn decision(
+    labels: &DecisionLabels<'_>,
+    options: &crate::audit::MetricOptions,
+    counters: &DecisionCounters,
+) {
     #[cfg(feature = "metrics")]
     {
         use metrics::Label;
@@ -237,33 +325,90 @@ pub(crate) fn decision(labels: &DecisionLabels<'_>, options: &crate::audit::Metr
                 .copied()
                 .unwrap_or("other"),
         };
-        let mut list = Vec::with_capacity(7);
-        list.push(Label::from_static_parts("outcome", labels.outcome.as_str()));
-        list.push(Label::from_static_parts(
-            "reason",
-            labels.reason.unwrap_or("none"),
-        ));
-        list.push(Label::from_static_parts(
-            "auth_method",
-            id.map_or("none", |i| i.method().as_str()),
-        ));
-        list.push(Label::new(
-            "endpoint",
-            labels.endpoint.unwrap_or("none").to_owned(),
-        ));
-        list.push(Label::from_static_parts("rpc_method", rpc_method));
-        if options.identity_label {
-            list.push(Label::new(
-                "identity",
-                id.map_or("none", |i| i.name()).to_owned(),
-            ));
+        let outcome = labels.outcome.as_str();
+        let reason = labels.reason.unwrap_or("none");
+        let auth_method = id.map_or("none", |i| i.method().as_str());
+        let endpoint = labels.endpoint.unwrap_or("none");
+        let register = || {
+            let mut list = Vec::with_capacity(7);
+            list.push(Label::from_static_parts("outcome", outcome));
+            list.push(Label::from_static_parts("reason", reason));
+            list.push(Label::from_static_parts("auth_method", auth_method));
+            list.push(Label::new("endpoint", endpoint.to_owned()));
+            list.push(Label::from_static_parts("rpc_method", rpc_method));
+            if options.identity_label {
+                list.push(Label::new(
+                    "identity",
+                    id.map_or("none", |i| i.name()).to_owned(),
+                ));
+            }
+            if options.target_label {
+                let target = labels.rpc.and_then(|m| m.target.as_deref());
+                list.push(Label::new("target", target.unwrap_or("none").to_owned()));
+            }
+            metrics::counter!(DECISIONS, list)
+        };
+        if options.identity_label || options.target_label {
+            // Unbounded label sets are not cached.
+            register().increment(1);
+        } else {
+            counters.increment(
+                [outcome, reason, auth_method, rpc_method],
+                endpoint,
+                register,
+            );
         }
-        if options.target_label {
-            let target = labels.rpc.and_then(|m| m.target.as_deref());
-            list.push(Label::new("target", target.unwrap_or("none").to_owned()));
-        }
-        metrics::counter!(DECISIONS, list).increment(1);
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (labels, options);
+    let _ = (labels, options, counters);
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+    use crate::audit::{MetricOptions, Outcome};
+
+    #[test]
+    fn cached_counters_count_every_label_set_apart() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let counters = DecisionCounters::default();
+        let options = MetricOptions {
+            on: true,
+            ..MetricOptions::default()
+        };
+        // More label sets than slots: collisions take the registry path.
+        let endpoints: Vec<String> = (0..3 * COUNTER_SLOTS).map(|i| format!("/e{i}")).collect();
+        let outcome = |i: usize| {
+            if i % 2 == 0 {
+                Outcome::Allowed
+            } else {
+                Outcome::Refused
+            }
+        };
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    let labels = DecisionLabels {
+                        outcome: outcome(i),
+                        reason: None,
+                        identity: None,
+                        endpoint: Some(endpoint),
+                        rpc: None,
+                    };
+                    decision(&labels, &options, &counters);
+                }
+            }
+        });
+        let text = handle.render();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let endpoint = format!("endpoint=\"{endpoint}\"");
+            let outcome = format!("outcome=\"{}\"", outcome(i).as_str());
+            let line = text
+                .lines()
+                .find(|l| l.contains(&endpoint) && l.contains(&outcome))
+                .unwrap_or_else(|| panic!("{endpoint} missing:\n{text}"));
+            assert!(line.ends_with(" 3"), "{line}");
+        }
+    }
 }

@@ -111,7 +111,7 @@ fn finish<B>(p: Pending, response: &Response<B>) {
                 endpoint: recorded.decision.as_ref().map(|d| d.endpoint_label()),
                 rpc: message,
             };
-            crate::metrics::decision(&labels, &config.metrics);
+            crate::metrics::decision(&labels, &config.metrics, &config.counters);
         };
         if recorded.messages.is_empty() {
             count(None);

@@ -17,6 +17,7 @@ pub(crate) struct AuditConfig {
     pub(crate) client_ip: ClientIpResolver,
     pub(crate) request_id: HeaderName,
     pub(crate) metrics: MetricOptions,
+    pub(crate) counters: crate::metrics::DecisionCounters,
 }
 
 /// Which decision metrics the layer emits (feature `metrics`).
@@ -107,6 +108,7 @@ impl AuditLayer {
                     identity_label: false,
                     target_label: false,
                 },
+                counters: Default::default(),
             })),
         }
     }
@@ -124,6 +126,7 @@ impl AuditLayer {
             client_ip: c.client_ip.clone(),
             request_id: c.request_id.clone(),
             metrics: c.metrics,
+            counters: Default::default(),
         };
         f(&mut config);
         Self {
