@@ -380,7 +380,7 @@ mod tests {
         // More label sets than slots: collisions take the registry path.
         let endpoints: Vec<String> = (0..3 * COUNTER_SLOTS).map(|i| format!("/e{i}")).collect();
         let outcome = |i: usize| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 Outcome::Allowed
             } else {
                 Outcome::Refused
