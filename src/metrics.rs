@@ -32,7 +32,9 @@
 //! # }
 //! ```
 //!
-//! Without the feature every hook below compiles to nothing.
+//! Install the recorder before the first request: each audit layer resolves a decision
+//! counter once per label set and keeps the handle. Without the feature every hook compiles
+//! to nothing.
 
 #[cfg(feature = "metrics")]
 use std::time::Instant;

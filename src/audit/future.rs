@@ -21,8 +21,9 @@ use super::record::{AuditRecord, Recorded};
 pub(crate) struct Pending {
     pub(crate) record: AuditRecord,
     pub(crate) config: Arc<AuditConfig>,
-    /// `Some` when the sink wants events; `None` when only decisions are counted.
-    pub(crate) detail: Option<Detail>,
+    /// `Some` when the sink wants events; `None` when only decisions are counted. Boxed: it
+    /// would otherwise make every request's future larger, events or not.
+    pub(crate) detail: Option<Box<Detail>>,
 }
 
 /// What an event says beyond the decision itself.
@@ -127,6 +128,7 @@ fn finish<B>(p: Pending, response: &Response<B>) {
         mut messages,
         ..
     } = recorded;
+    let detail = *detail;
     let base = AuditEvent {
         timestamp: detail.timestamp,
         outcome,

@@ -51,14 +51,24 @@ pub(crate) fn policy_applied(extensions: &Extensions, decision: &Decision) {
     with(extensions, |r| {
         r.decision = Some(decision.clone());
         let key = extensions.get::<ApiKeyOutcome>().and_then(|o| o.identity());
-        let token = extensions.get::<BearerOutcome>().and_then(|o| o.identity());
-        r.identity = key.or(token).cloned();
+        let identity = key.or_else(|| extensions.get::<BearerOutcome>()?.identity());
+        r.identity = identity.cloned();
     });
 }
 
-/// The policy layer let the request through as `identity` (`None`: an open endpoint).
+/// The policy layer let the request through as `identity` (`None`: an open endpoint);
+/// usually the one already recorded.
 pub(crate) fn policy_allowed(extensions: &Extensions, identity: Option<&Identity>) {
-    with(extensions, |r| r.identity = identity.cloned());
+    with(extensions, |r| {
+        let same = match (&r.identity, identity) {
+            (Some(a), Some(b)) => a.ptr_eq(b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            r.identity = identity.cloned();
+        }
+    });
 }
 
 /// Whether anyone audits this request (the MCP layer builds the message list only then).

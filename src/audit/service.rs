@@ -63,19 +63,21 @@ where
         }
         let record = AuditRecord::default();
         req.extensions_mut().insert(record.clone());
-        let detail = events.then(|| Detail {
-            start: Instant::now(),
-            timestamp: SystemTime::now(),
-            method: req.method().clone(),
-            // Only the path: the query string may carry an API key.
-            path: req.uri().path().to_owned(),
-            client_ip: config.client_ip.resolve(req.headers(), req.extensions()),
-            request_id: req
-                .headers()
-                .get(&config.request_id)
-                .filter(|v| v.len() <= MAX_REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+        let detail = events.then(|| {
+            Box::new(Detail {
+                start: Instant::now(),
+                timestamp: SystemTime::now(),
+                method: req.method().clone(),
+                // Only the path: the query string may carry an API key.
+                path: req.uri().path().to_owned(),
+                client_ip: config.client_ip.resolve(req.headers(), req.extensions()),
+                request_id: req
+                    .headers()
+                    .get(&config.request_id)
+                    .filter(|v| v.len() <= MAX_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })
         });
         let pending = Pending {
             record,
