@@ -14,7 +14,12 @@
 //! Stacks (`benches/support/stacks.rs`): `bare`, `key` (full `McpAuth` stack, valid API key),
 //! `limited` (the same plus the failed-auth lockout and a per-identity quota on a
 //! `MemoryStore`), `cached_token` (HS256 token through a `CachedVerifier`, a cache hit after
-//! the first request), `uncached_token` (the same token verified every time).
+//! the first request), `uncached_token` (the same token verified every time), `audited`
+//! (`limited` plus the audit layer with its default `tracing` sink, filtered off),
+//! `audited_events` (`limited` plus an audit sink that takes every event) and, built with
+//! `--features metrics`, `metered` (`audited` plus the metrics into a Prometheus recorder);
+//! `key_audited`, `key_events`, `key_metered`: the same on the `key` stack, whose count does
+//! not depend on the clock (the limiters' store sweeps do).
 
 #[path = "support/stacks.rs"]
 mod stacks;

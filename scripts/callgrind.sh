@@ -11,6 +11,7 @@
 #   N1=1000 N2=3000 scripts/callgrind.sh key limited
 #   BIN=/tmp/hotpath-before scripts/callgrind.sh   # a saved build, for before/after
 #   KEEP=/tmp/cg scripts/callgrind.sh key          # keep the out files for callgrind_annotate
+#   FEATURES=metrics scripts/callgrind.sh limited audited metered
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
@@ -20,7 +21,7 @@ stacks=("$@")
 [ ${#stacks[@]} -gt 0 ] || stacks=(bare key limited cached_token uncached_token)
 
 bin=${BIN:-}
-[ -n "$bin" ] || bin=$(cargo build --profile bench --bench hotpath --message-format=json 2>/dev/null |
+[ -n "$bin" ] || bin=$(cargo build --profile bench --bench hotpath ${FEATURES:+--features "$FEATURES"} --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)

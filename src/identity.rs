@@ -147,6 +147,11 @@ impl Identity {
         }
     }
 
+    /// Whether both are clones of one identity (the same allocation).
+    pub(crate) fn ptr_eq(&self, other: &Identity) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// How the caller authenticated.
     pub fn method(&self) -> AuthMethod {
         self.inner.method

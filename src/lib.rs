@@ -26,6 +26,8 @@
 //! | [`mcp`] | `McpPermissionsLayer`: per-method and per-tool permissions from the JSON-RPC body, `tools/list` filtering |
 //! | [`metadata`] | RFC 9728 protected resource metadata |
 //! | [`store`] | the `StateStore` trait and its memory, Redis, PostgreSQL and SQLite backends |
+//! | [`audit`] | `AuditLayer`: one event per decision into a sink (`tracing`, JSON lines, a channel) |
+//! | [`metrics`] | (feature `metrics`) the metric names and labels emitted through the `metrics` facade |
 //! | `oauth` | (feature `oauth-client`) login with GitHub / Google / Microsoft / OIDC, sessions, upstream tokens |
 //!
 //! Authenticators only *identify*: they verify a presented credential and leave the outcome
@@ -107,6 +109,7 @@
 //! | `jwks` | no | `JwksVerifier`: keys from a remote JWK set or issuer discovery (reqwest, rustls, tokio) |
 //! | `introspection` | no | `IntrospectionVerifier`: opaque tokens via RFC 7662 introspection |
 //! | `oauth-client` | no | the `oauth` module: login with GitHub / Google / Microsoft / OIDC, session cookies, encrypted upstream tokens |
+//! | `metrics` | no | counters and histograms through the `metrics` facade; see [`metrics`] |
 //! | `oauth-server` | no | `oauth::server`: an embedded OAuth 2.1 authorization server for MCP clients (registration, PKCE, consent, its own JWT access tokens) |
 //!
 //! ## Error contract
@@ -126,6 +129,7 @@
 #[path = "fuzz.rs"]
 pub mod __fuzz;
 pub mod api_key;
+pub mod audit;
 mod authenticate;
 pub mod bearer;
 mod body;
@@ -144,6 +148,7 @@ mod keyed_tag;
 pub mod keys;
 pub mod mcp;
 pub mod metadata;
+pub mod metrics;
 #[cfg(feature = "oauth-client")]
 pub mod oauth;
 pub mod origin;

@@ -7,6 +7,7 @@ use http::request::Parts;
 use tower_layer::Layer;
 
 use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
+use crate::audit::{AuditLayer, AuditService};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
 use crate::credentials::{CredentialSources, Parse};
 use crate::mcp::{McpPermissionsLayer, McpRules};
@@ -61,6 +62,7 @@ impl McpAuth {
             rate_limit: None,
             lockout: None,
             origin: None,
+            audit: None,
             mcp: (),
         }
     }
@@ -76,6 +78,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
             .field("rate_limit", &self.rate_limit)
             .field("failed_auth_limit", &self.lockout)
             .field("origin", &self.origin)
+            .field("audit", &self.audit)
             .field("mcp_permissions", &self.mcp)
             .finish()
     }
@@ -95,6 +98,7 @@ pub struct McpAuthBuilder<M = ()> {
     rate_limit: Option<RateLimitLayer>,
     lockout: Option<FailedAuthLimitLayer>,
     origin: Option<OriginLayer>,
+    audit: Option<AuditLayer>,
     mcp: M,
 }
 
@@ -133,6 +137,7 @@ impl McpAuthBuilder {
             rate_limit: self.rate_limit,
             lockout: self.lockout,
             origin: self.origin,
+            audit: self.audit,
             mcp: rules,
         }
     }
@@ -256,6 +261,48 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         self
     }
 
+    /// Records one event per decision (allowed or refused) with `audit`, placed outermost so
+    /// it sees every refusal; see the [`audit`](crate::audit) module.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{audit::AuditLayer, ApiKeyRegistry, ApiKeySpec, McpAuth};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
+    ///     .audit(AuditLayer::tracing())
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn audit(mut self, audit: AuditLayer) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Counts decisions (`mcp_auth_decisions_total`): adds an
+    /// [`AuditLayer::metrics_only`], or turns the decision counter on in the layer
+    /// [`audit`](Self::audit) set (call this after it). The other metrics of the
+    /// [`metrics`](crate::metrics) table are emitted whenever the feature is on.
+    ///
+    /// ```
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, McpAuth};
+    ///
+    /// let auth = McpAuth::builder()
+    ///     .api_keys(ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build())
+    ///     .metrics()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self) -> Self {
+        self.audit = Some(match self.audit.take() {
+            Some(audit) => audit.decision_metrics(true),
+            None => AuditLayer::metrics_only(),
+        });
+        self
+    }
+
     /// Applies `policy` to paths matching `pattern` (first match wins).
     pub fn endpoint(mut self, pattern: impl Into<String>, policy: EndpointPolicy) -> Self {
         self.policy = self.policy.route(pattern, policy);
@@ -341,6 +388,7 @@ impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
         let policy = policy.build()?;
         let mcp = self.mcp.build(&policy)?;
         Ok(McpAuthLayer {
+            audit: self.audit.unwrap_or_else(AuditLayer::disabled),
             origin: self.origin.unwrap_or_else(OriginLayer::disabled),
             lockout,
             api_key,
@@ -389,6 +437,7 @@ mod sealed {
 #[derive(Clone)]
 #[must_use]
 pub struct McpAuthLayer<L = tower_layer::Identity> {
+    audit: AuditLayer,
     origin: OriginLayer,
     lockout: FailedAuthLimitLayer,
     api_key: ApiKeyLayer,
@@ -402,10 +451,13 @@ pub struct McpAuthLayer<L = tower_layer::Identity> {
 /// [`mcp_permissions`](McpAuthBuilder::mcp_permissions), `S` is an
 /// [`McpPermissionsService`](crate::mcp::McpPermissionsService) around yours.
 ///
-/// The limiters are always in the type; when not configured they pass requests through.
-pub type McpAuthService<S> = OriginService<
-    FailedAuthLimitService<
-        ApiKeyService<BearerService<EndpointPolicyService<RateLimitService<S>>>>,
+/// The limiters and the audit layer are always in the type; when not configured they pass
+/// requests through.
+pub type McpAuthService<S> = AuditService<
+    OriginService<
+        FailedAuthLimitService<
+            ApiKeyService<BearerService<EndpointPolicyService<RateLimitService<S>>>>,
+        >,
     >,
 >;
 
@@ -416,13 +468,14 @@ impl<S, L: Layer<S>> Layer<S> for McpAuthLayer<L> {
         let inner = self.rate_limit.layer(self.mcp.layer(inner));
         let authenticated = self.bearer.layer(self.policy.layer(inner));
         let limited = self.lockout.layer(self.api_key.layer(authenticated));
-        self.origin.layer(limited)
+        self.audit.layer(self.origin.layer(limited))
     }
 }
 
 impl<L: fmt::Debug> fmt::Debug for McpAuthLayer<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpAuthLayer")
+            .field("audit", &self.audit)
             .field("origin", &self.origin)
             .field("failed_auth_limit", &self.lockout)
             .field("api_key", &self.api_key)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
+use tower_mcp_auth::audit::{AuditEvent, AuditLayer, AuditSink};
 use tower_mcp_auth::store::{MemoryStore, Quota, StateStore};
 use tower_mcp_auth::{
     bearer::CachedVerifier,
@@ -20,8 +21,30 @@ const SECRET: &[u8] = b"bench-secret-that-is-at-least-32-bytes!!";
 pub const KEY: &str = "hotpath-bench-key-0123456789abcdefghijklmnopqrstuvwxy";
 const BASE_URL: &str = "http://127.0.0.1:8080";
 
-/// Every stack name, bare first.
-pub const STACKS: &[&str] = &["bare", "key", "limited", "cached_token", "uncached_token"];
+/// Every stack name, bare first. `metered` needs the `metrics` feature.
+pub const STACKS: &[&str] = &[
+    "bare",
+    "key",
+    "limited",
+    "audited",
+    "audited_events",
+    "metered",
+    "key_audited",
+    "key_events",
+    "key_metered",
+    "cached_token",
+    "uncached_token",
+];
+
+/// An enabled audit sink that only looks at each event: what building events costs, without
+/// a queue or a writer.
+struct Discard;
+
+impl AuditSink for Discard {
+    fn record(&self, event: AuditEvent) {
+        std::hint::black_box(event);
+    }
+}
 
 /// The handler every stack wraps: a small JSON answer, like an MCP result.
 fn handler_router() -> Router {
@@ -42,6 +65,22 @@ fn base() -> McpAuthBuilder {
         .api_keys(registry)
         .public_base_url(BASE_URL)
         .endpoint("/mcp", EndpointPolicy::both())
+}
+
+/// `base` with a bearer verifier, the failed-auth lockout and a per-identity quota (large
+/// enough never to refuse) on one `MemoryStore`: the full stack.
+fn limited() -> McpAuthBuilder {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    base()
+        .bearer(verifier())
+        .rate_limit(RateLimitLayer::from_shared(
+            store.clone(),
+            Quota::new(1_000_000_000, Duration::from_secs(1)).expect("quota"),
+        ))
+        .failed_auth_limit(FailedAuthLimitLayer::from_shared(
+            store,
+            Quota::per_minute(20).expect("quota"),
+        ))
 }
 
 fn verifier() -> JwtVerifier {
@@ -76,21 +115,51 @@ pub fn build(stack: &str) -> Option<(Router, (&'static str, String))> {
             handler_router().layer(base().bearer(verifier()).build().expect("stack")),
             key,
         ),
-        "limited" => {
-            let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        "limited" => (
+            handler_router().layer(limited().build().expect("stack")),
+            key,
+        ),
+        // The same with the audit trail's default sink, `tracing` at INFO, filtered off (no
+        // subscriber is installed here).
+        "audited" => {
+            let layer = limited().audit(AuditLayer::tracing());
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        // The same with a sink that wants every event.
+        "audited_events" => {
+            let layer = limited().audit(AuditLayer::new(Discard));
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        // `audited` plus the metrics, recorded by a Prometheus recorder.
+        #[cfg(feature = "metrics")]
+        "metered" => {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the only recorder");
+            let layer = limited().audit(AuditLayer::tracing()).metrics();
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        // `key` (the full stack without the store-backed limiters, whose incremental sweep
+        // depends on the clock and moves the count by a few thousand instructions between
+        // runs) with the audit layer: the same comparison, repeatable to the instruction.
+        "key_audited" => {
+            let layer = base().bearer(verifier()).audit(AuditLayer::tracing());
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        "key_events" => {
+            let layer = base().bearer(verifier()).audit(AuditLayer::new(Discard));
+            (handler_router().layer(layer.build().expect("stack")), key)
+        }
+        #[cfg(feature = "metrics")]
+        "key_metered" => {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the only recorder");
             let layer = base()
                 .bearer(verifier())
-                .rate_limit(RateLimitLayer::from_shared(
-                    store.clone(),
-                    Quota::new(1_000_000_000, Duration::from_secs(1)).expect("quota"),
-                ))
-                .failed_auth_limit(FailedAuthLimitLayer::from_shared(
-                    store,
-                    Quota::per_minute(20).expect("quota"),
-                ))
-                .build()
-                .expect("stack");
-            (handler_router().layer(layer), key)
+                .audit(AuditLayer::tracing())
+                .metrics();
+            (handler_router().layer(layer.build().expect("stack")), key)
         }
         "cached_token" => (
             handler_router().layer(

@@ -14,7 +14,9 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::audit::{record as audit, RpcMessage};
 use crate::identity::Identity;
+use crate::rate_limit::{ToolCheck, ToolVerdict};
 
 use super::body::{McpRequestBody, McpResponseBody};
 use super::filter::ToolsFilter;
@@ -68,6 +70,14 @@ pin_project! {
             inner: S,
             identity: Identity,
             config: Arc<McpConfig>,
+        },
+        /// Waiting for the per-tool quotas' store decisions.
+        Limiting {
+            check: ToolCheck,
+            limited: Limited,
+            bytes: Bytes,
+            inner: S,
+            filter: Option<ToolsFilter>,
         },
         /// Waiting for the inner service.
         Calling {
@@ -154,14 +164,34 @@ where
                     };
                     let next = match outcome {
                         Ok(bytes) => decide(bytes, parts, inner, identity, config),
-                        Err(ReadError::TooLarge) => State::Refused {
-                            response: refusal::too_large(config.max_body_bytes),
-                        },
-                        Err(ReadError::Body) => State::Refused {
-                            response: refusal::unreadable(),
-                        },
+                        Err(ReadError::TooLarge) => {
+                            audit::mcp_refused(&parts.extensions, "payload_too_large", |_| true);
+                            State::Refused {
+                                response: refusal::too_large(config.max_body_bytes),
+                            }
+                        }
+                        Err(ReadError::Body) => {
+                            audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
+                            State::Refused {
+                                response: refusal::unreadable(),
+                            }
+                        }
                     };
                     state.set(next);
+                }
+                StateProj::Limiting { check, .. } => {
+                    let verdict = ready!(check.poll(cx));
+                    let StateTake::Limiting {
+                        limited,
+                        bytes,
+                        inner,
+                        filter,
+                        ..
+                    } = state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("state was Limiting")
+                    };
+                    state.set(limited.after(verdict, bytes, inner, filter));
                 }
                 StateProj::Calling { future, filter } => {
                     let response = ready!(future.poll(cx))?;
@@ -272,12 +302,17 @@ where
         }
         Err(bad) => {
             tracing::debug!(code = bad.code, "MCP request body is not JSON-RPC");
+            audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
             return State::Refused {
                 response: refusal::bad_message(&bad),
             };
         }
     };
+    if audit::is_audited(&parts.extensions) {
+        audit::messages(&parts.extensions, audit_messages(&parsed));
+    }
     if let Err(reason) = jsonrpc::check_headers(&parts.headers, &parsed) {
+        audit::mcp_refused(&parts.extensions, "invalid_request", |_| true);
         tracing::debug!(%reason, "Mcp-Method / Mcp-Name header mismatch");
         let id = match &parsed.calls[..] {
             [only] if !parsed.batch => only.id.clone().unwrap_or(serde_json::Value::Null),
@@ -314,18 +349,153 @@ where
                 missing: config.rules.check(&identity, method, target).err(),
             })
             .collect();
+        audit::mcp_refused(&parts.extensions, "insufficient_scope", |m| {
+            config
+                .rules
+                .check(&identity, &m.method, m.target.as_deref())
+                .is_err()
+        });
         let response = refusal::insufficient_scope(&parts, &identity, verdicts, parsed.batch);
         return State::Refused { response };
     }
+
+    // Per-tool quotas, on the messages that passed their permissions.
+    let quota = config.tool_quotas.as_ref().and_then(|quotas| {
+        let mut hits: Vec<(usize, u32)> = Vec::new();
+        let mut calls = Vec::new();
+        for (method, id, target) in checked() {
+            let limit = quotas.limit_for(method, target);
+            if let Some(limit) = limit {
+                match hits.iter_mut().find(|(l, _)| *l == limit) {
+                    Some((_, cost)) => *cost = cost.saturating_add(1),
+                    None => hits.push((limit, 1)),
+                }
+            }
+            calls.push((id.cloned().unwrap_or(serde_json::Value::Null), limit));
+        }
+        quotas
+            .check(&parts, &hits)
+            .map(|check| (check, calls, parsed.batch))
+    });
     drop(parsed);
 
     let filter = (config.filter_tools_list && !tools_list_ids.is_empty())
-        .then(|| ToolsFilter::new(tools_list_ids, identity, config.clone()));
-    let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
-    State::Calling {
-        future: inner.call(req),
-        filter,
+        .then(|| ToolsFilter::new(tools_list_ids, identity.clone(), config.clone()));
+    match quota {
+        Some((check, calls, batch)) => State::Limiting {
+            check,
+            limited: Limited {
+                parts,
+                identity,
+                config,
+                calls,
+                batch,
+            },
+            bytes,
+            inner,
+            filter,
+        },
+        None => {
+            let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
+            State::Calling {
+                future: inner.call(req),
+                filter,
+            }
+        }
     }
+}
+
+/// A request whose per-tool quotas are being checked, and what its refusal needs: each
+/// checked message's id and quota limit.
+pub(crate) struct Limited {
+    parts: request::Parts,
+    identity: Identity,
+    config: Arc<McpConfig>,
+    calls: Vec<(serde_json::Value, Option<usize>)>,
+    batch: bool,
+}
+
+impl Limited {
+    /// Calls the inner service, or refuses (429, or 503 when the quotas fail closed).
+    fn after<S, B, R>(
+        self,
+        verdict: ToolVerdict,
+        bytes: Bytes,
+        mut inner: S,
+        filter: Option<ToolsFilter>,
+    ) -> State<S, B, R>
+    where
+        S: Service<Request<McpRequestBody<B>>>,
+    {
+        let Limited {
+            parts,
+            identity,
+            config,
+            calls,
+            batch,
+        } = self;
+        let response = match verdict {
+            ToolVerdict::Allowed => {
+                let req = Request::from_parts(parts, McpRequestBody::buffered(bytes));
+                return State::Calling {
+                    future: inner.call(req),
+                    filter,
+                };
+            }
+            ToolVerdict::Refused {
+                limit,
+                retry_after,
+                decision,
+            } => {
+                let Some(quotas) = config.tool_quotas.as_ref() else {
+                    unreachable!("a quota verdict comes from configured quotas")
+                };
+                let pattern = quotas.pattern(limit);
+                tracing::debug!(quota = pattern, ?retry_after, "tool quota spent");
+                crate::metrics::quota_refused("tool");
+                audit::mcp_refused(&parts.extensions, "tool_quota", |m| {
+                    quotas.limit_for(&m.method, m.target.as_deref()) == Some(limit)
+                });
+                let verdicts = calls
+                    .into_iter()
+                    .map(|(id, hit)| refusal::QuotaVerdict {
+                        id,
+                        spent: hit == Some(limit),
+                    })
+                    .collect();
+                refusal::tool_quota(
+                    &parts,
+                    &identity,
+                    verdicts,
+                    batch,
+                    pattern,
+                    retry_after,
+                    decision.as_ref(),
+                )
+            }
+            ToolVerdict::Unavailable => {
+                audit::mcp_refused(&parts.extensions, "temporarily_unavailable", |_| false);
+                refusal::quota_unavailable(&parts, &identity)
+            }
+        };
+        State::Refused { response }
+    }
+}
+
+/// The body's messages for the audit trail (those with a method: responses have none).
+fn audit_messages(parsed: &Parsed<'_>) -> Vec<RpcMessage> {
+    parsed
+        .calls
+        .iter()
+        .filter_map(|call| {
+            Some(RpcMessage {
+                method: call.method.as_deref()?.to_owned(),
+                id: call.id.clone(),
+                target: call.target.as_deref().map(str::to_owned),
+                refusal: None,
+            })
+        })
+        .collect()
 }
 
 /// Whether the request declares a media type that is neither JSON (`application/json`,

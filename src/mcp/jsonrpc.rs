@@ -22,6 +22,19 @@ use serde_json::Value;
 /// }
 /// ```
 pub const INSUFFICIENT_SCOPE_CODE: i64 = -32003;
+/// JSON-RPC `error.code` of a request refused by a per-tool quota (HTTP 429
+/// `too_many_requests`, see [`ToolQuotas`](crate::rate_limit::ToolQuotas)). From the
+/// implementation-defined server error range; MCP itself does not use it.
+///
+/// ```
+/// use tower_mcp_auth::mcp::TOO_MANY_REQUESTS_CODE;
+/// # let reply = serde_json::json!({"error": {"code": -32029, "data": {"retry_after": 6}}});
+/// if reply["error"]["code"] == TOO_MANY_REQUESTS_CODE {
+///     let wait = reply["error"]["data"]["retry_after"].as_u64();
+///     # let _ = wait;
+/// }
+/// ```
+pub const TOO_MANY_REQUESTS_CODE: i64 = -32029;
 /// JSON-RPC "Parse error" (HTTP 400): the body is not JSON.
 ///
 /// ```

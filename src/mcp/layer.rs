@@ -7,6 +7,7 @@ use tower_layer::Layer;
 
 use crate::identity::Identity;
 use crate::policy::PathPattern;
+use crate::rate_limit::ToolQuotas;
 
 use super::rules::{McpRules, Rules};
 use super::service::McpPermissionsService;
@@ -20,6 +21,8 @@ pub(crate) struct McpConfig {
     pub(crate) paths: Vec<PathPattern>,
     /// Paths whose requests are not inspected at all.
     pub(crate) excluded: Vec<PathPattern>,
+    /// Per-tool quotas, checked after the permissions (`None`: none configured).
+    pub(crate) tool_quotas: Option<ToolQuotas>,
 }
 
 /// Authorizes each MCP JSON-RPC request by method and by tool, prompt or resource.
@@ -196,6 +199,7 @@ impl fmt::Debug for McpPermissionsLayer {
             .field("max_response_bytes", &c.max_response_bytes)
             .field("paths", &c.paths)
             .field("excluded", &c.excluded)
+            .field("tool_quotas", &c.tool_quotas)
             .finish()
     }
 }

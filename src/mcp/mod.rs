@@ -46,7 +46,7 @@ pub use error::McpRuleError;
 pub use future::McpPermissionsFuture;
 pub use jsonrpc::{
     HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE, INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE,
-    PARSE_ERROR_CODE,
+    PARSE_ERROR_CODE, TOO_MANY_REQUESTS_CODE,
 };
 pub use layer::McpPermissionsLayer;
 pub use rules::{McpRules, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES};

@@ -2,6 +2,7 @@
 //! error contract's status and headers around a JSON-RPC error body.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -12,10 +13,12 @@ use serde_json::Value;
 use crate::error::{json_response, AuthError, ErrorBody, ErrorContext};
 use crate::identity::{AuthMethod, Identity};
 use crate::policy::Decision;
+use crate::rate_limit::insert_rate_limit_headers;
+use crate::store::RateDecision;
 
 use super::jsonrpc::{
-    error_envelope, to_json, BadMessage, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
-    INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE,
+    error_envelope, to_json, BadMessage, Envelope, HEADER_MISMATCH_CODE, INSUFFICIENT_SCOPE_CODE,
+    INTERNAL_ERROR_CODE, INVALID_REQUEST_CODE, PARSE_ERROR_CODE, TOO_MANY_REQUESTS_CODE,
 };
 
 /// The verdict on one request of a refused body.
@@ -43,18 +46,10 @@ pub(crate) fn insufficient_scope(
         required: all_missing.clone(),
     };
 
-    // The same view of the endpoint as the policy layer, which recorded its decision
-    // (without one, this layer runs alone: challenge bearer callers only).
-    let ctx = match parts.extensions.get::<Decision>() {
-        Some(decision) => decision.error_context(parts),
-        None => ErrorContext::new(
-            identity.method() == AuthMethod::ApiKey,
-            identity.method() == AuthMethod::Bearer,
-        ),
-    };
+    let ctx = endpoint_context(parts, identity);
 
     let batch_scope = all_missing.join(" ");
-    let mut envelopes: Vec<_> = verdicts
+    let envelopes: Vec<_> = verdicts
         .into_iter()
         .map(|verdict| {
             let (description, message, scope) = match &verdict.missing {
@@ -81,14 +76,89 @@ pub(crate) fn insufficient_scope(
         })
         .collect();
 
-    let json = match envelopes.pop() {
+    let json = envelopes_json(envelopes, batch);
+    error.response_with_body(&ctx, Some(identity.method()), json)
+}
+
+/// The same view of the endpoint as the policy layer, which recorded its decision (without
+/// one, this layer runs alone: challenge bearer callers only).
+fn endpoint_context<'a>(parts: &'a Parts, identity: &Identity) -> ErrorContext<'a> {
+    match parts.extensions.get::<Decision>() {
+        Some(decision) => decision.error_context(parts),
+        None => ErrorContext::new(
+            identity.method() == AuthMethod::ApiKey,
+            identity.method() == AuthMethod::Bearer,
+        ),
+    }
+}
+
+/// One message of a body refused by a tool quota: its id, and whether it hit the spent quota.
+pub(crate) struct QuotaVerdict {
+    pub(crate) id: Value,
+    pub(crate) spent: bool,
+}
+
+/// 429 `too_many_requests` for a spent per-tool quota (`quota` is its pattern): `Retry-After`,
+/// the quota's `RateLimit-*` headers when known, one JSON-RPC error per request (an array for
+/// a batch).
+pub(crate) fn tool_quota(
+    parts: &Parts,
+    identity: &Identity,
+    verdicts: Vec<QuotaVerdict>,
+    batch: bool,
+    quota: &str,
+    retry_after: Duration,
+    decision: Option<&RateDecision>,
+) -> Response<Full<Bytes>> {
+    let error = AuthError::TooManyRequests { retry_after };
+    let ctx = endpoint_context(parts, identity);
+    let envelopes: Vec<_> = verdicts
+        .into_iter()
+        .map(|verdict| {
+            let (message, description) = if verdict.spent {
+                (
+                    format!("Too many requests: the {quota} quota is spent"),
+                    Cow::Owned(format!(
+                        "The {quota} quota is spent. Wait for the time given in Retry-After."
+                    )),
+                )
+            } else {
+                (
+                    "Too many requests: refused with its batch".to_owned(),
+                    Cow::Borrowed("Refused with its batch: another request in it is over a quota"),
+                )
+            };
+            let data = error
+                .body(&ctx)
+                .with_description(description)
+                .with_field("quota", quota)
+                .to_value();
+            error_envelope(verdict.id, TOO_MANY_REQUESTS_CODE, &message, data)
+        })
+        .collect();
+    let json = envelopes_json(envelopes, batch);
+    let mut response = error.response_with_body(&ctx, Some(identity.method()), json);
+    if let Some(decision) = decision {
+        insert_rate_limit_headers(response.headers_mut(), decision);
+    }
+    response
+}
+
+/// 503 `temporarily_unavailable`: the quota store failed and the quotas fail closed.
+pub(crate) fn quota_unavailable(parts: &Parts, identity: &Identity) -> Response<Full<Bytes>> {
+    let ctx = endpoint_context(parts, identity);
+    AuthError::TemporarilyUnavailable.to_response_for(&ctx, Some(identity.method()))
+}
+
+/// One envelope for a single message, an array of them for a batch.
+fn envelopes_json(mut envelopes: Vec<Envelope>, batch: bool) -> Vec<u8> {
+    match envelopes.pop() {
         Some(only) if !batch => to_json(&only),
         last => {
             envelopes.extend(last);
             to_json(&envelopes)
         }
-    };
-    error.response_with_body(&ctx, Some(identity.method()), json)
+    }
 }
 
 fn describe(permission: &str, missing: &[String]) -> String {

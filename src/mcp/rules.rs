@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::identity::{permission_matches, Identity};
 use crate::policy::PathPattern;
+use crate::rate_limit::ToolQuotas;
 
 use super::error::McpRuleError;
 
@@ -111,6 +112,7 @@ pub struct McpRules {
     max_response_bytes: usize,
     paths: Vec<String>,
     excluded: Vec<String>,
+    tool_quotas: Option<ToolQuotas>,
 }
 
 impl Default for McpRules {
@@ -142,6 +144,7 @@ impl McpRules {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             paths: Vec::new(),
             excluded: Vec::new(),
+            tool_quotas: None,
         }
     }
 
@@ -280,12 +283,30 @@ impl McpRules {
         self
     }
 
+    /// Also enforces `quotas` per (identity, tool pattern) on every message that passed its
+    /// permission check: HTTP 429 with `Retry-After` and a JSON-RPC error per request; see
+    /// [`ToolQuotas`].
+    ///
+    /// ```
+    /// use tower_mcp_auth::{rate_limit::ToolQuotas, store::{MemoryStore, Quota}, McpRules};
+    ///
+    /// let rules = McpRules::new().tool_quotas(
+    ///     ToolQuotas::new(MemoryStore::new()).limit("tools/call:search_*", Quota::per_minute(10).unwrap()),
+    /// );
+    /// assert!(rules.build().is_ok());
+    /// ```
+    pub fn tool_quotas(mut self, quotas: ToolQuotas) -> Self {
+        self.tool_quotas = Some(quotas);
+        self
+    }
+
     /// Validates the rules and builds the layer.
     ///
     /// # Errors
     ///
-    /// [`McpRuleError::InvalidRule`] for an empty pattern, a `*` anywhere but at the end, or
-    /// a required scope that is empty or contains whitespace, `"` or `\`;
+    /// [`McpRuleError::InvalidRule`] for an empty pattern (of a rule or a
+    /// [tool quota](Self::tool_quotas)), a `*` anywhere but at the end, or a required scope
+    /// that is empty or contains whitespace, `"` or `\`;
     /// [`McpRuleError::InvalidPattern`] for a bad path; [`McpRuleError::InvalidLimit`] for a
     /// zero limit.
     ///
@@ -299,10 +320,21 @@ impl McpRules {
     /// ));
     /// ```
     pub fn build(self) -> Result<McpPermissionsLayer, McpRuleError> {
+        let valid = |pattern: &str| {
+            let star = pattern.find('*');
+            !pattern.is_empty() && star.is_none_or(|i| i + 1 == pattern.len())
+        };
+        let tool_quotas = self.tool_quotas.filter(|q| !q.is_empty());
+        if let Some(bad) = tool_quotas
+            .iter()
+            .flat_map(ToolQuotas::patterns)
+            .find(|p| !valid(p))
+        {
+            return Err(McpRuleError::InvalidRule(bad.to_owned()));
+        }
         let mut rules = Vec::with_capacity(self.rules.len());
         for (pattern, required) in self.rules {
-            let star = pattern.find('*');
-            if pattern.is_empty() || star.is_some_and(|i| i + 1 != pattern.len()) {
+            if !valid(&pattern) {
                 return Err(McpRuleError::InvalidRule(pattern));
             }
             if let Some(bad) = required.iter().find(|s| !is_scope_token(s)) {
@@ -332,6 +364,7 @@ impl McpRules {
             max_response_bytes: self.max_response_bytes,
             paths,
             excluded,
+            tool_quotas,
         }))
     }
 }
@@ -352,6 +385,7 @@ impl fmt::Debug for McpRules {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("paths", &self.paths)
             .field("excluded", &self.excluded)
+            .field("tool_quotas", &self.tool_quotas)
             .finish()
     }
 }

@@ -114,6 +114,7 @@ where
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
             // Refused before reading a byte.
+            crate::audit::record::mcp_refused(req.extensions(), "payload_too_large", |_| true);
             return McpPermissionsFuture::refused(super::refusal::too_large(limit));
         }
         // The body must be read before the inner service is called: take the service that

@@ -44,6 +44,16 @@ impl Decision {
         }
     }
 
+    /// The endpoint as a bounded label for logs and metrics: the route pattern that matched,
+    /// `resolver` or `default` (never the raw path).
+    pub(crate) fn endpoint_label(&self) -> &str {
+        match &self.applied {
+            Applied::Route(i) => self.config.routes[*i].0.as_str(),
+            Applied::Resolved(_) => "resolver",
+            Applied::Default => "default",
+        }
+    }
+
     /// How a refusal for this request is rendered: the same challenge as the policy layer's.
     pub(crate) fn error_context(&self, parts: &Parts) -> ErrorContext<'_> {
         self.error_context_for(&parts.uri, &parts.headers)

@@ -74,9 +74,11 @@ where
             None => Applied::Default,
         };
         let decision = Decision::new(self.config.clone(), applied);
+        crate::audit::record::policy_applied(req.extensions(), &decision);
 
         match decide(decision.policy(), req.extensions_mut()) {
             Ok(identity) => {
+                crate::audit::record::policy_allowed(req.extensions(), identity.as_ref());
                 if let Some(identity) = identity {
                     req.extensions_mut().insert(identity);
                 }

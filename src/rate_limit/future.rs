@@ -64,7 +64,12 @@ where
                 }
                 Poll::Ready(Ok(response.map(ResponseBody::inner)))
             }
-            Gated::Denied(response) => Poll::Ready(Ok(error_response(response))),
+            Gated::Denied(response) => {
+                if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                    crate::metrics::quota_refused("identity");
+                }
+                Poll::Ready(Ok(error_response(response)))
+            }
         }
     }
 }

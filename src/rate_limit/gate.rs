@@ -45,8 +45,12 @@ pub(crate) fn check<S, ReqBody>(
 where
     S: Service<Request<ReqBody>> + Clone,
 {
+    let timer = crate::metrics::Timer::start();
     match decision.try_into_ready() {
-        Ok(result) => Ok(decide(result, fail_mode, || service.call(request))),
+        Ok(result) => {
+            timer.store_op("gcra", result.is_ok());
+            Ok(decide(result, fail_mode, || service.call(request)))
+        }
         Err(decision) => {
             // `service` was polled ready; the clone takes its place, as tower's docs advise.
             let clone = service.clone();
@@ -55,6 +59,7 @@ where
                 request: Some(request),
                 service: std::mem::replace(service, clone),
                 fail_mode,
+                timer,
             }))
         }
     }
@@ -67,6 +72,7 @@ pub(crate) struct PendingCheck<S, ReqBody> {
     request: Option<Request<ReqBody>>,
     service: S,
     fail_mode: FailMode,
+    timer: crate::metrics::Timer,
 }
 
 impl<S, ReqBody> PendingCheck<S, ReqBody>
@@ -77,6 +83,7 @@ where
     /// after it returned `Ready`.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Verdict<S::Future>> {
         let result = ready!(Pin::new(&mut self.decision).poll(cx));
+        self.timer.store_op("gcra", result.is_ok());
         let (request, service) = (&mut self.request, &mut self.service);
         Poll::Ready(decide(result, self.fail_mode, || {
             service.call(

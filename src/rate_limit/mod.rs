@@ -6,11 +6,13 @@ mod client_ip;
 mod future;
 mod gate;
 mod headers;
+pub(crate) use headers::insert_rate_limit_headers;
 mod key;
 mod layer;
 mod lockout;
 mod service;
 mod store_key;
+mod tool;
 
 pub use client_ip::{
     ClientAddr, ClientIpResolver, ForwardedHeader, InvalidForwardedHeader, InvalidProxyNetwork,
@@ -20,3 +22,5 @@ pub use key::RateLimitKey;
 pub use layer::{FailMode, RateLimitLayer};
 pub use lockout::{FailedAuthLimitFuture, FailedAuthLimitLayer, FailedAuthLimitService};
 pub use service::RateLimitService;
+pub use tool::ToolQuotas;
+pub(crate) use tool::{ToolCheck, ToolVerdict};

@@ -14,6 +14,7 @@ mod oauth_common;
 #[path = "../store_common/mod.rs"]
 mod store_common;
 
+mod audit;
 mod contract;
 mod extractor;
 mod four_modes_example;
@@ -27,6 +28,8 @@ mod key_store;
 mod malformed;
 mod mcp_discovery_flow;
 mod mcp_permissions;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod modes;
 mod node_interop;
 mod oauth_authorize;
@@ -47,3 +50,4 @@ mod soak;
 mod store_conformance;
 mod token_exchange;
 mod two_clients;
+mod tool_quotas;

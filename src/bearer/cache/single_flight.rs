@@ -59,8 +59,10 @@ pub(crate) fn verify<V: SingleFlight>(verifier: &Arc<V>, token: &str) -> Deferre
     let key = TokenHash::of(token);
     let now = SystemTime::now();
     if let Some(identity) = verifier.cache().get(&key, now) {
+        crate::metrics::token_cache(true);
         return Deferred::ready(Ok(identity));
     }
+    crate::metrics::token_cache(false);
     match first_step(verifier, token, key, now) {
         Step::Done(outcome) => Deferred::ready(outcome),
         Step::Lead(leader, pending) => {

@@ -159,7 +159,12 @@ impl SingleFlight for Inner {
     fn verify_uncached(self: &Arc<Self>, token: &str) -> Deferred<Outcome> {
         let inner = Arc::clone(self);
         let token = token.to_owned();
-        Deferred::boxed(async move { inner.introspect(&token).await })
+        Deferred::boxed(async move {
+            let timer = crate::metrics::Timer::start();
+            let result = inner.introspect(&token).await;
+            timer.verified("introspection", &result);
+            result
+        })
     }
 }
 

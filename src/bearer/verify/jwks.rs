@@ -85,6 +85,13 @@ impl Shared {
 
     /// Verifies against the keys held now.
     fn verify_loaded(&self, token: &str, header: &Header) -> Result<Identity, TokenError> {
+        let timer = crate::metrics::Timer::start();
+        let result = self.verify_with_keys(token, header);
+        timer.verified("jwks", &result);
+        result
+    }
+
+    fn verify_with_keys(&self, token: &str, header: &Header) -> Result<Identity, TokenError> {
         match self.keys.load().as_deref() {
             Some(keys) => match keys.verify(token, header) {
                 Lookup::Verified(claims) => Ok(identity_from_claims(claims)),
@@ -135,11 +142,13 @@ impl Shared {
                 self.keys.store(Some(Arc::new(keys)));
                 *last_error = None;
                 tracing::debug!(keys = count, ?max_age, source = %self.source.describe(), "JWKS refreshed");
+                crate::metrics::jwks_refresh(true);
                 Ok((count, max_age))
             }
             Err(e) => {
                 let stale = self.keys.load().is_some();
                 tracing::warn!(error = %e, serving_stale_keys = stale, "JWKS refresh failed");
+                crate::metrics::jwks_refresh(false);
                 *last_error = Some(e.clone());
                 Err(e)
             }

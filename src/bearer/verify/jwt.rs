@@ -299,7 +299,10 @@ pub(super) fn rejection(kind: &ErrorKind) -> TokenRejection {
 
 impl TokenVerifier for JwtVerifier {
     fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
-        Deferred::ready(self.verify_now(token).map_err(TokenError::Rejected))
+        let timer = crate::metrics::Timer::start();
+        let result = self.verify_now(token).map_err(TokenError::Rejected);
+        timer.verified("jwt", &result);
+        Deferred::ready(result)
     }
 }
 

@@ -93,7 +93,10 @@ where
                     let (outcome, decision) = match ready!(gate.poll(cx)) {
                         Gated::Called { outcome, decision } => (outcome, decision),
                         Gated::Denied(response) => {
-                            return Poll::Ready(Ok(error_response(response)))
+                            if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                                crate::metrics::lockout();
+                            }
+                            return Poll::Ready(Ok(error_response(response)));
                         }
                     };
                     // Without a decision (the store failed open) nothing was reserved, so
