@@ -20,7 +20,7 @@
 //! |---|---|
 //! | [`origin`] | `OriginLayer`: `Origin` / `Host` allowlists (DNS-rebinding protection) |
 //! | [`rate_limit`] | `FailedAuthLimitLayer` (lockout per client IP), `RateLimitLayer` (quotas), `ClientIpResolver` |
-//! | [`api_key`] | `ApiKeyLayer`, `ApiKeyRegistry`, the `KeyStore` trait, key generation |
+//! | [`api_key`] | `ApiKeyLayer`, `ApiKeyRegistry`, the `KeyLookup` trait, key generation |
 //! | [`bearer`] | `BearerLayer`, the `TokenVerifier` trait, JWT / JWKS / introspection / multi-issuer verifiers, `CachedVerifier` |
 //! | [`policy`] | `EndpointPolicyLayer`: the four modes per endpoint, ownership, required permissions, canonical paths |
 //! | [`mcp`] | `McpPermissionsLayer`: per-method and per-tool permissions from the JSON-RPC body, `tools/list` filtering |

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::request::Parts;
 use tower_layer::Layer;
 
-use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyStore};
+use crate::api_key::{ApiKeyLayer, ApiKeyService, KeyLookup};
 use crate::audit::{AuditLayer, AuditService};
 use crate::bearer::{BearerLayer, BearerService, TokenVerifier};
 use crate::credentials::{CredentialSources, Parse};
@@ -90,7 +90,7 @@ impl<M: fmt::Debug> fmt::Debug for McpAuthBuilder<M> {
 /// default) builds the three-layer stack, [`McpRules`] adds an [`McpPermissionsLayer`].
 #[must_use]
 pub struct McpAuthBuilder<M = ()> {
-    keys: Option<Arc<dyn KeyStore>>,
+    keys: Option<Arc<dyn KeyLookup>>,
     verifier: Option<Arc<dyn TokenVerifier>>,
     sources: CredentialSources,
     policy: crate::policy::EndpointPolicyLayerBuilder,
@@ -145,7 +145,7 @@ impl McpAuthBuilder {
 
 impl<M: sealed::InnerLayer> McpAuthBuilder<M> {
     /// Accepts API keys from `store` (for example [`ApiKeyRegistry::from_env`](crate::ApiKeyRegistry::from_env)).
-    pub fn api_keys(mut self, store: impl KeyStore) -> Self {
+    pub fn api_keys(mut self, store: impl KeyLookup) -> Self {
         self.keys = Some(Arc::new(store));
         self
     }

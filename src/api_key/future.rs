@@ -3,8 +3,8 @@
 use crate::authenticate::AuthenticateFuture;
 use crate::outcome::ApiKeyOutcome;
 
-use super::registry::{KeyStoreError, StoredKey};
+use super::registry::{KeyLookupError, StoredKey};
 
 /// Response future of [`ApiKeyService`](super::ApiKeyService).
 pub type ApiKeyFuture<S, ReqBody> =
-    AuthenticateFuture<S, ReqBody, Result<Option<StoredKey>, KeyStoreError>, ApiKeyOutcome>;
+    AuthenticateFuture<S, ReqBody, Result<Option<StoredKey>, KeyLookupError>, ApiKeyOutcome>;

@@ -7,12 +7,12 @@ use tower_layer::Layer;
 
 use crate::credentials::{CredentialSources, Parse};
 
-use super::registry::KeyStore;
+use super::registry::KeyLookup;
 use super::service::ApiKeyService;
 
 pub(crate) struct ApiKeyConfig {
     /// `None` when built by [`McpAuth`](crate::McpAuth) without keys: the layer passes through.
-    pub(crate) store: Option<Arc<dyn KeyStore>>,
+    pub(crate) store: Option<Arc<dyn KeyLookup>>,
     pub(crate) sources: CredentialSources,
     pub(crate) parse: Parse,
 }
@@ -22,7 +22,7 @@ pub(crate) struct ApiKeyConfig {
 /// Reads the `X-API-Key` header, then the `api_key` / `apikey` query parameters (switch off
 /// with [`CredentialSources::query_param`] in
 /// [`credential_sources`](Self::credential_sources)), hashes the key, looks the hash up in a
-/// [`KeyStore`] and inserts an [`ApiKeyOutcome`](crate::api_key::ApiKeyOutcome) into the request
+/// [`KeyLookup`] and inserts an [`ApiKeyOutcome`](crate::api_key::ApiKeyOutcome) into the request
 /// extensions. It never rejects a request itself: pair it with
 /// [`EndpointPolicyLayer`](crate::policy::EndpointPolicyLayer), which decides.
 ///
@@ -57,12 +57,12 @@ pub struct ApiKeyLayer {
 
 impl ApiKeyLayer {
     /// Looks keys up in `store` (for example an [`ApiKeyRegistry`](crate::ApiKeyRegistry)).
-    pub fn new(store: impl KeyStore) -> Self {
+    pub fn new(store: impl KeyLookup) -> Self {
         Self::from_shared(Arc::new(store))
     }
 
     /// Uses a store shared with other parts of the application.
-    pub fn from_shared(store: Arc<dyn KeyStore>) -> Self {
+    pub fn from_shared(store: Arc<dyn KeyLookup>) -> Self {
         Self {
             config: Arc::new(ApiKeyConfig {
                 store: Some(store),

@@ -1,4 +1,4 @@
-//! API key authentication: the [`ApiKeyLayer`], the [`KeyStore`] trait and the in-memory
+//! API key authentication: the [`ApiKeyLayer`], the [`KeyLookup`] trait and the in-memory
 //! [`ApiKeyRegistry`] loaded from `MCP_API_KEYS`.
 //!
 //! Keys are held only as SHA-256 hashes ([`KeyHash`]), compared in constant time; the
@@ -15,7 +15,7 @@ pub use future::ApiKeyFuture;
 pub use keygen::{generate_api_key, GeneratedApiKey, API_KEY_PREFIX};
 pub use layer::ApiKeyLayer;
 pub use registry::{
-    ApiKeyRegistry, ApiKeyRegistryBuilder, ApiKeySpec, KeyHash, KeyStore, KeyStoreError,
+    ApiKeyRegistry, ApiKeyRegistryBuilder, ApiKeySpec, KeyHash, KeyLookup, KeyLookupError,
     RegistryError, StoredKey, DEFAULT_VERIFIED_KEYS, MCP_API_KEYS_ENV,
 };
 pub use service::ApiKeyService;

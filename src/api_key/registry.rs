@@ -1,4 +1,4 @@
-//! Where API keys live: the [`KeyStore`] trait and the in-memory [`ApiKeyRegistry`].
+//! Where API keys live: the [`KeyLookup`] trait and the in-memory [`ApiKeyRegistry`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -119,7 +119,7 @@ pub struct StoredKey {
 /// A key store failed (database down, timeout). Requests get 503 `temporarily_unavailable`.
 #[derive(Debug, thiserror::Error)]
 #[error("key store unavailable: {0}")]
-pub struct KeyStoreError(pub String);
+pub struct KeyLookupError(pub String);
 
 /// Where [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) looks keys up, by hash.
 ///
@@ -127,20 +127,20 @@ pub struct KeyStoreError(pub String);
 /// database-backed ones return [`Deferred::boxed`], ideally after a small local cache.
 ///
 /// ```
-/// use tower_mcp_auth::{Deferred, api_key::{KeyHash, KeyStore, KeyStoreError, StoredKey}};
+/// use tower_mcp_auth::{Deferred, api_key::{KeyHash, KeyLookup, KeyLookupError, StoredKey}};
 ///
 /// /// Accepts no key at all (for example while a database is being migrated).
 /// struct NoKeys;
 ///
-/// impl KeyStore for NoKeys {
-///     fn find(&self, _hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+/// impl KeyLookup for NoKeys {
+///     fn find(&self, _hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
 ///         Deferred::ready(Ok(None))
 ///     }
 /// }
 /// ```
-pub trait KeyStore: Send + Sync + 'static {
+pub trait KeyLookup: Send + Sync + 'static {
     /// Finds the key with this hash, `Ok(None)` if there is none.
-    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>>;
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>>;
 
     /// Finds the key a request presented, in plaintext. This is what
     /// [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) calls; the default hashes the key and
@@ -149,23 +149,23 @@ pub trait KeyStore: Send + Sync + 'static {
     /// keep `presented` (nor log it): only its hash may be stored.
     ///
     /// ```
-    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyStore};
+    /// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyLookup};
     ///
     /// let registry = ApiKeyRegistry::builder().key("k-123", ApiKeySpec::new("ci")).build();
     /// let found = registry.find_key("k-123").try_into_ready().ok().unwrap().unwrap();
     /// assert_eq!(found.unwrap().identity.name(), "ci");
     /// ```
-    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         self.find(&KeyHash::of(presented))
     }
 }
 
-impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
-    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+impl<T: KeyLookup + ?Sized> KeyLookup for Arc<T> {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         (**self).find(hash)
     }
 
-    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         (**self).find_key(presented)
     }
 }
@@ -325,7 +325,7 @@ type KeyMap = HashMap<KeyHash, StoredKey, PassThrough>;
 /// ```
 pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 
-/// In-memory [`KeyStore`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
+/// In-memory [`KeyLookup`]: keys held as hashes, built from `MCP_API_KEYS` or in code.
 ///
 /// Lookups take no lock: they read an immutable snapshot of the key map (swapped with
 /// `arc-swap`). The mutation methods ([`insert`](Self::insert), [`remove`](Self::remove),
@@ -352,7 +352,7 @@ pub const DEFAULT_VERIFIED_KEYS: usize = 10_000;
 /// as well.
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyStore}};
+/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::{KeyHash, KeyLookup}};
 ///
 /// let registry = ApiKeyRegistry::from_json(r#"{
 ///     "connector-key": {"name": "ChatGPT Connector", "userId": "connector-user",
@@ -455,8 +455,8 @@ impl ApiKeyRegistry {
 
     /// The entry for a presented (plaintext) key, with the hash it is stored under: from the
     /// verified-key cache when the key was seen since the last change, otherwise hashed,
-    /// looked up and remembered. This is what [`KeyStore::find_key`] answers with; a
-    /// [`KeyStore`] that wraps the registry and needs the hash (to record which keys are
+    /// looked up and remembered. This is what [`KeyLookup::find_key`] answers with; a
+    /// [`KeyLookup`] that wraps the registry and needs the hash (to record which keys are
     /// used) calls this instead of hashing the key again.
     ///
     /// ```
@@ -585,14 +585,14 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
-impl KeyStore for ApiKeyRegistry {
-    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+impl KeyLookup for ApiKeyRegistry {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         Deferred::ready(Ok(self.get(hash)))
     }
 
     /// From the verified-key cache when this key was seen in the current generation,
     /// otherwise hashed, looked up and remembered (see the [type docs](ApiKeyRegistry)).
-    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         Deferred::ready(Ok(self.find_presented(presented).map(|(_, key)| key)))
     }
 }

@@ -16,7 +16,7 @@ use crate::outcome::ApiKeyOutcome;
 use super::future::ApiKeyFuture;
 use super::keygen::generated_checksum_ok;
 use super::layer::ApiKeyConfig;
-use super::registry::{KeyStoreError, StoredKey};
+use super::registry::{KeyLookupError, StoredKey};
 
 /// Service produced by [`ApiKeyLayer`](super::ApiKeyLayer).
 #[derive(Clone)]
@@ -80,7 +80,7 @@ where
     }
 }
 
-fn key_outcome(found: Result<Option<StoredKey>, KeyStoreError>) -> ApiKeyOutcome {
+fn key_outcome(found: Result<Option<StoredKey>, KeyLookupError>) -> ApiKeyOutcome {
     match found {
         Ok(Some(key)) if key.revoked => rejected(CredentialRejection::Revoked, &key),
         Ok(Some(key)) if key.expires_at.is_some_and(|at| at <= SystemTime::now()) => {

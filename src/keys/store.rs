@@ -20,7 +20,7 @@ pub type KeysResult<T> = Deferred<Result<T, KeysError>>;
 /// This is the operator's side. Requests never query it: a [`KeySync`](super::KeySync) task
 /// mirrors it into the [`ApiKeyRegistry`](crate::ApiKeyRegistry) that
 /// [`ApiKeyLayer`](crate::api_key::ApiKeyLayer) reads (the request-path lookup trait is
-/// [`api_key::KeyStore`](crate::api_key::KeyStore)).
+/// [`api_key::KeyLookup`](crate::api_key::KeyLookup)).
 ///
 /// | backend | feature | |
 /// |---|---|---|

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::api_key::{self, ApiKeyRegistry, KeyHash, KeyStoreError, StoredKey};
+use crate::api_key::{self, ApiKeyRegistry, KeyHash, KeyLookupError, StoredKey};
 use crate::deferred::Deferred;
 use crate::prehashed::PassThrough;
 
@@ -367,7 +367,7 @@ impl fmt::Debug for KeySyncBuilder {
 /// allocation) and flags the key used. See [`KeySync::key_lookup`].
 ///
 /// ```
-/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyStore as _};
+/// use tower_mcp_auth::{ApiKeyRegistry, ApiKeySpec, api_key::KeyLookup as _};
 /// use tower_mcp_auth::keys::{KeyStore, KeySync, MemoryKeyStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -397,8 +397,8 @@ impl SyncedKeys {
     }
 }
 
-impl api_key::KeyStore for SyncedKeys {
-    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+impl api_key::KeyLookup for SyncedKeys {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         let found = self.shared.worker.registry.get(hash);
         self.mark_if_usable(hash, found.as_ref());
         Deferred::ready(Ok(found))
@@ -406,7 +406,7 @@ impl api_key::KeyStore for SyncedKeys {
 
     /// Through the registry's verified-key cache: no SHA-256 for a key seen since the last
     /// sync that changed something.
-    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+    fn find_key(&self, presented: &str) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         let found = self.shared.worker.registry.find_presented(presented);
         Deferred::ready(Ok(found.map(|(hash, key)| {
             self.mark_if_usable(&hash, Some(&key));

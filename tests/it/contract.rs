@@ -14,18 +14,18 @@ use axum::routing::post;
 use axum::Router;
 use common::*;
 use tower_mcp_auth::{
-    api_key::{KeyHash, KeyStore, KeyStoreError, StoredKey},
+    api_key::{KeyHash, KeyLookup, KeyLookupError, StoredKey},
     bearer::TokenError,
     AuthError, AuthFailure, AuthFailureKind, Deferred, EndpointPolicy, ErrorContext, Identity,
     McpAuth, TokenVerifier,
 };
 
 struct DownKeyStore;
-impl KeyStore for DownKeyStore {
-    fn find(&self, _: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+impl KeyLookup for DownKeyStore {
+    fn find(&self, _: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         Deferred::boxed(async {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            Err(KeyStoreError("connection refused".into()))
+            Err(KeyLookupError("connection refused".into()))
         })
     }
 }
@@ -39,8 +39,8 @@ impl TokenVerifier for DownVerifier {
 
 /// A database-like store that answers after an await, to exercise the deferred path.
 struct SlowStore(tower_mcp_auth::ApiKeyRegistry);
-impl KeyStore for SlowStore {
-    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyStoreError>> {
+impl KeyLookup for SlowStore {
+    fn find(&self, hash: &KeyHash) -> Deferred<Result<Option<StoredKey>, KeyLookupError>> {
         let found = self.0.get(hash);
         Deferred::boxed(async move {
             tokio::time::sleep(Duration::from_millis(2)).await;
