@@ -61,7 +61,8 @@ pub(crate) async fn open(url: &str) -> Result<Opened, StoreError> {
         "postgres" | "postgresql" => postgres(url).await,
         "sqlite" => sqlite(url).await,
         _ => Err(StoreError::Config(
-            "unknown store URL: use memory, redis://, redis+cluster://, postgres:// or sqlite:".into(),
+            "unknown store URL: use memory, redis://, redis+cluster://, postgres:// or sqlite:"
+                .into(),
         )),
     }
 }

@@ -49,5 +49,5 @@ mod session_cookie;
 mod soak;
 mod store_conformance;
 mod token_exchange;
-mod two_clients;
 mod tool_quotas;
+mod two_clients;
