@@ -6,7 +6,7 @@
 //! gateways.
 //!
 //! ```text
-//! request ─▶ OriginLayer ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ McpPermissionsLayer ─▶ your MCP service
+//! request ─▶ AuditLayer ─▶ OriginLayer ─▶ FailedAuthLimitLayer ─▶ ApiKeyLayer ─▶ BearerLayer ─▶ EndpointPolicyLayer ─▶ RateLimitLayer ─▶ McpPermissionsLayer ─▶ your MCP service
 //!            (DNS rebinding) (per client IP)        (identify)     (identify)     (decide: 401 / 403)   (per identity)    (per JSON-RPC call)
 //! ```
 //!
