@@ -362,20 +362,23 @@ where
     // Per-tool quotas, on the messages that passed their permissions.
     let quota = config.tool_quotas.as_ref().and_then(|quotas| {
         let mut hits: Vec<(usize, u32)> = Vec::new();
-        let mut calls = Vec::new();
-        for (method, id, target) in checked() {
-            let limit = quotas.limit_for(method, target);
-            if let Some(limit) = limit {
+        for (method, _, target) in checked() {
+            if let Some(limit) = quotas.limit_for(method, target) {
                 match hits.iter_mut().find(|(l, _)| *l == limit) {
                     Some((_, cost)) => *cost = cost.saturating_add(1),
                     None => hits.push((limit, 1)),
                 }
             }
-            calls.push((id.cloned().unwrap_or(serde_json::Value::Null), limit));
         }
-        quotas
-            .check(&parts, &hits)
-            .map(|check| (check, calls, parsed.batch))
+        let check = quotas.check(&parts, &hits)?;
+        // The ids a refusal answers, only when some message is under a quota.
+        let calls = checked()
+            .map(|(method, id, target)| {
+                let id = id.cloned().unwrap_or(serde_json::Value::Null);
+                (id, quotas.limit_for(method, target))
+            })
+            .collect();
+        Some((check, calls, parsed.batch))
     });
     drop(parsed);
 

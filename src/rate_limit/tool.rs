@@ -123,7 +123,9 @@ impl ToolQuotas {
         self.map(|c| c.limits.push((pattern, quota)))
     }
 
-    /// What the quotas are counted per (default [`RateLimitKey::Identity`]).
+    /// What the quotas are counted per (default [`RateLimitKey::Identity`]). A request
+    /// without an identity (an open endpoint) has no identity key and is not counted: on
+    /// open endpoints, count per client IP with [`RateLimitKey::ClientIp`].
     ///
     /// ```
     /// use tower_mcp_auth::{rate_limit::{RateLimitKey, ToolQuotas}, store::MemoryStore};

@@ -1093,6 +1093,32 @@ async fn client_id_metadata_documents() {
     assert_eq!(res.status(), 400);
 }
 
+/// Runs `tests/node/oauth_client.mjs` (the SDK client) against `mcp`; its JSON output.
+async fn sdk_client(
+    dir: std::path::PathBuf,
+    mcp: String,
+    redirect: &'static str,
+    extra: Vec<std::ffi::OsString>,
+) -> Value {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(dir.join("oauth_client.mjs"))
+            .arg(&mcp)
+            .arg(redirect)
+            .args(&extra)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The official TypeScript SDK client (its own OAuth support) against the `oauth_proxy`
 /// example: discovery, dynamic registration, login, consent, token, tool call, refresh.
 #[tokio::test]
@@ -1105,22 +1131,7 @@ async fn typescript_sdk_client_logs_in_through_the_oauth_proxy_example() {
         return;
     };
     let mcp = format!("{}/mcp", example.base);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(dir.join("oauth_client.mjs"))
-            .arg(&mcp)
-            .arg("http://127.0.0.1:33418/callback")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = sdk_client(dir, mcp, "http://127.0.0.1:33418/callback", vec![]).await;
     assert_eq!(result["whoami"]["user_id"], oidc_user_id(&provider, SUB));
     assert_eq!(result["whoami"]["method"], "bearer");
     assert_eq!(result["refreshed"], true);
@@ -1179,25 +1190,14 @@ async fn typescript_sdk_client_logs_in_with_a_client_id_metadata_document() {
         return;
     };
     let mcp = format!("{}/mcp", example.base);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(dir.join("oauth_client.mjs"))
-            .arg(&mcp)
-            .arg("http://127.0.0.1:33419/callback")
-            .arg(&cert)
-            .arg(&key)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let result = sdk_client(
+        dir,
+        mcp,
+        "http://127.0.0.1:33419/callback",
+        vec![cert.into_os_string(), key.into_os_string()],
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     let client_id = result["client_id"].as_str().unwrap();
     assert!(
         client_id.starts_with("https://127.0.0.1:") && client_id.ends_with("/client.json"),

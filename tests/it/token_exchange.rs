@@ -177,6 +177,11 @@ async fn call(base: &str, query: &str, auth: (&str, &str)) -> reqwest::Response 
         .unwrap()
 }
 
+/// [`call`]'s JSON body.
+async fn json(base: &str, query: &str, auth: (&str, &str)) -> Value {
+    call(base, query, auth).await.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_tool_gets_a_downstream_token_for_its_caller_cached_per_subject_and_target() {
     let (url, state) = idp().await;
@@ -199,11 +204,7 @@ async fn a_tool_gets_a_downstream_token_for_its_caller_cached_per_subject_and_ta
     // Same caller, same target: cached (another token of alice's too: per subject).
     let other_alice = format!("Bearer {}", hs256(&claims("alice")));
     for auth in [&bearer, &other_alice] {
-        let body: Value = call(&base, "aud=crm&scope=crm:read", ("authorization", auth))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = json(&base, "aud=crm&scope=crm:read", ("authorization", auth)).await;
         assert_eq!(body["token"], "downstream-crm-alice-0");
     }
     assert_eq!(state.exchanges.load(Ordering::SeqCst), 1);
@@ -214,11 +215,7 @@ async fn a_tool_gets_a_downstream_token_for_its_caller_cached_per_subject_and_ta
         ("aud=billing", &bearer, "downstream-billing-alice-2"),
         ("aud=crm&scope=crm:read", &bob, "downstream-crm-bob-3"),
     ] {
-        let body: Value = call(&base, query, ("authorization", auth))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = json(&base, query, ("authorization", auth)).await;
         assert_eq!(body["token"], expect, "{query}");
     }
 }
@@ -259,21 +256,13 @@ async fn tokens_near_expiry_or_without_expiry_are_exchanged_again() {
     // Expires within the 30 s refresh skew: not kept.
     *state.expires_in.lock().unwrap() = Some(20);
     for n in 0..2 {
-        let body: Value = call(&base, "aud=crm", ("authorization", &bearer))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = json(&base, "aud=crm", ("authorization", &bearer)).await;
         assert_eq!(body["token"], format!("downstream-crm-alice-{n}"));
     }
     // No expires_in: the end is unknown, so not kept either.
     *state.expires_in.lock().unwrap() = None;
     for n in 2..4 {
-        let body: Value = call(&base, "aud=crm", ("authorization", &bearer))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = json(&base, "aud=crm", ("authorization", &bearer)).await;
         assert_eq!(body["token"], format!("downstream-crm-alice-{n}"));
     }
 }

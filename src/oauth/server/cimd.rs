@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::errors::ServerError;
 use super::records::{both_grants, hash, ClientRecord};
-use super::registration::check_redirect_uris;
+use super::registration::{check_redirect_uris, redirect_uris};
 use super::Inner;
 
 /// Largest document read.
@@ -144,14 +144,7 @@ impl Inner {
             None | Some("none") => {}
             Some(_) => return Err("only public clients (token_endpoint_auth_method none)"),
         }
-        let redirect_uris: Vec<String> = doc["redirect_uris"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let redirect_uris = redirect_uris(&doc);
         check_redirect_uris(&redirect_uris)?;
         Ok(ClientRecord {
             client_id: url.to_owned(),

@@ -128,6 +128,19 @@ impl fmt::Debug for Client {
 const MAX_REDIRECT_URIS: usize = 10;
 const MAX_URI_LEN: usize = 2000;
 
+/// The string members of a client metadata document's `redirect_uris` (registration
+/// requests and Client ID Metadata Documents), checked next with [`check_redirect_uris`].
+pub(crate) fn redirect_uris(meta: &Value) -> Vec<String> {
+    meta["redirect_uris"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every redirect URI must be absolute, without fragment, https or http on loopback, or a
 /// private-use scheme (native apps, RFC 8252 §7.1).
 pub(crate) fn check_redirect_uris(uris: &[String]) -> Result<(), &'static str> {
@@ -261,14 +274,7 @@ impl Inner {
         }
         let meta: Value = serde_json::from_slice(body)
             .map_err(|_| ServerError::new("invalid_client_metadata", "The body is not JSON"))?;
-        let uris: Vec<String> = meta["redirect_uris"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let uris = redirect_uris(&meta);
         check_redirect_uris(&uris).map_err(|d| ServerError::new("invalid_redirect_uri", d))?;
         let method = meta["token_endpoint_auth_method"]
             .as_str()
