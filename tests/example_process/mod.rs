@@ -56,8 +56,31 @@ fn built(name: &str) -> Option<PathBuf> {
 
 /// Starts example `name` with `vars` and waits until its port accepts connections. `None`
 /// (and a message) when the binary was not built, which fails under `CI`.
+///
+/// The port is a free one picked here, so another process can take it before the example
+/// binds it: then the example exits ("address in use") while the other process answers our
+/// connect. An example that is not running once its port answers is started again on a new
+/// port.
 pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
     let bin = built(name)?;
+    for _ in 0..5 {
+        let mut example = spawn(&bin, vars);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while example.is_running() && tokio::net::TcpStream::connect(&example.addr).await.is_err() {
+            assert!(Instant::now() < deadline, "{name} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A bind failure ends the process at once; give it the time to.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if example.is_running() {
+            return Some(example);
+        }
+    }
+    panic!("{name} exited right after starting, five times");
+}
+
+/// Runs `bin` on a free port with `vars` (a clean environment besides them).
+fn spawn(bin: &PathBuf, vars: &[(&str, &str)]) -> Example {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -79,17 +102,11 @@ pub async fn start(name: &str, vars: &[(&str, &str)]) -> Option<Example> {
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let example = Example {
+    Example {
         child: cmd.spawn().unwrap(),
         base: format!("http://{addr}"),
         addr,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(&example.addr).await.is_err() {
-        assert!(Instant::now() < deadline, "{name} did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Some(example)
 }
 
 /// Runs example `name` to completion with `args` and `vars` (a clean environment besides
