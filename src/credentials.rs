@@ -408,12 +408,8 @@ fn bearer_found(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &str)>, ()>
     let mut found = None;
     for (index, value) in headers.get_all(AUTHORIZATION).iter().enumerate() {
         let bytes = value.as_bytes();
-        // Scheme is case-insensitive (RFC 7235); anything that is not Bearer is not ours.
-        if bytes.len() < 6 || !bytes[..6].eq_ignore_ascii_case(b"bearer") {
+        if !is_bearer_scheme(bytes) {
             continue;
-        }
-        if bytes.len() > 6 && bytes[6] != b' ' {
-            continue; // e.g. "BearerX": a different scheme
         }
         if found.is_some() {
             return Err(());
@@ -427,6 +423,34 @@ fn bearer_found(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &str)>, ()>
         found = Some((index, bytes, token));
     }
     Ok(found)
+}
+
+/// Whether an `Authorization` value is of the Bearer scheme. The scheme is case-insensitive
+/// (RFC 7235); anything else (`Basic`, `BearerX`) is not ours.
+fn is_bearer_scheme(value: &[u8]) -> bool {
+    value.len() >= 6
+        && value[..6].eq_ignore_ascii_case(b"bearer")
+        && (value.len() == 6 || value[6] == b' ')
+}
+
+/// Whether any credential was sent, as [`Parsed::any_presented`] of a full parse says, but
+/// without checking what was found: presence is all the failed-auth lockout needs (a
+/// malformed key or token counts as an attempt too), so the key and token are not
+/// validated here a second time. A configured session cookie still needs the full parse:
+/// only a well-formed one counts.
+pub(crate) fn any_presented(headers: &HeaderMap, uri: &Uri, sources: &CredentialSources) -> bool {
+    if sources.cookie.is_some() {
+        return Parsed::of(headers, uri, sources).any_presented();
+    }
+    headers.contains_key(&API_KEY_HEADER)
+        || (sources.query
+            && uri
+                .query()
+                .is_some_and(|q| api_key_from_query(q) != Presented::Absent))
+        || headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .any(|v| is_bearer_scheme(v.as_bytes()))
 }
 
 /// Reads a single-use value from the cookie `name` (RFC 6265 `Cookie` headers, every one of
@@ -623,6 +647,52 @@ mod tests {
             headers(&[("x-api-key", "k".repeat(MAX_API_KEY_LEN + 1).as_bytes())]),
         ] {
             assert_eq!(api_key(&h, &u, true), Presented::Malformed, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn presence_alone_agrees_with_the_full_parse() {
+        type Headers<'a> = &'a [(&'a str, &'a [u8])];
+        let requests: &[(Headers, &str)] = &[
+            (&[], "/mcp"),
+            (&[("x-api-key", b"k")], "/mcp"),
+            (&[("x-api-key", b" ")], "/mcp"),
+            (&[("x-api-key", b"a"), ("x-api-key", b"b")], "/mcp"),
+            (&[("x-api-key", b"k\xff")], "/mcp"),
+            (&[], "/mcp?api_key=k"),
+            (&[], "/mcp?apikey="),
+            (&[], "/mcp?api_key=a&api_key=b"),
+            (&[], "/mcp?other=1"),
+            (&[("authorization", b"Bearer t")], "/mcp"),
+            (&[("authorization", b"bearer")], "/mcp"),
+            (&[("authorization", b"BEARER bad token")], "/mcp"),
+            (&[("authorization", b"BearerX t")], "/mcp"),
+            (&[("authorization", b"Basic dTpw")], "/mcp"),
+            (
+                &[
+                    ("authorization", b"Basic dTpw"),
+                    ("authorization", b"Bearer t"),
+                ],
+                "/mcp",
+            ),
+            (&[("cookie", b"session=tok")], "/mcp"),
+            (&[("cookie", b"session=bad value; other=1")], "/mcp"),
+            (&[("cookie", b"other=1")], "/mcp"),
+        ];
+        let sources = [
+            CredentialSources::new(),
+            CredentialSources::new().query_param(false),
+            CredentialSources::new().session_cookie("session"),
+        ];
+        for (pairs, path) in requests {
+            let (headers, uri) = (headers(pairs), uri(path));
+            for sources in &sources {
+                assert_eq!(
+                    any_presented(&headers, &uri, sources),
+                    Parsed::of(&headers, &uri, sources).any_presented(),
+                    "{pairs:?} {path} {sources:?}"
+                );
+            }
         }
     }
 

@@ -45,30 +45,34 @@ fn with(extensions: &Extensions, f: impl FnOnce(&mut Recorded)) {
     }
 }
 
+/// The request's record, for a layer that writes it more than once (one lookup instead of
+/// one per write; `None` when the request is not audited).
+pub(crate) fn find(extensions: &Extensions) -> Option<AuditRecord> {
+    extensions.get::<AuditRecord>().cloned()
+}
+
 /// The policy layer chose `decision`; before it decides, the authenticated identity (an
 /// accepted key wins, as in the policy) is what a refusal is attributed to.
-pub(crate) fn policy_applied(extensions: &Extensions, decision: &Decision) {
-    with(extensions, |r| {
-        r.decision = Some(decision.clone());
-        let key = extensions.get::<ApiKeyOutcome>().and_then(|o| o.identity());
-        let identity = key.or_else(|| extensions.get::<BearerOutcome>()?.identity());
-        r.identity = identity.cloned();
-    });
+pub(crate) fn policy_applied(record: &AuditRecord, extensions: &Extensions, decision: &Decision) {
+    let mut r = record.lock();
+    r.decision = Some(decision.clone());
+    let key = extensions.get::<ApiKeyOutcome>().and_then(|o| o.identity());
+    let identity = key.or_else(|| extensions.get::<BearerOutcome>()?.identity());
+    r.identity = identity.cloned();
 }
 
 /// The policy layer let the request through as `identity` (`None`: an open endpoint);
 /// usually the one already recorded.
-pub(crate) fn policy_allowed(extensions: &Extensions, identity: Option<&Identity>) {
-    with(extensions, |r| {
-        let same = match (&r.identity, identity) {
-            (Some(a), Some(b)) => a.ptr_eq(b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            r.identity = identity.cloned();
-        }
-    });
+pub(crate) fn policy_allowed(record: &AuditRecord, identity: Option<&Identity>) {
+    let mut r = record.lock();
+    let same = match (&r.identity, identity) {
+        (Some(a), Some(b)) => a.ptr_eq(b),
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        r.identity = identity.cloned();
+    }
 }
 
 /// Whether anyone audits this request (the MCP layer builds the message list only then).

@@ -74,11 +74,17 @@ where
             None => Applied::Default,
         };
         let decision = Decision::new(self.config.clone(), applied);
-        crate::audit::record::policy_applied(req.extensions(), &decision);
+        // Looked up once for both writes: one extension lookup per request when not audited.
+        let audit = crate::audit::record::find(req.extensions());
+        if let Some(record) = &audit {
+            crate::audit::record::policy_applied(record, req.extensions(), &decision);
+        }
 
         match decide(decision.policy(), req.extensions_mut()) {
             Ok(identity) => {
-                crate::audit::record::policy_allowed(req.extensions(), identity.as_ref());
+                if let Some(record) = &audit {
+                    crate::audit::record::policy_allowed(record, identity.as_ref());
+                }
                 if let Some(identity) = identity {
                     req.extensions_mut().insert(identity);
                 }

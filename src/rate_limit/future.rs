@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::{error_response, ResponseBody};
 use crate::store::RateDecision;
 
-use super::gate::{Gate, Gated, PendingCheck, Verdict};
+use super::gate::{Gate, Gated};
 use super::headers::insert_rate_limit_headers;
 
 pin_project! {
@@ -36,16 +36,9 @@ where
         }
     }
 
-    pub(crate) fn decided(verdict: Verdict<S::Future>) -> Self {
-        Self {
-            gate: Gate::from(verdict),
-        }
-    }
-
-    pub(crate) fn checking(pending: Box<PendingCheck<S, ReqBody>>) -> Self {
-        Self {
-            gate: Gate::checking(pending),
-        }
+    /// Limited: the store's decision gates the call.
+    pub(crate) fn gated(gate: Gate<S, ReqBody>) -> Self {
+        Self { gate }
     }
 }
 

@@ -22,49 +22,6 @@ use super::layer::FailMode;
 /// A store's answer for one request.
 pub(crate) type Decision = Deferred<Result<RateDecision, StoreError>>;
 
-/// What a store answer means for the request.
-pub(crate) enum Verdict<F> {
-    /// The inner service was called; `decision` is there unless the store failed open (then
-    /// no `RateLimit-*` headers can be given).
-    Call {
-        future: F,
-        decision: Option<RateDecision>,
-    },
-    /// Answer with this response instead (429, or 503 when failing closed).
-    Deny(Response<Full<Bytes>>),
-}
-
-/// Decides at once when the store answered synchronously (the memory store), else parks
-/// the request with a ready clone of the service until the store answers.
-pub(crate) fn check<S, ReqBody>(
-    decision: Decision,
-    request: Request<ReqBody>,
-    service: &mut S,
-    fail_mode: FailMode,
-) -> Result<Verdict<S::Future>, Box<PendingCheck<S, ReqBody>>>
-where
-    S: Service<Request<ReqBody>> + Clone,
-{
-    let timer = crate::metrics::Timer::start();
-    match decision.try_into_ready() {
-        Ok(result) => {
-            timer.store_op("gcra", result.is_ok());
-            Ok(decide(result, fail_mode, || service.call(request)))
-        }
-        Err(decision) => {
-            // `service` was polled ready; the clone takes its place, as tower's docs advise.
-            let clone = service.clone();
-            Err(Box::new(PendingCheck {
-                decision,
-                request: Some(request),
-                service: std::mem::replace(service, clone),
-                fail_mode,
-                timer,
-            }))
-        }
-    }
-}
-
 /// A request waiting for its store decision. Boxed in the futures: only network stores take
 /// this path, and they already box their own future.
 pub(crate) struct PendingCheck<S, ReqBody> {
@@ -75,36 +32,18 @@ pub(crate) struct PendingCheck<S, ReqBody> {
     timer: crate::metrics::Timer,
 }
 
-impl<S, ReqBody> PendingCheck<S, ReqBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    /// Waits for the store, then calls the service or refuses. Must not be polled again
-    /// after it returned `Ready`.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Verdict<S::Future>> {
-        let result = ready!(Pin::new(&mut self.decision).poll(cx));
-        self.timer.store_op("gcra", result.is_ok());
-        let (request, service) = (&mut self.request, &mut self.service);
-        Poll::Ready(decide(result, self.fail_mode, || {
-            service.call(
-                request
-                    .take()
-                    .expect("PendingCheck polled after completion"),
-            )
-        }))
-    }
+/// What a store answer means for the request.
+enum Verdict {
+    /// Call the inner service; the decision is there unless the store failed open (then no
+    /// `RateLimit-*` headers can be given).
+    Call(Option<RateDecision>),
+    /// Answer with this instead (429, or 503 when failing closed).
+    Deny(Response<Full<Bytes>>),
 }
 
-fn decide<F>(
-    result: Result<RateDecision, StoreError>,
-    fail_mode: FailMode,
-    call: impl FnOnce() -> F,
-) -> Verdict<F> {
+fn verdict(result: Result<RateDecision, StoreError>, fail_mode: FailMode) -> Verdict {
     match result {
-        Ok(decision) if decision.allowed => Verdict::Call {
-            future: call(),
-            decision: Some(decision),
-        },
+        Ok(decision) if decision.allowed => Verdict::Call(Some(decision)),
         Ok(decision) => {
             let mut res = AuthError::TooManyRequests {
                 retry_after: decision.retry_after,
@@ -116,10 +55,7 @@ fn decide<F>(
         Err(e) => {
             tracing::warn!(error = %e, ?fail_mode, "rate limit store unavailable");
             match fail_mode {
-                FailMode::Open => Verdict::Call {
-                    future: call(),
-                    decision: None,
-                },
+                FailMode::Open => Verdict::Call(None),
                 FailMode::Closed => Verdict::Deny(
                     AuthError::TemporarilyUnavailable.to_response(&ErrorContext::new(false, false)),
                 ),
@@ -146,7 +82,7 @@ pin_project! {
 
 /// What a [`Gate`] ends with.
 pub(crate) enum Gated<R, E> {
-    /// The inner service answered; `decision` as in [`Verdict::Call`].
+    /// The inner service answered; `decision` is there unless the store failed open.
     Called {
         outcome: Result<R, E>,
         decision: Option<RateDecision>,
@@ -159,14 +95,56 @@ impl<S, ReqBody> Gate<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    /// Straight to the inner service: not limited, or the decision is known.
+    /// Straight to the inner service: not limited.
     pub(crate) fn calling(future: S::Future, decision: Option<RateDecision>) -> Self {
         Self::Calling { future, decision }
     }
 
-    /// Waiting for a network store.
-    pub(crate) fn checking(pending: Box<PendingCheck<S, ReqBody>>) -> Self {
-        Self::Checking { pending }
+    /// Asks the store's `decision` whether `request` may go on to `service` (made ready by
+    /// `poll_ready`): decided at once when the store answered synchronously (the memory
+    /// store), else the request is parked with the ready service until the store answers.
+    ///
+    /// The gate is built in place: the request goes straight into `service.call` (or the
+    /// parked check), not through an intermediate verdict, so neither the request head nor
+    /// the inner future is copied on the way.
+    #[inline]
+    pub(crate) fn start(
+        decision: Decision,
+        request: Request<ReqBody>,
+        service: &mut S,
+        fail_mode: FailMode,
+    ) -> Self
+    where
+        S: Clone,
+    {
+        let timer = crate::metrics::Timer::start();
+        match decision.try_into_ready() {
+            Ok(result) => {
+                timer.store_op("gcra", result.is_ok());
+                match verdict(result, fail_mode) {
+                    Verdict::Call(decision) => Self::Calling {
+                        future: service.call(request),
+                        decision,
+                    },
+                    Verdict::Deny(response) => Self::Denied {
+                        response: Some(response),
+                    },
+                }
+            }
+            Err(decision) => {
+                // `service` was polled ready; the clone takes its place, as tower's docs advise.
+                let clone = service.clone();
+                Self::Checking {
+                    pending: Box::new(PendingCheck {
+                        decision,
+                        request: Some(request),
+                        service: std::mem::replace(service, clone),
+                        fail_mode,
+                        timer,
+                    }),
+                }
+            }
+        }
     }
 
     pub(crate) fn poll(
@@ -176,8 +154,24 @@ where
         loop {
             match self.as_mut().project() {
                 GateProj::Checking { pending } => {
-                    let verdict = ready!(pending.poll(cx));
-                    self.set(Self::from(verdict));
+                    let result = ready!(Pin::new(&mut pending.decision).poll(cx));
+                    pending.timer.store_op("gcra", result.is_ok());
+                    let next = match verdict(result, pending.fail_mode) {
+                        Verdict::Call(decision) => {
+                            let request = pending
+                                .request
+                                .take()
+                                .expect("Gate polled after completion");
+                            Self::Calling {
+                                future: pending.service.call(request),
+                                decision,
+                            }
+                        }
+                        Verdict::Deny(response) => Self::Denied {
+                            response: Some(response),
+                        },
+                    };
+                    self.set(next);
                 }
                 GateProj::Calling { future, decision } => {
                     let outcome = ready!(future.poll(cx));
@@ -191,20 +185,6 @@ where
                     return Poll::Ready(Gated::Denied(response));
                 }
             }
-        }
-    }
-}
-
-impl<S, ReqBody> From<Verdict<S::Future>> for Gate<S, ReqBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    fn from(verdict: Verdict<S::Future>) -> Self {
-        match verdict {
-            Verdict::Call { future, decision } => Self::Calling { future, decision },
-            Verdict::Deny(response) => Self::Denied {
-                response: Some(response),
-            },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `RateLimit-*` headers (IETF draft `ratelimit-headers`, the widely deployed separate-field
 //! form).
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use http::header::{HeaderName, HeaderValue};
@@ -18,9 +19,33 @@ pub(crate) fn insert_rate_limit_headers(headers: &mut HeaderMap, decision: &Rate
     let reset = decision.reset_after;
     let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
     headers.reserve(3);
-    headers.insert(LIMIT, number(u64::from(decision.limit)));
+    headers.insert(LIMIT, limit(decision.limit));
     headers.insert(REMAINING, number(u64::from(decision.remaining)));
     headers.insert(RESET, number(reset_secs));
+}
+
+/// `limit` as a header value. A quota's limit is the same on every response, so a large one
+/// (at least [`SMALL`], which would otherwise be formatted and allocated each time) is
+/// remembered per thread and shared: one formatting per thread and limit, then a reference
+/// count.
+fn limit(limit: u32) -> HeaderValue {
+    if u64::from(limit) < SMALL {
+        return number(u64::from(limit));
+    }
+    thread_local! {
+        static LAST: RefCell<Option<(u32, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((n, value)) if *n == limit => value.clone(),
+            _ => {
+                let value = number(u64::from(limit));
+                *last = Some((limit, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// Numbers below this are served from one shared string, without an allocation.
@@ -57,6 +82,22 @@ mod tests {
     fn every_number_reads_as_itself() {
         for n in (0..12_000).chain([u64::from(u32::MAX), u64::MAX]) {
             assert_eq!(number(n).to_str().unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn every_limit_reads_as_itself_whatever_came_before() {
+        for n in [
+            5,
+            1_000_000,
+            1_000_000,
+            20_000,
+            u32::MAX,
+            9_999,
+            10_000,
+            1_000_000,
+        ] {
+            assert_eq!(limit(n).to_str().unwrap(), n.to_string());
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::request::Parts;
+use http::{Extensions, HeaderMap, Request, Uri};
 
 use crate::identity::Identity;
 
@@ -60,7 +61,35 @@ impl RateLimitKey {
     /// without `iss`) is `rl:user:<id>`, a token subject `rl:sub:<issuer length>:<issuer>:<id>`
     /// (the length makes the split unambiguous whatever the issuer contains).
     pub(crate) fn key_for(&self, parts: &Parts) -> Option<StoreKey> {
-        let identity = || parts.extensions.get::<Identity>();
+        self.key_from(&parts.uri, &parts.headers, &parts.extensions)
+            .unwrap_or_else(|custom| custom_key(custom, parts))
+    }
+
+    /// [`key_for`](Self::key_for) on a whole request, which is taken apart only for a
+    /// [`Custom`](RateLimitKey::Custom) key (its closure reads [`Parts`]): every other kind
+    /// reads the request in place, without moving its head twice.
+    pub(crate) fn key_for_request<B>(&self, req: &mut Request<B>) -> Option<StoreKey> {
+        match self.key_from(req.uri(), req.headers(), req.extensions()) {
+            Ok(key) => key,
+            Err(custom) => {
+                // The head is lent to an empty `Parts` for the closure and given back.
+                let mut parts = Request::new(()).into_parts().0;
+                swap_head(&mut parts, req);
+                let key = custom_key(custom, &parts);
+                swap_head(&mut parts, req);
+                key
+            }
+        }
+    }
+
+    /// The key from what every kind but `Custom` reads; `Err` with the closure for `Custom`.
+    fn key_from(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Option<StoreKey>, &CustomKey> {
+        let identity = || extensions.get::<Identity>();
         let credential = |id: &Identity| {
             let mut key = StoreKey::concat(&["rl:cred:", id.method().as_str(), ":"]);
             if let Some(iss) = id.issuer() {
@@ -69,33 +98,41 @@ impl RateLimitKey {
             key.push_str(id.name());
             key
         };
-        match self {
+        Ok(match self {
             RateLimitKey::Identity => identity().map(credential),
-            RateLimitKey::User => {
-                let id = identity()?;
-                Some(match (id.issuer(), id.user_id()) {
-                    (None, Some(user)) => StoreKey::concat(&["rl:user:", user]),
-                    (Some(iss), Some(user)) => {
-                        let mut key = StoreKey::concat(&["rl:sub:"]);
-                        push_issuer(&mut key, iss);
-                        key.push_str(user);
-                        key
-                    }
-                    (_, None) => credential(id),
-                })
-            }
+            RateLimitKey::User => identity().map(|id| match (id.issuer(), id.user_id()) {
+                (None, Some(user)) => StoreKey::concat(&["rl:user:", user]),
+                (Some(iss), Some(user)) => {
+                    let mut key = StoreKey::concat(&["rl:sub:"]);
+                    push_issuer(&mut key, iss);
+                    key.push_str(user);
+                    key
+                }
+                (_, None) => credential(id),
+            }),
             RateLimitKey::Role => {
-                let id = identity()?;
-                Some(StoreKey::concat(&["rl:role:", id.role().unwrap_or("")]))
+                identity().map(|id| StoreKey::concat(&["rl:role:", id.role().unwrap_or("")]))
             }
-            RateLimitKey::Endpoint => Some(StoreKey::concat(&["rl:path:", parts.uri.path()])),
-            RateLimitKey::ClientIp(resolver) => {
-                let ip = resolver.resolve(&parts.headers, &parts.extensions)?;
-                Some(resolver.store_key("rl:ip:", ip))
-            }
-            RateLimitKey::Custom(f) => f(parts).map(|k| StoreKey::concat(&["rl:custom:", &k])),
-        }
+            RateLimitKey::Endpoint => Some(StoreKey::concat(&["rl:path:", uri.path()])),
+            RateLimitKey::ClientIp(resolver) => resolver
+                .resolve(headers, extensions)
+                .map(|ip| resolver.store_key("rl:ip:", ip)),
+            RateLimitKey::Custom(f) => return Err(f),
+        })
     }
+}
+
+/// Exchanges the head of `req` with `parts` (the extensions included).
+fn swap_head<B>(parts: &mut Parts, req: &mut Request<B>) {
+    std::mem::swap(&mut parts.method, req.method_mut());
+    std::mem::swap(&mut parts.uri, req.uri_mut());
+    std::mem::swap(&mut parts.version, req.version_mut());
+    std::mem::swap(&mut parts.headers, req.headers_mut());
+    std::mem::swap(&mut parts.extensions, req.extensions_mut());
+}
+
+fn custom_key(f: &CustomKey, parts: &Parts) -> Option<StoreKey> {
+    f(parts).map(|k| StoreKey::concat(&["rl:custom:", &k]))
 }
 
 /// `<issuer length>:<issuer>:`, the unambiguous issuer namespace of a key.
@@ -181,6 +218,40 @@ mod tests {
         assert_eq!(
             tenant.key_for(&parts(None)).as_deref(),
             Some("rl:custom:POST")
+        );
+    }
+
+    #[test]
+    fn a_custom_key_reads_the_whole_head_and_leaves_the_request_as_it_was() {
+        let tenant = RateLimitKey::custom(|p| {
+            let id = p.extensions.get::<ClientAddr>()?;
+            let tenant = p.headers.get("x-tenant")?.to_str().ok()?;
+            Some(format!(
+                "{} {} {:?} {tenant} {}",
+                p.method, p.uri, p.version, id.0
+            ))
+        });
+        let mut req = Request::put("/t?x=1")
+            .header("x-tenant", "acme")
+            .extension(ClientAddr(SocketAddr::from(([192, 0, 2, 7], 4000))))
+            .body("body")
+            .unwrap();
+        assert_eq!(
+            tenant.key_for_request(&mut req).as_deref(),
+            Some("rl:custom:PUT /t?x=1 HTTP/1.1 acme 192.0.2.7:4000")
+        );
+        assert_eq!(
+            (req.method(), req.uri().to_string()),
+            (&http::Method::PUT, "/t?x=1".into())
+        );
+        assert_eq!(req.headers()["x-tenant"], "acme");
+        assert!(req.extensions().get::<ClientAddr>().is_some());
+        assert_eq!(*req.body(), "body");
+        // Every other kind reads the request in place, with the same key as from `Parts`.
+        let mut req = Request::post("/users/alice/mcp").body(()).unwrap();
+        assert_eq!(
+            RateLimitKey::Endpoint.key_for_request(&mut req).as_deref(),
+            Some("rl:path:/users/alice/mcp")
         );
     }
 

@@ -11,7 +11,7 @@ use crate::body::ResponseBody;
 use crate::identity::Identity;
 
 use super::future::RateLimitFuture;
-use super::gate::check;
+use super::gate::Gate;
 use super::layer::RateLimitConfig;
 
 /// Service produced by [`RateLimitLayer`](super::RateLimitLayer).
@@ -44,25 +44,24 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(config) = self.config.as_deref() else {
             return RateLimitFuture::calling(self.inner.call(req), None);
         };
-        let (parts, body) = req.into_parts();
-        let key = config.key.key_for(&parts);
-        let quota = match (&config.quota_for, parts.extensions.get::<Identity>()) {
+        let Some(key) = config.key.key_for_request(&mut req) else {
+            return RateLimitFuture::calling(self.inner.call(req), None);
+        };
+        let quota = match (&config.quota_for, req.extensions().get::<Identity>()) {
             (Some(quota_for), Some(identity)) => quota_for(identity).unwrap_or(config.quota),
             _ => config.quota,
         };
-        let req = Request::from_parts(parts, body);
-        let Some(key) = key else {
-            return RateLimitFuture::calling(self.inner.call(req), None);
-        };
         let decision = config.store.gcra(&key, quota, 1);
-        match check(decision, req, &mut self.inner, config.fail_mode) {
-            Ok(verdict) => RateLimitFuture::decided(verdict),
-            Err(pending) => RateLimitFuture::checking(pending),
-        }
+        RateLimitFuture::gated(Gate::start(
+            decision,
+            req,
+            &mut self.inner,
+            config.fail_mode,
+        ))
     }
 }
 

@@ -17,7 +17,7 @@ pub(crate) struct StoreKey(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline { len: u8, bytes: Aligned },
     Heap(String),
 }
 
@@ -26,7 +26,7 @@ impl StoreKey {
     pub(crate) fn new() -> Self {
         Self(Repr::Inline {
             len: 0,
-            bytes: [0; INLINE],
+            bytes: Aligned([0; INLINE]),
         })
     }
 
@@ -44,7 +44,7 @@ impl StoreKey {
         match &mut self.0 {
             Repr::Inline { len, bytes } => {
                 let at = usize::from(*len);
-                match bytes.get_mut(at..at + s.len()) {
+                match bytes.0.get_mut(at..at + s.len()) {
                     Some(room) => {
                         room.copy_from_slice(s.as_bytes());
                         // `at + s.len() <= INLINE < 256`.
@@ -86,9 +86,16 @@ impl StoreKey {
     }
 }
 
+/// The inline bytes, word-aligned: `str::from_utf8` checks whole aligned words at a time and
+/// goes byte by byte only up to the first word boundary, so an unaligned buffer (after the
+/// length byte) would cost a dozen instructions per byte of a short key on every request.
+#[derive(Clone)]
+#[repr(align(8))]
+struct Aligned([u8; INLINE]);
+
 /// The first `len` bytes, which only whole `str`s were copied into.
-fn inline_str(bytes: &[u8; INLINE], len: usize) -> &str {
-    let bytes = &bytes[..len];
+fn inline_str(bytes: &Aligned, len: usize) -> &str {
+    let bytes = &bytes.0[..len];
     std::str::from_utf8(bytes).unwrap_or_else(|e| {
         // Unreachable: only whole `str`s are copied in. Keep the valid prefix rather than
         // panic on the request path.

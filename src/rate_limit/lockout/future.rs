@@ -14,7 +14,7 @@ use crate::deferred::Deferred;
 use crate::error::AuthFailure;
 use crate::store::{Quota, StateStore, StoreError};
 
-use super::super::gate::{Gate, Gated, PendingCheck, Verdict};
+use super::super::gate::{Gate, Gated};
 use super::super::store_key::StoreKey;
 
 /// The bucket a request reserved a cell in, to refund once the response shows it did not
@@ -64,12 +64,9 @@ where
         Self::gating(Gate::calling(future, None), None)
     }
 
-    pub(super) fn decided(verdict: Verdict<S::Future>, tally: Tally) -> Self {
-        Self::gating(Gate::from(verdict), Some(tally))
-    }
-
-    pub(super) fn checking(pending: Box<PendingCheck<S, ReqBody>>, tally: Tally) -> Self {
-        Self::gating(Gate::checking(pending), Some(tally))
+    /// Counted: a cell is being reserved in `tally`, and the store's answer gates the call.
+    pub(super) fn gated(gate: Gate<S, ReqBody>, tally: Tally) -> Self {
+        Self::gating(gate, Some(tally))
     }
 
     fn gating(gate: Gate<S, ReqBody>, tally: Option<Tally>) -> Self {

@@ -8,9 +8,9 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::credentials::{Parsed, Want};
+use crate::credentials::{self, Parse, Parsed, Want};
 
-use super::super::gate::check;
+use super::super::gate::Gate;
 use super::future::{FailedAuthLimitFuture, Tally};
 use super::layer::LockoutConfig;
 
@@ -59,12 +59,16 @@ where
         // Without a credential nothing can fail as "invalid": never counted, never locked.
         // A session cookie counts only when one is well-formed: a browser cannot be rid of a
         // garbage cookie planted by a sibling subdomain, so it must not lock its user out.
-        let parsed = Parsed::get(&mut req, &config.sources, config.parse, Want::All);
-        let headers = req.headers();
-        if !parsed.any_presented() {
+        let presented = match config.parse {
+            // Presence is all the lockout needs; the authenticators validate what they read.
+            Parse::Own => credentials::any_presented(req.headers(), req.uri(), &config.sources),
+            // The record the layers inside reuse (parsed once for all of them).
+            mode => Parsed::get(&mut req, &config.sources, mode, Want::All).any_presented(),
+        };
+        if !presented {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         }
-        let Some(ip) = config.resolver.resolve(headers, req.extensions()) else {
+        let Some(ip) = config.resolver.resolve(req.headers(), req.extensions()) else {
             warn_no_client_addr();
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
         };
@@ -76,10 +80,8 @@ where
         // Reserve one failure before the call (atomic check-and-consume), refunded once the
         // response shows it did not count: concurrent guesses cannot all pass one peek.
         let reserve = config.store.gcra(&tally.key, tally.quota, 1);
-        match check(reserve, req, &mut self.inner, config.fail_mode) {
-            Ok(verdict) => FailedAuthLimitFuture::decided(verdict, tally),
-            Err(pending) => FailedAuthLimitFuture::checking(pending, tally),
-        }
+        let gate = Gate::start(reserve, req, &mut self.inner, config.fail_mode);
+        FailedAuthLimitFuture::gated(gate, tally)
     }
 }
 
