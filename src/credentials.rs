@@ -386,25 +386,53 @@ fn checked_key(v: Cow<'_, str>) -> Presented<'_> {
 }
 
 /// Reads the bearer token from `Authorization`. Other schemes (`Basic`, ...) are absent.
+// The bearer layer reads `bearer_raw` itself; the feature-gated endpoints read this.
+#[allow(dead_code)]
 pub(crate) fn bearer(headers: &HeaderMap) -> Presented<'_> {
-    match bearer_found(headers) {
-        Ok(Some((_, _, token))) => Presented::Value(Cow::Borrowed(token)),
+    match bearer_raw(headers) {
+        Ok(Some(raw)) => checked_bearer(raw),
         Ok(None) => Presented::Absent,
         Err(()) => Presented::Malformed,
     }
 }
 
+/// The bearer token's bytes, not yet checked to be a `b64token` (see [`checked_bearer`]):
+/// one `Authorization: Bearer` header, blanks around the token trimmed, at most
+/// [`MAX_BEARER_LEN`] bytes. `Err` when malformed (two Bearer headers, too long).
+///
+/// For a verifier cache that is asked before the syntax check
+/// ([`TokenVerifier::cached`](crate::TokenVerifier::cached)).
+pub(crate) fn bearer_raw(headers: &HeaderMap) -> Result<Option<&[u8]>, ()> {
+    bearer_value(headers).map(|found| found.map(|(_, _, raw)| raw))
+}
+
+/// [`bearer_raw`]'s bytes as a token: [`Presented::Malformed`] unless a `b64token`.
+pub(crate) fn checked_bearer(raw: &[u8]) -> Presented<'_> {
+    // `b64token` bytes are ASCII, so checking them is also the UTF-8 check.
+    match is_b64token_bytes(raw)
+        .then(|| std::str::from_utf8(raw).ok())
+        .flatten()
+    {
+        Some(token) => Presented::Value(Cow::Borrowed(token)),
+        None => Presented::Malformed,
+    }
+}
+
 fn bearer_at(headers: &HeaderMap) -> At {
-    match bearer_found(headers) {
-        Ok(Some((index, raw, token))) => At::Header(Span::of(index, raw, token.as_bytes())),
+    match bearer_value(headers) {
+        Ok(Some((index, value, raw))) => match checked_bearer(raw) {
+            Presented::Value(_) => At::Header(Span::of(index, value, raw)),
+            _ => At::Malformed,
+        },
         Ok(None) => At::Absent,
         Err(()) => At::Malformed,
     }
 }
 
-/// The bearer token with the index and bytes of its header value; `Err` when malformed.
+/// The index and bytes of the one Bearer `Authorization` value, with the token's bytes in
+/// it (unchecked); `Err` when there are two, or the token is too long.
 #[allow(clippy::type_complexity)]
-fn bearer_found(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &str)>, ()> {
+fn bearer_value(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &[u8])>, ()> {
     let mut found = None;
     for (index, value) in headers.get_all(AUTHORIZATION).iter().enumerate() {
         let bytes = value.as_bytes();
@@ -414,12 +442,10 @@ fn bearer_found(headers: &HeaderMap) -> Result<Option<(usize, &[u8], &str)>, ()>
         if found.is_some() {
             return Err(());
         }
-        // `b64token` bytes are ASCII, so checking them is also the UTF-8 check.
         let token = trim_spaces(&bytes[6..]);
-        if !(token.len() <= MAX_BEARER_LEN && is_b64token_bytes(token)) {
+        if token.len() > MAX_BEARER_LEN {
             return Err(());
         }
-        let token = std::str::from_utf8(token).map_err(|_| ())?;
         found = Some((index, bytes, token));
     }
     Ok(found)
@@ -539,7 +565,7 @@ fn cookie_value<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(s: &str) -> bool {
+pub(crate) fn is_b64token(s: &str) -> bool {
     is_b64token_bytes(s.as_bytes())
 }
 

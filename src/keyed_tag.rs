@@ -125,9 +125,14 @@ pub(crate) struct KeyedTag(pub(crate) [u64; 2]);
 
 impl KeyedTag {
     pub(crate) fn of(credential: &str) -> Self {
+        Self::of_bytes(credential.as_bytes())
+    }
+
+    /// [`of`](Self::of) of raw bytes (equal to `of` of the same bytes as a `str`).
+    pub(crate) fn of_bytes(credential: &[u8]) -> Self {
         let (k0, k1) = process_key();
         let mut hasher = SipHasher24::new_with_keys(k0, k1);
-        hasher.write(credential.as_bytes());
+        hasher.write(credential);
         let tag = hasher.finish128();
         Self([tag.h1, tag.h2])
     }

@@ -341,6 +341,10 @@ impl<V: TokenVerifier, M: IdentityMap> TokenVerifier for MapIdentity<V, M> {
             }
         }
     }
+
+    fn cached(&self, token: &[u8]) -> Option<Identity> {
+        self.inner.cached(token).map(|id| self.map.map(id))
+    }
 }
 
 impl<V, M> fmt::Debug for MapIdentity<V, M> {

@@ -70,7 +70,19 @@ where
             (mode, _) => Some(Parsed::get(&mut req, &self.sources, mode, Want::Bearer)),
         };
         let token = match &parsed {
-            None => credentials::bearer(req.headers()),
+            None => match credentials::bearer_raw(req.headers()) {
+                Ok(Some(raw)) => {
+                    // A cache hit first: those bytes were checked when they were verified,
+                    // so only a miss pays for the pass over the token's every byte.
+                    if let Some(identity) = verifier.cached(raw) {
+                        let lookup = Deferred::ready(Ok(identity));
+                        return authenticate(&mut self.inner, req, lookup, token_outcome);
+                    }
+                    credentials::checked_bearer(raw)
+                }
+                Ok(None) => Presented::Absent,
+                Err(()) => Presented::Malformed,
+            },
             Some(parsed) => parsed.bearer(req.headers()),
         };
         let lookup = match (token, parsed) {

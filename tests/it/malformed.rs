@@ -4,14 +4,20 @@ use crate::common;
 
 use common::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use tower_mcp_auth::{EndpointPolicy, JwtVerifier, McpAuth};
+use std::sync::Arc;
+
+use tower_mcp_auth::{bearer::CachedVerifier, EndpointPolicy, JwtVerifier, McpAuth, TokenVerifier};
 
 async fn server() -> String {
-    serve(|base| {
+    server_with(Arc::new(JwtVerifier::hs256(SECRET).build().unwrap())).await
+}
+
+async fn server_with(verifier: Arc<dyn TokenVerifier>) -> String {
+    serve(move |base| {
         routes().layer(
             McpAuth::builder()
                 .api_keys(registry())
-                .bearer(JwtVerifier::hs256(SECRET).build().unwrap())
+                .bearer(verifier)
                 .public_base_url(base)
                 .default_policy(EndpointPolicy::both())
                 .build()
@@ -97,6 +103,43 @@ async fn malformed_bearer_tokens_are_invalid_token() {
         assert!(ch.contains(r#"error="invalid_token""#), "{ch}");
         assert_error(res, 401, "invalid_token").await;
     }
+}
+
+/// A verified-token cache is asked with the header's raw bytes before they are checked to be
+/// a `b64token`: a valid cached token with anything around it, or twice, is still malformed.
+#[tokio::test]
+async fn a_cached_token_decorated_or_repeated_is_still_malformed() {
+    let cached = CachedVerifier::new(JwtVerifier::hs256(SECRET).build().unwrap());
+    let base = server_with(Arc::new(cached.clone())).await;
+    let token = hs256(&claims("alice"));
+    let good = format!("Bearer {token}");
+    let res = send(&base, "/mcp", &[("authorization", good.as_bytes())]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(cached.len(), 1);
+    let res = send(&base, "/mcp", &[("authorization", good.as_bytes())]).await;
+    assert_eq!(res.status(), 200, "a cache hit");
+    let decorated = [
+        format!("Bearer {token},"),
+        format!("Bearer {token} x"),
+        format!("Bearer \"{token}\""),
+        format!("Bearer {token}=a"),
+    ];
+    for value in &decorated {
+        let res = send(&base, "/mcp", &[("authorization", value.as_bytes())]).await;
+        let ch = challenge(&res).unwrap();
+        assert!(ch.contains(r#"error="invalid_token""#), "{value}: {ch}");
+        assert_error(res, 401, "invalid_token").await;
+    }
+    let twice = [
+        ("authorization", good.as_bytes()),
+        ("authorization", good.as_bytes()),
+    ];
+    assert_error(send(&base, "/mcp", &twice).await, 401, "invalid_token").await;
+    // Blanks around the token are the separator, not part of it: still the cached token.
+    let spaced = format!("Bearer   {token}  ");
+    let res = send(&base, "/mcp", &[("authorization", spaced.as_bytes())]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(cached.len(), 1);
 }
 
 #[tokio::test]

@@ -232,6 +232,10 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify(&self, token: &str) -> Deferred<Result<Identity, TokenError>> {
         single_flight::verify(&self.shared, token)
     }
+
+    fn cached(&self, token: &[u8]) -> Option<Identity> {
+        single_flight::cached(&*self.shared, token)
+    }
 }
 
 impl<V> Clone for CachedVerifier<V> {
@@ -367,6 +371,26 @@ mod tests {
             std::task::Poll::Ready(v) => v,
             std::task::Poll::Pending => unreachable!("test futures complete at once"),
         }
+    }
+
+    #[test]
+    fn raw_bytes_hit_only_what_was_verified_and_only_b64tokens_are_cached() {
+        let (v, calls) = verifier(Some(Duration::from_secs(60)), false);
+        assert!(v.cached(b"ok-1").is_none(), "nothing verified yet");
+        assert!(now(v.verify("ok-1")).is_ok());
+        assert_eq!(
+            v.cached(b"ok-1").map(|id| id.name().to_owned()).as_deref(),
+            Some("ok-1")
+        );
+        assert!(v.cached(b"ok-2").is_none());
+        assert!(v.cached(b"bad").is_none(), "rejections are not cached");
+        // Accepted by the inner verifier but not a `b64token`: verified every time, never
+        // answered from raw bytes (the bearer layer asks before checking the syntax).
+        assert!(now(v.verify("ok not,a token")).is_ok());
+        assert!(now(v.verify("ok not,a token")).is_ok());
+        assert!(v.cached(b"ok not,a token").is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(v.len(), 1);
     }
 
     #[test]

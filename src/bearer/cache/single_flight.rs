@@ -54,6 +54,9 @@ pub(crate) trait SingleFlight: Send + Sync + 'static {
 
 /// Verifies `token`: from the cache, by joining a verification of the same token in flight,
 /// or with [`SingleFlight::verify_uncached`].
+///
+/// Only `b64token`s are cached ([`cached`] answers before the bearer layer checks the
+/// syntax); anything else a caller passes goes straight to the verifier.
 #[inline]
 pub(crate) fn verify<V: SingleFlight>(verifier: &Arc<V>, token: &str) -> Deferred<Outcome> {
     let key = TokenHash::of(token);
@@ -63,6 +66,9 @@ pub(crate) fn verify<V: SingleFlight>(verifier: &Arc<V>, token: &str) -> Deferre
         return Deferred::ready(Ok(identity));
     }
     crate::metrics::token_cache(false);
+    if !crate::credentials::is_b64token(token) {
+        return verifier.verify_uncached(token);
+    }
     match first_step(verifier, token, key, now) {
         Step::Done(outcome) => Deferred::ready(outcome),
         Step::Lead(leader, pending) => {
@@ -72,6 +78,19 @@ pub(crate) fn verify<V: SingleFlight>(verifier: &Arc<V>, token: &str) -> Deferre
             Deferred::boxed(follow(Arc::clone(verifier), token.to_owned(), key, waiter))
         }
     }
+}
+
+/// The cached identity of the raw `token`, if any ([`TokenVerifier::cached`]): a miss is not
+/// counted, the verification that follows counts it.
+///
+/// [`TokenVerifier::cached`]: crate::TokenVerifier::cached
+#[inline]
+pub(crate) fn cached<V: SingleFlight>(verifier: &V, token: &[u8]) -> Option<Identity> {
+    let identity = verifier
+        .cache()
+        .get(&TokenHash::of_bytes(token), SystemTime::now())?;
+    crate::metrics::token_cache(true);
+    Some(identity)
 }
 
 /// What to do about a token that was not in the cache.

@@ -60,6 +60,12 @@ impl TokenVerifier for RevocationVerifier {
             }
         }
     }
+
+    /// A hit of the inner cache, unless revoked (then `verify` gives the rejection).
+    fn cached(&self, token: &[u8]) -> Option<Identity> {
+        let identity = self.inner.cached(token)?;
+        (!self.revocations.revokes(&identity)).then_some(identity)
+    }
 }
 
 impl fmt::Debug for RevocationVerifier {

@@ -145,6 +145,10 @@ impl TokenVerifier for IntrospectionVerifier {
         }
         single_flight::verify(&self.inner, token)
     }
+
+    fn cached(&self, token: &[u8]) -> Option<Identity> {
+        single_flight::cached(&*self.inner, token)
+    }
 }
 
 impl SingleFlight for Inner {
