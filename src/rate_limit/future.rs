@@ -9,7 +9,6 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{error_response, ResponseBody};
-use crate::store::RateDecision;
 
 use super::gate::{Gate, Gated};
 use super::headers::insert_rate_limit_headers;
@@ -30,9 +29,9 @@ where
     S: Service<Request<ReqBody>>,
 {
     /// Not limited (no key for this request, or the layer is off): no headers.
-    pub(crate) fn calling(future: S::Future, decision: Option<RateDecision>) -> Self {
+    pub(crate) fn calling(future: S::Future) -> Self {
         Self {
-            gate: Gate::calling(future, decision),
+            gate: Gate::calling(future),
         }
     }
 

@@ -95,9 +95,12 @@ impl<S, ReqBody> Gate<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    /// Straight to the inner service: not limited.
-    pub(crate) fn calling(future: S::Future, decision: Option<RateDecision>) -> Self {
-        Self::Calling { future, decision }
+    /// Straight to the inner service: not limited, so no decision and no headers.
+    pub(crate) fn calling(future: S::Future) -> Self {
+        Self::Calling {
+            future,
+            decision: None,
+        }
     }
 
     /// Asks the store's `decision` whether `request` may go on to `service` (made ready by

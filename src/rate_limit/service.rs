@@ -46,10 +46,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(config) = self.config.as_deref() else {
-            return RateLimitFuture::calling(self.inner.call(req), None);
+            return RateLimitFuture::calling(self.inner.call(req));
         };
         let Some(key) = config.key.key_for_request(&mut req) else {
-            return RateLimitFuture::calling(self.inner.call(req), None);
+            return RateLimitFuture::calling(self.inner.call(req));
         };
         let quota = match (&config.quota_for, req.extensions().get::<Identity>()) {
             (Some(quota_for), Some(identity)) => quota_for(identity).unwrap_or(config.quota),

@@ -61,7 +61,7 @@ where
 {
     /// Nothing to count (no credential, no client address, or the layer is off).
     pub(super) fn unlimited(future: S::Future) -> Self {
-        Self::gating(Gate::calling(future, None), None)
+        Self::gating(Gate::calling(future), None)
     }
 
     /// Counted: a cell is being reserved in `tally`, and the store's answer gates the call.
