@@ -8,7 +8,11 @@
 //! ```text
 //! load serve <stack> <port>                  # a server on 127.0.0.1:<port>, one thread
 //! load drive <stack> <port> <secs> <conns>   # keep-alive HTTP/1.1 load; prints req/s
+//! load header <stack>                        # the credential header, as `name: value`
 //! ```
+//!
+//! `drive` is the fallback load generator; the script prefers `wrk` (far cheaper per request,
+//! so the server and not the generator is what saturates) and feeds it `header`'s output.
 
 #[path = "support/stacks.rs"]
 mod stacks;
@@ -23,7 +27,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 fn usage() -> ! {
-    eprintln!("usage: load serve <stack> <port> | load drive <stack> <port> <secs> <conns>");
+    eprintln!(
+        "usage: load serve <stack> <port> | load drive <stack> <port> <secs> <conns> | load header <stack>"
+    );
     eprintln!("stacks: {:?}", stacks::STACKS);
     std::process::exit(2)
 }
@@ -40,6 +46,12 @@ fn main() {
         .build()
         .expect("runtime");
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["header", stack] => {
+            let Some((_, (name, value))) = stacks::build(stack) else {
+                usage()
+            };
+            println!("{name}: {value}");
+        }
         ["serve", stack, port] => {
             rt.block_on(serve(stack, port.parse().unwrap_or_else(|_| usage())))
         }
