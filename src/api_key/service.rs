@@ -48,6 +48,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(store) = &self.config.store else {
             return ApiKeyFuture::calling(self.inner.call(req));

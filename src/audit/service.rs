@@ -53,6 +53,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(config) = &self.config else {
             return AuditFuture::passthrough(self.inner.call(req));

@@ -59,6 +59,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(verifier) = &self.verifier else {
             return BearerFuture::calling(self.inner.call(req));

@@ -231,7 +231,10 @@ impl<S> Layer<S> for OriginLayer {
     type Service = OriginService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        OriginService::new(inner, self.config.clone())
+        // A disabled layer hands its service no configuration: one reference count fewer
+        // to bump on each of the per-request clones axum makes.
+        let config = self.config.enabled().then(|| self.config.clone());
+        OriginService::new(inner, config)
     }
 }
 

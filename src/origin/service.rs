@@ -18,11 +18,11 @@ use super::layer::OriginConfig;
 #[derive(Clone)]
 pub struct OriginService<S> {
     inner: S,
-    config: Arc<OriginConfig>,
+    config: Option<Arc<OriginConfig>>,
 }
 
 impl<S> OriginService<S> {
-    pub(crate) fn new(inner: S, config: Arc<OriginConfig>) -> Self {
+    pub(crate) fn new(inner: S, config: Option<Arc<OriginConfig>>) -> Self {
         Self { inner, config }
     }
 
@@ -44,9 +44,10 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if self.config.enabled() {
-            if let Some(rejection) = check(&self.config, &req) {
+        if let Some(config) = &self.config {
+            if let Some(rejection) = check(config, &req) {
                 tracing::debug!(%rejection, "request refused (DNS-rebinding protection)");
                 let res = AuthError::InvalidOrigin(rejection)
                     .to_response(&ErrorContext::new(false, false));

@@ -30,6 +30,17 @@ pub(crate) enum Applied {
     Default,
 }
 
+impl Applied {
+    /// The policy this names in `config`.
+    pub(crate) fn policy<'a>(&'a self, config: &'a PolicyConfig) -> &'a EndpointPolicy {
+        match self {
+            Applied::Route(i) => &config.routes[*i].1,
+            Applied::Resolved(policy) => policy,
+            Applied::Default => &config.default,
+        }
+    }
+}
+
 impl Decision {
     pub(crate) fn new(config: Arc<PolicyConfig>, applied: Applied) -> Self {
         Self { config, applied }
@@ -37,11 +48,7 @@ impl Decision {
 
     /// The policy that applied.
     pub(crate) fn policy(&self) -> &EndpointPolicy {
-        match &self.applied {
-            Applied::Route(i) => &self.config.routes[*i].1,
-            Applied::Resolved(policy) => policy,
-            Applied::Default => &self.config.default,
-        }
+        self.applied.policy(&self.config)
     }
 
     /// The endpoint as a bounded label for logs and metrics: the route pattern that matched,

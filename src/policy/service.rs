@@ -46,6 +46,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         // Refused before any policy: which endpoint the path names depends on the decoder.
@@ -73,14 +74,17 @@ where
             }
             None => Applied::Default,
         };
-        let decision = Decision::new(self.config.clone(), applied);
         // Looked up once for both writes: one extension lookup per request when not audited.
         let audit = crate::audit::record::find(req.extensions());
-        if let Some(record) = &audit {
-            crate::audit::record::policy_applied(record, req.extensions(), &decision);
+        // A shareable `Decision` holds the configuration by reference count: made only when
+        // the audit trail or a later layer keeps it, not on every request.
+        let kept = (audit.is_some() || config.record_decision)
+            .then(|| Decision::new(self.config.clone(), applied.clone()));
+        if let (Some(record), Some(decision)) = (&audit, &kept) {
+            crate::audit::record::policy_applied(record, req.extensions(), decision);
         }
 
-        match decide(decision.policy(), req.extensions_mut()) {
+        match decide(applied.policy(config), req.extensions_mut()) {
             Ok(identity) => {
                 if let Some(record) = &audit {
                     crate::audit::record::policy_allowed(record, identity.as_ref());
@@ -89,7 +93,7 @@ where
                     req.extensions_mut().insert(identity);
                 }
                 // Later layers read the decision instead of resolving the policy again.
-                if config.record_decision {
+                if let Some(decision) = kept.filter(|_| config.record_decision) {
                     req.extensions_mut().insert(decision);
                 }
                 PolicyFuture::allowed(self.inner.call(req))
@@ -101,7 +105,7 @@ where
                     method = method.map(|m| m.as_str()),
                     "request denied"
                 );
-                let ctx = decision.error_context_for(req.uri(), req.headers());
+                let ctx = config.error_context(applied.policy(config), req.uri(), req.headers());
                 PolicyFuture::denied(error.to_response_for(&ctx, method))
             }
         }

@@ -52,6 +52,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let Some(config) = self.config.as_deref() else {
             return FailedAuthLimitFuture::unlimited(self.inner.call(req));
