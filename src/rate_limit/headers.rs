@@ -2,7 +2,8 @@
 //! form).
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
@@ -26,26 +27,65 @@ pub(crate) fn insert_rate_limit_headers(headers: &mut HeaderMap, decision: &Rate
 
 /// `limit` as a header value. A quota's limit is the same on every response, so a large one
 /// (at least [`SMALL`], which would otherwise be formatted and allocated each time) is
-/// remembered per thread and shared: one formatting per thread and limit, then a reference
-/// count.
+/// formatted once into a string that lives as long as the process and then served like the
+/// small ones: no allocation, and no reference count to bump and drop per response (a
+/// shared value costs two atomic operations per response). Limits come from configuration
+/// (a quota, or a per-identity `quota_for`), so only [`MAX_LEAKED`] distinct ones are kept;
+/// past that, a limit is formatted per response as before.
 fn limit(limit: u32) -> HeaderValue {
     if u64::from(limit) < SMALL {
         return number(u64::from(limit));
     }
+    // The last few limits this thread served: one quota, or a handful of per-identity ones,
+    // are found here without touching the process-wide table.
     thread_local! {
-        static LAST: RefCell<Option<(u32, HeaderValue)>> = const { RefCell::new(None) };
+        static RECENT_LIMITS: RefCell<[(u32, &'static str); RECENT]> =
+            const { RefCell::new([(0, ""); RECENT]) };
     }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some((n, value)) if *n == limit => value.clone(),
-            _ => {
-                let value = number(u64::from(limit));
-                *last = Some((limit, value.clone()));
-                value
-            }
+    let hit = RECENT_LIMITS.with(|recent| {
+        let recent = recent.borrow();
+        recent.iter().find(|(n, _)| *n == limit).map(|(_, s)| *s)
+    });
+    if let Some(digits) = hit {
+        return HeaderValue::from_static(digits);
+    }
+    match leaked(limit) {
+        Some(digits) => {
+            RECENT_LIMITS.with(|recent| {
+                let mut recent = recent.borrow_mut();
+                recent.rotate_right(1);
+                recent[0] = (limit, digits);
+            });
+            HeaderValue::from_static(digits)
         }
-    })
+        None => number(u64::from(limit)),
+    }
+}
+
+/// Limits a thread remembers without asking the process-wide table.
+const RECENT: usize = 4;
+
+/// Distinct large limits formatted for the life of the process (a few bytes each).
+const MAX_LEAKED: usize = 1024;
+
+/// The decimal form of `limit`, kept for the life of the process, or `None` when
+/// [`MAX_LEAKED`] other limits already are. Only a thread's first sight of a limit (or one
+/// it has not served among its last [`RECENT`]) takes this lock.
+fn leaked(limit: u32) -> Option<&'static str> {
+    static TABLE: OnceLock<Mutex<HashMap<u32, &'static str>>> = OnceLock::new();
+    let mut table = TABLE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(digits) = table.get(&limit) {
+        return Some(digits);
+    }
+    if table.len() >= MAX_LEAKED {
+        return None;
+    }
+    let digits: &'static str = Box::leak(limit.to_string().into_boxed_str());
+    table.insert(limit, digits);
+    Some(digits)
 }
 
 /// Numbers below this are served from one shared string, without an allocation.
@@ -98,6 +138,19 @@ mod tests {
             1_000_000,
         ] {
             assert_eq!(limit(n).to_str().unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn limits_past_the_table_are_still_formatted() {
+        // Enough distinct limits to fill the table and the thread's recent list many times.
+        for n in (0..MAX_LEAKED as u32 + 50).map(|i| 3_000_000 + i * 7) {
+            assert_eq!(limit(n).to_str().unwrap(), n.to_string());
+            assert_eq!(
+                limit(n).to_str().unwrap(),
+                n.to_string(),
+                "served again: {n}"
+            );
         }
     }
 }
