@@ -1,9 +1,9 @@
 //! Loopback throughput of each stack beside a bare axum Router, in one run.
 //!
-//! `scripts/load.sh` is the way to run it: it pins the server to core 0 and the load
-//! generator to core 1 (`taskset`), alternates bare and each stack for a few rounds and prints
-//! requests per second and each stack's ratio to the bare server of the same round. Ratios,
-//! not absolute figures, are what compare across machines (wall time moves by ±30 % here).
+//! `scripts/load.sh` is the way to run it: it serves bare and a stack side by side, both
+//! pinned to core 0 (`taskset`), loads each from core 1, and prints each server's CPU time per
+//! request and requests per second relative to the bare server of the same window. Ratios,
+//! not absolute figures, are what compare across machines (wall time moves by up to 2x here).
 //!
 //! ```text
 //! load serve <stack> <port>                  # a server on 127.0.0.1:<port>, one thread
